@@ -1,0 +1,208 @@
+//! What a running job can see besides its arguments: [`JobContext`] and
+//! shared state ([`Data`]).
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::job::{Job, JobId};
+
+/// Facts about the running attempt, and its cancellation signal.
+///
+/// A `#[job]` function gets it by taking a parameter of this type; a
+/// [`JobProcessor`](crate::JobProcessor) gets it in
+/// [`process_with`](crate::JobProcessor::process_with).
+#[derive(Clone)]
+pub struct JobContext {
+    id: JobId,
+    name: Arc<str>,
+    attempt: u32,
+    max_retries: u32,
+    cancellation: CancellationToken,
+    data: Arc<DataMap>,
+}
+
+impl JobContext {
+    /// The context of an attempt of `job`, with shared `data`.
+    pub fn new(job: &Job, data: Arc<DataMap>, cancellation: CancellationToken) -> Self {
+        JobContext {
+            id: job.id,
+            name: Arc::from(&*job.name),
+            attempt: job.attempts.max(1),
+            max_retries: job.max_retries,
+            cancellation,
+            data,
+        }
+    }
+
+    /// A context for calling a handler outside a worker (in a unit test):
+    /// attempt 1, no shared state, never cancelled.
+    pub fn detached(job: &Job) -> Self {
+        JobContext::new(job, Arc::default(), CancellationToken::new())
+    }
+
+    /// The job's id.
+    pub fn job_id(&self) -> JobId {
+        self.id
+    }
+
+    /// The job's name.
+    pub fn job_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Which attempt this is: 1 for the first run, 2 for the first retry...
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// How many retries the job has in all.
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+
+    /// Whether this is the last attempt (no retry follows a failure).
+    pub fn is_last_attempt(&self) -> bool {
+        self.attempt > self.max_retries
+    }
+
+    /// Whether the job was cancelled or the worker is shutting down. A job
+    /// that wants to stop cleanly can check this between steps; otherwise
+    /// its future is simply dropped.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancellation.is_cancelled()
+    }
+
+    /// Resolves when the job is cancelled.
+    pub async fn cancelled(&self) {
+        self.cancellation.cancelled().await
+    }
+
+    /// Shared state registered on the worker, if any of type `T` was.
+    pub fn data<T: Send + Sync + 'static>(&self) -> Option<Data<T>> {
+        self.data.get::<T>()
+    }
+
+    /// All shared state.
+    pub fn data_map(&self) -> &Arc<DataMap> {
+        &self.data
+    }
+}
+
+impl fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobContext")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("attempt", &self.attempt)
+            .field("cancelled", &self.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shared state a job handler receives by type, registered on the worker
+/// with `BackgroundJobWorker::builder().data(value)`: a database pool, an
+/// HTTP client, a configuration. Cheap to clone (an `Arc`).
+///
+/// ```
+/// use jobs::Data;
+/// struct Config { from: String }
+/// let config = Data::new(Config { from: "noreply@example.com".into() });
+/// assert_eq!(config.from, "noreply@example.com");
+/// ```
+pub struct Data<T: ?Sized>(Arc<T>);
+
+impl<T> Data<T> {
+    /// Wraps a value.
+    pub fn new(value: T) -> Self {
+        Data(Arc::new(value))
+    }
+}
+
+impl<T: ?Sized> Data<T> {
+    /// Wraps a shared value.
+    pub fn from_arc(value: Arc<T>) -> Self {
+        Data(value)
+    }
+
+    /// The shared value.
+    pub fn into_arc(self) -> Arc<T> {
+        self.0
+    }
+}
+
+impl<T: ?Sized> Clone for Data<T> {
+    fn clone(&self) -> Self {
+        Data(Arc::clone(&self.0))
+    }
+}
+
+impl<T: ?Sized> Deref for Data<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Data<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// Shared state by type, as registered on a worker.
+#[derive(Default)]
+pub struct DataMap {
+    values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+}
+
+impl DataMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) the value of type `T`.
+    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.values.insert(TypeId::of::<T>(), Arc::new(value));
+    }
+
+    /// Adds (or replaces) a shared value of type `T`.
+    pub fn insert_arc<T: Send + Sync + 'static>(&mut self, value: Arc<T>) {
+        self.values.insert(TypeId::of::<T>(), value);
+    }
+
+    /// The value of type `T`, if registered.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<Data<T>> {
+        let value = self.values.get(&TypeId::of::<T>())?;
+        Arc::clone(value).downcast::<T>().ok().map(Data)
+    }
+
+    /// Whether a value of this type is registered.
+    pub fn contains(&self, type_id: TypeId) -> bool {
+        self.values.contains_key(&type_id)
+    }
+
+    /// How many values are registered.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+impl fmt::Debug for DataMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataMap")
+            .field("len", &self.values.len())
+            .finish()
+    }
+}

@@ -1,0 +1,637 @@
+//! The job model: [`Job`], its id, priority, status and retry policy.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::result::JobResult;
+
+/// The default number of retries after a job's first failed attempt.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+
+/// The default queue name.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// A job's unique id (a random UUID v4).
+///
+/// ```
+/// use jobs::JobId;
+/// let id = JobId::new();
+/// let parsed: JobId = id.to_string().parse().unwrap();
+/// assert_eq!(id, parsed);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    /// A new random id.
+    pub fn new() -> Self {
+        JobId(Uuid::new_v4())
+    }
+
+    /// The id as a UUID.
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl From<Uuid> for JobId {
+    fn from(id: Uuid) -> Self {
+        JobId(id)
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
+    }
+}
+
+impl fmt::Debug for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JobId({})", self.0.hyphenated())
+    }
+}
+
+impl FromStr for JobId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s)
+            .map(JobId)
+            .map_err(|e| Error::InvalidArgument(format!("invalid job id `{s}`: {e}")))
+    }
+}
+
+/// How urgent a job is. Workers always take the most urgent ready job first
+/// (`Critical`, then `High`, `Normal`, `Low`), and jobs of one priority in the
+/// order they became ready.
+///
+/// The ordering follows urgency: `Critical > High > Normal > Low`.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum JobPriority {
+    /// Runs when nothing more urgent is ready.
+    Low = 0,
+    /// The default.
+    #[default]
+    Normal = 1,
+    /// Runs before normal and low jobs.
+    High = 2,
+    /// Runs before everything else.
+    Critical = 3,
+}
+
+impl JobPriority {
+    /// All priorities, most urgent first.
+    pub const ALL: [JobPriority; 4] = [
+        JobPriority::Critical,
+        JobPriority::High,
+        JobPriority::Normal,
+        JobPriority::Low,
+    ];
+
+    /// The lower-case name (`"high"`), as used in `#[job(priority = "high")]`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobPriority::Low => "low",
+            JobPriority::Normal => "normal",
+            JobPriority::High => "high",
+            JobPriority::Critical => "critical",
+        }
+    }
+
+    /// 0 for `Critical` up to 3 for `Low`: the order in which queues are served.
+    pub fn rank(self) -> usize {
+        3 - self as usize
+    }
+}
+
+impl fmt::Display for JobPriority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobPriority {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "low" => Ok(JobPriority::Low),
+            "normal" => Ok(JobPriority::Normal),
+            "high" => Ok(JobPriority::High),
+            "critical" => Ok(JobPriority::Critical),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown priority `{s}`; expected one of `low`, `normal`, `high`, `critical`"
+            ))),
+        }
+    }
+}
+
+/// Where a job is in its life.
+///
+/// `Completed`, `Failed`, `Cancelled` and `Expired` are final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Waiting to run: ready now, or scheduled for later.
+    Pending,
+    /// Reserved by a worker and running.
+    Running,
+    /// Finished successfully.
+    Completed,
+    /// Failed for good: a permanent error, or retries exhausted.
+    Failed,
+    /// Failed an attempt and waits to be retried.
+    Retrying,
+    /// Cancelled before it could finish.
+    Cancelled,
+    /// Its `expires_at` passed before it could run.
+    Expired,
+}
+
+impl JobStatus {
+    /// All statuses.
+    pub const ALL: [JobStatus; 7] = [
+        JobStatus::Pending,
+        JobStatus::Running,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Retrying,
+        JobStatus::Cancelled,
+        JobStatus::Expired,
+    ];
+
+    /// Whether the job will not change any more (unless retried by hand).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled | JobStatus::Expired
+        )
+    }
+
+    /// The lower-case name (`"pending"`), the seed's `status.value`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Running => "running",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::Retrying => "retrying",
+            JobStatus::Cancelled => "cancelled",
+            JobStatus::Expired => "expired",
+        }
+    }
+
+    /// Position in [`JobStatus::ALL`], for per-status arrays.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobStatus {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::InvalidArgument(format!("unknown job status `{s}`")))
+    }
+}
+
+/// How long to wait before retrying a failed attempt.
+///
+/// The default is exponential: 1 s after the first failure, then ×2 per
+/// attempt (2 s, 4 s, ...), capped at one hour, each delay stretched by a
+/// random 0–25% so that jobs failing together do not retry together.
+///
+/// ```
+/// use std::time::Duration;
+/// use jobs::Backoff;
+///
+/// let backoff = Backoff::exponential(Duration::from_millis(100)).without_jitter();
+/// assert_eq!(backoff.delay(1), Duration::from_millis(100));
+/// assert_eq!(backoff.delay(3), Duration::from_millis(400));
+/// assert_eq!(Backoff::fixed(Duration::from_secs(5)).delay(7), Duration::from_secs(5));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Backoff {
+    /// Delay after the first failed attempt.
+    #[serde(with = "crate::serde_millis")]
+    pub base: Duration,
+    /// Growth per further attempt (`1.0` for a fixed delay).
+    pub factor: f64,
+    /// Upper bound for one delay (before jitter).
+    #[serde(with = "crate::serde_millis")]
+    pub max: Duration,
+    /// Whether to add a random 0–25% to each delay.
+    pub jitter: bool,
+}
+
+impl Backoff {
+    /// Exponential backoff from `base`, doubling per attempt, capped at one hour,
+    /// with jitter.
+    pub fn exponential(base: Duration) -> Self {
+        Backoff {
+            base,
+            factor: 2.0,
+            max: Duration::from_secs(3600),
+            jitter: true,
+        }
+    }
+
+    /// The same delay before every retry, without jitter.
+    pub fn fixed(delay: Duration) -> Self {
+        Backoff {
+            base: delay,
+            factor: 1.0,
+            max: delay,
+            jitter: false,
+        }
+    }
+
+    /// Sets the growth per attempt.
+    pub fn factor(mut self, factor: f64) -> Self {
+        self.factor = factor;
+        self
+    }
+
+    /// Caps a single delay.
+    pub fn max_delay(mut self, max: Duration) -> Self {
+        self.max = max;
+        self
+    }
+
+    /// Turns the random stretch off (useful in tests).
+    pub fn without_jitter(mut self) -> Self {
+        self.jitter = false;
+        self
+    }
+
+    /// The delay after failed attempt number `attempt` (1 for the first).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(64) as i32;
+        let secs = self.base.as_secs_f64() * self.factor.max(1.0).powi(exponent);
+        let capped = secs.min(self.max.as_secs_f64()).max(0.0);
+        let stretched = if self.jitter {
+            capped * (1.0 + fastrand::f64() * 0.25)
+        } else {
+            capped
+        };
+        Duration::try_from_secs_f64(stretched).unwrap_or(self.max)
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        if !(self.factor.is_finite() && self.factor >= 1.0) {
+            return Err(Error::InvalidArgument(format!(
+                "backoff factor must be a finite number >= 1, got {}",
+                self.factor
+            )));
+        }
+        if self.max < self.base {
+            return Err(Error::InvalidArgument(format!(
+                "backoff max delay {:?} is shorter than its base delay {:?}",
+                self.max, self.base
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::exponential(Duration::from_secs(1))
+    }
+}
+
+/// A unit of background work: which handler to run (`name`), with which
+/// arguments (`args`, a JSON object of named values), and how (priority,
+/// retries, timeout, schedule).
+///
+/// Build one with [`Job::new`] and the builder methods, or with the typed
+/// `job(..)` helper that `#[job]` generates.
+///
+/// ```
+/// use std::time::Duration;
+/// use jobs::{Job, JobPriority, JobStatus};
+/// use serde_json::json;
+///
+/// let job = Job::new("send_email", json!({"to": "a@example.com"}))
+///     .priority(JobPriority::High)
+///     .max_retries(5)
+///     .timeout(Duration::from_secs(30))
+///     .delay(Duration::from_secs(60));
+/// assert_eq!(job.status, JobStatus::Pending);
+/// assert!(job.scheduled_at.is_some());
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Job {
+    /// Unique id.
+    pub id: JobId,
+    /// The handler this job routes to.
+    pub name: Cow<'static, str>,
+    /// The arguments, as a JSON object of named values (the seed's kwargs).
+    #[serde(default)]
+    pub args: Value,
+    /// How urgent it is.
+    #[serde(default)]
+    pub priority: JobPriority,
+    /// The queue it belongs to.
+    #[serde(default = "default_queue")]
+    pub queue: Cow<'static, str>,
+    /// Where it is in its life.
+    #[serde(default = "pending")]
+    pub status: JobStatus,
+    /// How many attempts have started so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// How many times a failed attempt is retried (so at most
+    /// `max_retries + 1` attempts run).
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// How long to wait between attempts; `None` means the default
+    /// exponential backoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+    /// How long one attempt may run; `None` means the worker's default.
+    #[serde(
+        default,
+        with = "crate::serde_millis::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// Do not run before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<DateTime<Utc>>,
+    /// Do not run after this time: the job becomes `Expired` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// For recurring jobs: the interval after which the next run is enqueued.
+    #[serde(
+        default,
+        with = "crate::serde_millis::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub every: Option<Duration>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When its latest attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a final status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The error of the latest failed attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The outcome of the latest finished attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Box<JobResult>>,
+    /// Free-form labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Free-form data that travels with the job.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, Value>,
+}
+
+fn default_queue() -> Cow<'static, str> {
+    Cow::Borrowed(DEFAULT_QUEUE)
+}
+
+fn pending() -> JobStatus {
+    JobStatus::Pending
+}
+
+fn default_max_retries() -> u32 {
+    DEFAULT_MAX_RETRIES
+}
+
+impl Job {
+    /// A pending job for handler `name` with the given arguments (a JSON
+    /// object of named values; `Value::Null` for none), with the defaults:
+    /// normal priority, queue `"default"`, 3 retries, exponential backoff,
+    /// the worker's timeout, ready now.
+    pub fn new(name: impl Into<Cow<'static, str>>, args: Value) -> Self {
+        Job {
+            id: JobId::new(),
+            name: name.into(),
+            args,
+            priority: JobPriority::Normal,
+            queue: default_queue(),
+            status: JobStatus::Pending,
+            attempts: 0,
+            max_retries: DEFAULT_MAX_RETRIES,
+            backoff: None,
+            timeout: None,
+            scheduled_at: None,
+            expires_at: None,
+            every: None,
+            created_at: crate::clock::Clock::system().now(),
+            started_at: None,
+            completed_at: None,
+            last_error: None,
+            result: None,
+            tags: Vec::new(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    /// A job whose arguments are any serializable value (usually a struct
+    /// with named fields).
+    pub fn with_args<A: Serialize>(
+        name: impl Into<Cow<'static, str>>,
+        args: &A,
+    ) -> Result<Self, Error> {
+        let name = name.into();
+        let args = serde_json::to_value(args).map_err(|e| Error::Serialize {
+            name: name.to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(Job::new(name, args))
+    }
+
+    /// Sets the priority.
+    pub fn priority(mut self, priority: JobPriority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets how many times a failed attempt is retried (0: never).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// Sets the delay between attempts.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
+    /// Sets how long one attempt may run.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Runs the job no earlier than `at`.
+    pub fn scheduled_at(mut self, at: DateTime<Utc>) -> Self {
+        self.scheduled_at = Some(at);
+        self
+    }
+
+    /// Runs the job no earlier than `delay` from now.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        self.scheduled_at = Some(
+            self.created_at
+                .checked_add_signed(delay)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        );
+        self
+    }
+
+    /// Makes the job expire (not run) if it has not started by `at`.
+    pub fn expires_at(mut self, at: DateTime<Utc>) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Makes the job recurring: each time a run finishes, the next one is
+    /// enqueued `interval` after the previous run was due.
+    pub fn every(mut self, interval: Duration) -> Self {
+        self.every = Some(interval);
+        self
+    }
+
+    /// Puts the job on a named queue.
+    pub fn queue(mut self, queue: impl Into<Cow<'static, str>>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// Adds a tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Adds a metadata entry.
+    pub fn meta(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// The arguments as a typed value.
+    pub fn args_as<A: serde::de::DeserializeOwned>(&self) -> Result<A, Error> {
+        A::deserialize(&self.args).map_err(|e| Error::Deserialize {
+            name: self.name.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The backoff in effect (the job's own or the default).
+    pub fn effective_backoff(&self) -> Backoff {
+        self.backoff.unwrap_or_default()
+    }
+
+    /// Checks that the job's settings make sense: a name, an `every` and a
+    /// `timeout` longer than zero, a sane backoff. Queues call this on
+    /// enqueue, so a bad job is an `Err` there and never reaches a worker.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.name.trim().is_empty() {
+            return Err(Error::InvalidJob {
+                id: self.id,
+                message: "the job name is empty".into(),
+            });
+        }
+        if self.every == Some(Duration::ZERO) {
+            return Err(Error::InvalidJob {
+                id: self.id,
+                message: format!("job `{}`: `every` must be longer than zero", self.name),
+            });
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return Err(Error::InvalidJob {
+                id: self.id,
+                message: format!("job `{}`: `timeout` must be longer than zero", self.name),
+            });
+        }
+        if let Some(backoff) = &self.backoff {
+            backoff.validate().map_err(|e| Error::InvalidJob {
+                id: self.id,
+                message: format!("job `{}`: {e}", self.name),
+            })?;
+        }
+        if !matches!(self.args, Value::Null | Value::Object(_)) {
+            return Err(Error::InvalidJob {
+                id: self.id,
+                message: format!(
+                    "job `{}`: args must be a JSON object of named values (or null)",
+                    self.name
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// When the job becomes ready to run (its schedule, or its creation).
+    pub fn due_at(&self) -> DateTime<Utc> {
+        self.scheduled_at.unwrap_or(self.created_at)
+    }
+
+    /// The next run of a recurring job: a fresh pending job with a new id,
+    /// due `every` after this run was due (or now, if that is already past
+    /// by more than one interval, so a long pause does not start a flood).
+    pub fn next_occurrence(&self, now: DateTime<Utc>) -> Option<Job> {
+        let every = self.every?;
+        let step = chrono::Duration::from_std(every).ok()?;
+        let mut due = self.due_at().checked_add_signed(step)?;
+        if due < now {
+            due = now;
+        }
+        let expires_at = self
+            .expires_at
+            .and_then(|at| at.checked_add_signed(due - self.due_at()));
+        Some(Job {
+            id: JobId::new(),
+            status: JobStatus::Pending,
+            expires_at,
+            attempts: 0,
+            scheduled_at: Some(due),
+            created_at: now,
+            started_at: None,
+            completed_at: None,
+            last_error: None,
+            result: None,
+            ..self.clone()
+        })
+    }
+}

@@ -1,0 +1,55 @@
+//! Typed background jobs for Rust.
+//!
+//! Write an async function, put `#[job]` on it, and get a registered
+//! handler, a typed way to enqueue it, and a worker runtime that runs it
+//! with priorities, retries with backoff, timeouts, schedules and status
+//! tracking — on an in-memory queue in one process ([`MemoryJobQueue`]) or,
+//! with the `redis` feature, on Redis across many processes.
+//!
+//! The class-based style works too: implement [`JobProcessor`] and route on
+//! `job.name`.
+//!
+//! See the README for a tour and `examples/` for every scenario.
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod clock;
+mod context;
+mod error;
+mod job;
+mod processor;
+pub mod queue;
+mod registry;
+mod result;
+mod serde_millis;
+mod worker;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use clock::Clock;
+pub use context::{Data, DataMap, JobContext};
+pub use error::{Error, Result};
+pub use job::{Backoff, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus};
+pub use processor::JobProcessor;
+pub use queue::{
+    CancelOutcome, Enqueue, JobQueue, Lease, MemoryJobQueue, Outcome, QueueCounts, Reservation,
+};
+pub use registry::{DataNeed, HandlerFn, JobRegistration, Registry, ScheduleSpec};
+pub use result::{JobError, JobResult, Retry};
+pub use worker::{
+    BackgroundJobWorker, JobEvent, JobEventKind, QueueStats, StopReport, WorkerBuilder,
+    WorkerHealth, WorkerState, WorkerStats,
+};
+
+/// Turns an `async fn` into a background job.
+pub use jobs_macros::job;
+
+/// The names most programs need: `use jobs::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        BackgroundJobWorker, Data, Enqueue, Job, JobContext, JobError, JobId, JobPriority,
+        JobProcessor, JobQueue, JobResult, JobStatus, MemoryJobQueue, QueueStats, Registry, job,
+    };
+}

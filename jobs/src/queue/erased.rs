@@ -1,0 +1,100 @@
+//! A dyn-compatible view of [`JobQueue`], so the worker is not generic over
+//! its backend.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use super::{CancelOutcome, JobQueue, Lease, Outcome, QueueCounts, Reservation};
+use crate::error::Result;
+use crate::job::{Job, JobId, JobStatus};
+
+pub(crate) trait DynQueue: Send + Sync + 'static {
+    fn enqueue(&self, job: Job) -> BoxFuture<'_, Result<JobId>>;
+    fn enqueue_many(&self, jobs: Vec<Job>) -> BoxFuture<'_, Result<Vec<JobId>>>;
+    fn reserve<'a>(
+        &'a self,
+        worker: &'a str,
+        max: usize,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Reservation>>>;
+    fn wait_for_jobs(&self, timeout: Duration) -> BoxFuture<'_, ()>;
+    fn heartbeat<'a>(
+        &'a self,
+        leases: &'a [Lease],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Lease>>>;
+    fn finish(&self, lease: Lease, outcome: Outcome, next: Option<Job>)
+    -> BoxFuture<'_, Result<bool>>;
+    fn release<'a>(&'a self, leases: &'a [Lease]) -> BoxFuture<'a, Result<usize>>;
+    fn recover_expired(&self) -> BoxFuture<'_, Result<usize>>;
+    fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>>;
+    fn list(&self, status: Option<JobStatus>, limit: usize) -> BoxFuture<'_, Result<Vec<Job>>>;
+    fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<CancelOutcome>>;
+    fn retry(&self, id: JobId) -> BoxFuture<'_, Result<bool>>;
+    fn counts(&self) -> BoxFuture<'_, Result<QueueCounts>>;
+    fn purge(&self) -> BoxFuture<'_, Result<u64>>;
+    fn ping(&self) -> BoxFuture<'_, Result<()>>;
+}
+
+impl<Q: JobQueue> DynQueue for Q {
+    fn enqueue(&self, job: Job) -> BoxFuture<'_, Result<JobId>> {
+        Box::pin(super::Enqueue::enqueue(self, job))
+    }
+    fn enqueue_many(&self, jobs: Vec<Job>) -> BoxFuture<'_, Result<Vec<JobId>>> {
+        Box::pin(super::Enqueue::enqueue_many(self, jobs))
+    }
+    fn reserve<'a>(
+        &'a self,
+        worker: &'a str,
+        max: usize,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Reservation>>> {
+        Box::pin(JobQueue::reserve(self, worker, max, lease))
+    }
+    fn wait_for_jobs(&self, timeout: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(JobQueue::wait_for_jobs(self, timeout))
+    }
+    fn heartbeat<'a>(
+        &'a self,
+        leases: &'a [Lease],
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Lease>>> {
+        Box::pin(JobQueue::heartbeat(self, leases, lease))
+    }
+    fn finish(
+        &self,
+        lease: Lease,
+        outcome: Outcome,
+        next: Option<Job>,
+    ) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(JobQueue::finish(self, lease, outcome, next))
+    }
+    fn release<'a>(&'a self, leases: &'a [Lease]) -> BoxFuture<'a, Result<usize>> {
+        Box::pin(JobQueue::release(self, leases))
+    }
+    fn recover_expired(&self) -> BoxFuture<'_, Result<usize>> {
+        Box::pin(JobQueue::recover_expired(self))
+    }
+    fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>> {
+        Box::pin(JobQueue::get(self, id))
+    }
+    fn list(&self, status: Option<JobStatus>, limit: usize) -> BoxFuture<'_, Result<Vec<Job>>> {
+        Box::pin(JobQueue::list(self, status, limit))
+    }
+    fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<CancelOutcome>> {
+        Box::pin(JobQueue::cancel(self, id))
+    }
+    fn retry(&self, id: JobId) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(JobQueue::retry(self, id))
+    }
+    fn counts(&self) -> BoxFuture<'_, Result<QueueCounts>> {
+        Box::pin(JobQueue::counts(self))
+    }
+    fn purge(&self) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(JobQueue::purge(self))
+    }
+    fn ping(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(JobQueue::ping(self))
+    }
+}

@@ -1,0 +1,306 @@
+//! Queues: the [`Enqueue`] and [`JobQueue`] traits, and the in-memory
+//! [`MemoryJobQueue`].
+//!
+//! # The protocol
+//!
+//! A worker never *pops* a job; it *reserves* one. The job stays owned by the
+//! queue, marked `Running` under a [`Lease`], until the worker reports how the
+//! attempt ended with [`JobQueue::finish`] or hands it back with
+//! [`JobQueue::release`]. A networked queue lets a lease expire when its
+//! worker stops sending [`JobQueue::heartbeat`]s, and
+//! [`JobQueue::recover_expired`] puts such jobs back: a crashed worker's job
+//! runs again (at-least-once delivery). The lease's token fences the old
+//! worker: once a job was taken from it, its late `finish` changes nothing.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::job::{Job, JobId, JobStatus};
+use crate::result::JobResult;
+
+pub(crate) mod erased;
+mod memory;
+
+pub use memory::{DEFAULT_MAX_FINISHED, MemoryJobQueue, MemoryJobQueueBuilder};
+
+/// Something jobs can be pushed onto: every queue, and the worker.
+///
+/// The typed `enqueue` helpers that `#[job]` generates take any `Enqueue`.
+pub trait Enqueue: Send + Sync {
+    /// Pushes one job; returns its id. A job whose settings make no sense
+    /// (see [`Job::validate`]) is an `Err` and is not stored.
+    fn enqueue(&self, job: Job) -> impl Future<Output = Result<JobId>> + Send;
+
+    /// Pushes many jobs at once (in one round trip where the backend allows);
+    /// returns their ids in order. Either all are stored or none is.
+    fn enqueue_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send;
+}
+
+impl<T: Enqueue + ?Sized> Enqueue for &T {
+    fn enqueue(&self, job: Job) -> impl Future<Output = Result<JobId>> + Send {
+        (**self).enqueue(job)
+    }
+
+    fn enqueue_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send {
+        (**self).enqueue_many(jobs)
+    }
+}
+
+impl<T: Enqueue + ?Sized> Enqueue for std::sync::Arc<T> {
+    fn enqueue(&self, job: Job) -> impl Future<Output = Result<JobId>> + Send {
+        (**self).enqueue(job)
+    }
+
+    fn enqueue_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send {
+        (**self).enqueue_many(jobs)
+    }
+}
+
+/// A worker's hold on a reserved job: the job's id and the reservation's
+/// token. Only the current holder's `finish` or `release` take effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Lease {
+    /// The reserved job.
+    pub job_id: JobId,
+    /// Unique per reservation: fences workers whose lease was taken over.
+    pub token: u64,
+}
+
+/// A job handed to a worker by [`JobQueue::reserve`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Reservation {
+    /// The job, as it is now stored: `Running`, with `attempts` counting this
+    /// attempt and `started_at` set.
+    pub job: Job,
+    /// The worker's hold on it.
+    pub lease: Lease,
+}
+
+impl Reservation {
+    /// A reservation of `job` under `lease`.
+    pub fn new(job: Job, lease: Lease) -> Self {
+        Reservation { job, lease }
+    }
+}
+
+/// How one attempt of a job ended, as reported by the worker.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// It succeeded: the job becomes `Completed`.
+    Completed(JobResult),
+    /// It failed and will be tried again at `at`: the job becomes `Retrying`.
+    Retry {
+        /// The failed attempt's result.
+        result: JobResult,
+        /// When the next attempt becomes ready.
+        at: DateTime<Utc>,
+    },
+    /// It failed for good: the job becomes `Failed`.
+    Failed(JobResult),
+    /// It was cancelled while running: the job becomes `Cancelled`.
+    Cancelled,
+    /// Its `expires_at` had passed: the job becomes `Expired`.
+    Expired,
+}
+
+impl Outcome {
+    /// The status the job has after this outcome.
+    pub fn status(&self) -> JobStatus {
+        match self {
+            Outcome::Completed(_) => JobStatus::Completed,
+            Outcome::Retry { .. } => JobStatus::Retrying,
+            Outcome::Failed(_) => JobStatus::Failed,
+            Outcome::Cancelled => JobStatus::Cancelled,
+            Outcome::Expired => JobStatus::Expired,
+        }
+    }
+
+    /// Applies the outcome to a job record.
+    pub fn apply(&self, job: &mut Job, now: DateTime<Utc>) {
+        job.status = self.status();
+        match self {
+            Outcome::Completed(result) => {
+                job.result = Some(Box::new(result.clone()));
+            }
+            Outcome::Retry { result, at } => {
+                job.last_error.clone_from(&result.error);
+                job.result = Some(Box::new(result.clone()));
+                job.scheduled_at = Some(*at);
+            }
+            Outcome::Failed(result) => {
+                job.last_error.clone_from(&result.error);
+                job.result = Some(Box::new(result.clone()));
+            }
+            Outcome::Cancelled => {}
+            Outcome::Expired => {}
+        }
+        if job.status.is_final() {
+            job.completed_at = Some(now);
+        }
+    }
+}
+
+/// What [`JobQueue::cancel`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum CancelOutcome {
+    /// The job was waiting and is now `Cancelled`; it will not run.
+    Cancelled,
+    /// The job was running; it is now `Cancelled`, and the worker running it
+    /// stops it (its lease is revoked, so its result is discarded).
+    CancelledRunning,
+    /// The job had already finished with this status; nothing changed.
+    AlreadyFinished(JobStatus),
+    /// No such job.
+    NotFound,
+}
+
+impl CancelOutcome {
+    /// Whether the call cancelled the job.
+    pub fn is_cancelled(self) -> bool {
+        matches!(
+            self,
+            CancelOutcome::Cancelled | CancelOutcome::CancelledRunning
+        )
+    }
+}
+
+/// How many jobs a queue holds, per status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct QueueCounts {
+    /// Waiting to run (ready now or scheduled).
+    pub pending: u64,
+    /// Of the waiting jobs (pending or retrying), those due later.
+    pub scheduled: u64,
+    /// Reserved by a worker.
+    pub running: u64,
+    /// Waiting to be retried.
+    pub retrying: u64,
+    /// Finished successfully (those still kept for inspection).
+    pub completed: u64,
+    /// Failed for good (those still kept).
+    pub failed: u64,
+    /// Cancelled (those still kept).
+    pub cancelled: u64,
+    /// Expired (those still kept).
+    pub expired: u64,
+}
+
+impl QueueCounts {
+    /// Jobs that are waiting to run: pending and retrying.
+    pub fn waiting(&self) -> u64 {
+        self.pending + self.retrying
+    }
+
+    /// The count for one status.
+    pub fn get(&self, status: JobStatus) -> u64 {
+        match status {
+            JobStatus::Pending => self.pending,
+            JobStatus::Running => self.running,
+            JobStatus::Completed => self.completed,
+            JobStatus::Failed => self.failed,
+            JobStatus::Retrying => self.retrying,
+            JobStatus::Cancelled => self.cancelled,
+            JobStatus::Expired => self.expired,
+        }
+    }
+
+    /// Sets the count for one status.
+    pub fn set(&mut self, status: JobStatus, count: u64) {
+        let slot = match status {
+            JobStatus::Pending => &mut self.pending,
+            JobStatus::Running => &mut self.running,
+            JobStatus::Completed => &mut self.completed,
+            JobStatus::Failed => &mut self.failed,
+            JobStatus::Retrying => &mut self.retrying,
+            JobStatus::Cancelled => &mut self.cancelled,
+            JobStatus::Expired => &mut self.expired,
+        };
+        *slot = count;
+    }
+}
+
+/// A queue backend: where jobs wait, and how workers take them.
+///
+/// Implemented by [`MemoryJobQueue`] and, with the `redis` feature,
+/// `RedisJobQueue`. The worker knows nothing else of a backend; see the
+/// [module docs](self) for the reservation protocol.
+pub trait JobQueue: Enqueue + 'static {
+    /// Reserves up to `max` ready jobs for `worker`, most urgent first (and
+    /// in the order they became ready within a priority). Each is marked
+    /// `Running`, its `attempts` counted, under a lease of `lease`.
+    /// Returns at once, possibly with none.
+    fn reserve(
+        &self,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Vec<Reservation>>> + Send;
+
+    /// Waits until a job may be ready: one was pushed, a scheduled one came
+    /// due, or `timeout` passed (the polling fallback). May return early.
+    fn wait_for_jobs(&self, timeout: Duration) -> impl Future<Output = ()> + Send;
+
+    /// Extends the leases of jobs still running by `lease`. Returns the
+    /// leases that are no longer held — the job was cancelled, or its lease
+    /// expired and was taken over — so the worker can stop those jobs.
+    fn heartbeat(
+        &self,
+        leases: &[Lease],
+        lease: Duration,
+    ) -> impl Future<Output = Result<Vec<Lease>>> + Send;
+
+    /// Records how an attempt ended, and, for a recurring job, atomically
+    /// enqueues `next`, its next run. Returns `false` (and changes nothing)
+    /// if the lease is no longer held.
+    fn finish(
+        &self,
+        lease: Lease,
+        outcome: Outcome,
+        next: Option<Job>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Hands reserved jobs back: ready again at once, the attempt not
+    /// counted. Used by a stopping worker. Returns how many were released.
+    fn release(&self, leases: &[Lease]) -> impl Future<Output = Result<usize>> + Send;
+
+    /// Puts the jobs whose lease expired (their worker died) back in the
+    /// queue, or fails them if that was their last attempt. Returns how many.
+    fn recover_expired(&self) -> impl Future<Output = Result<usize>> + Send;
+
+    /// One job by id, in its current state.
+    fn get(&self, id: JobId) -> impl Future<Output = Result<Option<Job>>> + Send;
+
+    /// Up to `limit` jobs with `status` (any status if `None`), most recent
+    /// first.
+    fn list(
+        &self,
+        status: Option<JobStatus>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Job>>> + Send;
+
+    /// Cancels a waiting or running job.
+    fn cancel(&self, id: JobId) -> impl Future<Output = Result<CancelOutcome>> + Send;
+
+    /// Puts a `Failed`, `Cancelled` or `Expired` job back in the queue with
+    /// its attempts reset. Returns `false` if the job is not in such a state.
+    fn retry(&self, id: JobId) -> impl Future<Output = Result<bool>> + Send;
+
+    /// How many jobs there are per status.
+    fn counts(&self) -> impl Future<Output = Result<QueueCounts>> + Send;
+
+    /// Removes every job, in every state. Returns how many were removed.
+    fn purge(&self) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Whether the backend is reachable.
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+}

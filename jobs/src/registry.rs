@@ -1,0 +1,308 @@
+//! [`Registry`]: every `#[job]` function of the program, and the dispatcher
+//! that routes jobs to them by name.
+
+use std::any::TypeId;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::context::{DataMap, JobContext};
+use crate::error::{Error, Result};
+use crate::job::{Job, JobPriority};
+use crate::processor::{DynProcessor, JobProcessor};
+use crate::result::{JobError, JobResult};
+
+/// The generated entry point of one `#[job]` function: deserialises the
+/// arguments, injects context and shared state, calls the function and
+/// turns its return into a [`JobResult`].
+pub type HandlerFn = for<'a> fn(&'a Job, &'a JobContext) -> BoxFuture<'a, JobResult>;
+
+/// A shared-state type a handler takes as `Data<T>`.
+#[derive(Clone, Copy)]
+pub struct DataNeed {
+    /// `TypeId::of::<T>`.
+    pub type_id: fn() -> TypeId,
+    /// `std::any::type_name::<T>`.
+    pub type_name: fn() -> &'static str,
+}
+
+/// A periodic schedule declared on the attribute (`cron = ".."` or
+/// `every = ".."`, with `timezone = ".."`).
+#[derive(Clone, Copy, Debug)]
+pub enum ScheduleSpec {
+    /// A cron expression, in UTC or the named time zone.
+    Cron {
+        /// The expression, 5 or 6 fields.
+        expression: &'static str,
+        /// An IANA time zone name, or `None` for UTC.
+        timezone: Option<&'static str>,
+    },
+    /// A fixed interval.
+    Every(Duration),
+}
+
+/// What one `#[job]` function registers, built as a constant by the macro
+/// and collected with `inventory`.
+pub struct JobRegistration {
+    /// The job's name (`name = ".."`, or the function's name).
+    pub name: &'static str,
+    /// Its default priority.
+    pub priority: JobPriority,
+    /// Its retries, if the attribute set them.
+    pub max_retries: Option<u32>,
+    /// Its timeout, if the attribute set one.
+    pub timeout: Option<Duration>,
+    /// Its queue, if the attribute set one.
+    pub queue: Option<&'static str>,
+    /// A periodic schedule, if the attribute declared one.
+    pub schedule: Option<ScheduleSpec>,
+    /// The shared-state types it takes.
+    pub data: &'static [DataNeed],
+    /// The generated entry point.
+    pub handler: HandlerFn,
+    /// The Rust path of the function.
+    pub function: &'static str,
+    /// Where it is defined.
+    pub file: &'static str,
+    /// The line it is defined on.
+    pub line: u32,
+}
+
+impl JobRegistration {
+    /// `file:line` of the definition.
+    pub fn location(&self) -> String {
+        format!("{}:{}", self.file, self.line)
+    }
+
+    /// A job for this handler with the attribute's defaults applied.
+    pub fn new_job(&self, args: serde_json::Value) -> Job {
+        let mut job = Job::new(self.name, args).priority(self.priority);
+        if let Some(retries) = self.max_retries {
+            job = job.max_retries(retries);
+        }
+        if let Some(timeout) = self.timeout {
+            job = job.timeout(timeout);
+        }
+        if let Some(queue) = self.queue {
+            job = job.queue(queue);
+        }
+        job
+    }
+}
+
+impl fmt::Debug for JobRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobRegistration")
+            .field("name", &self.name)
+            .field("priority", &self.priority)
+            .field("max_retries", &self.max_retries)
+            .field("timeout", &self.timeout)
+            .field("queue", &self.queue)
+            .field("schedule", &self.schedule)
+            .field("function", &self.function)
+            .field("location", &self.location())
+            .finish()
+    }
+}
+
+inventory::collect!(JobRegistration);
+
+/// Every `#[job]` function linked into the program, by name: the generated
+/// dispatcher. It is a [`JobProcessor`]: a job is routed by `job.name`, its
+/// `args` deserialised into the function's parameters, and the function's
+/// return turned into a [`JobResult`]. A name no handler has fails the job
+/// permanently with `Unknown job type: NAME` — unless a fallback processor
+/// is set with [`Registry::fallback`], which then gets the job.
+///
+/// A worker built without an explicit processor uses
+/// [`Registry::global`].
+#[derive(Clone)]
+pub struct Registry {
+    handlers: Arc<HashMap<&'static str, &'static JobRegistration>>,
+    fallback: Option<Arc<dyn DynProcessor>>,
+}
+
+impl Registry {
+    /// Collects every registered `#[job]` function. Two functions with one
+    /// name are an error naming both definitions.
+    pub fn new() -> Result<Self> {
+        Self::from_registrations(inventory::iter::<JobRegistration>())
+    }
+
+    /// The registry of every `#[job]` function, collected once per process.
+    pub fn global() -> Result<Self> {
+        static GLOBAL: OnceLock<std::result::Result<Registry, String>> = OnceLock::new();
+        GLOBAL
+            .get_or_init(|| Registry::new().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(Error::Registry)
+    }
+
+    /// A registry of the given registrations only (for tests, or to run a
+    /// subset of the program's jobs).
+    pub fn from_registrations<'a>(
+        registrations: impl IntoIterator<Item = &'static JobRegistration>,
+    ) -> Result<Self> {
+        let mut handlers: HashMap<&'static str, &'static JobRegistration> = HashMap::new();
+        let mut duplicates: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+        for registration in registrations {
+            if let Some(first) = handlers.insert(registration.name, registration) {
+                duplicates
+                    .entry(registration.name)
+                    .or_insert_with(|| vec![describe(first)])
+                    .push(describe(registration));
+            }
+        }
+        if duplicates.is_empty() {
+            return Ok(Registry {
+                handlers: Arc::new(handlers),
+                fallback: None,
+            });
+        }
+        let message = duplicates
+            .iter()
+            .map(|(name, places)| {
+                format!(
+                    "job name `{name}` is registered more than once: {}",
+                    places.join(" and ")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(Error::Registry(message))
+    }
+
+    /// An empty registry (every job goes to the fallback, if any).
+    pub fn empty() -> Self {
+        Registry {
+            handlers: Arc::default(),
+            fallback: None,
+        }
+    }
+
+    /// Sends jobs whose name no `#[job]` function has to `processor`.
+    pub fn fallback(mut self, processor: impl JobProcessor) -> Self {
+        self.fallback = Some(Arc::new(processor));
+        self
+    }
+
+    /// The registration of a name.
+    pub fn get(&self, name: &str) -> Option<&'static JobRegistration> {
+        self.handlers.get(name).copied()
+    }
+
+    /// All registrations, by name.
+    pub fn registrations(&self) -> impl Iterator<Item = &'static JobRegistration> + '_ {
+        let mut all: Vec<_> = self.handlers.values().copied().collect();
+        all.sort_by_key(|r| r.name);
+        all.into_iter()
+    }
+
+    /// The registered names, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.registrations().map(|r| r.name).collect()
+    }
+
+    /// How many handlers there are.
+    pub fn len(&self) -> usize {
+        self.handlers.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.handlers.is_empty()
+    }
+
+    /// Checks that every shared-state type a handler takes is in `data`.
+    /// The error names each missing type and the jobs that need it.
+    pub fn check_data(&self, data: &DataMap) -> Result<()> {
+        let mut missing: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
+        for registration in self.registrations() {
+            for need in registration.data {
+                if !data.contains((need.type_id)()) {
+                    missing
+                        .entry((need.type_name)())
+                        .or_default()
+                        .push(registration.name);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let list = missing
+            .iter()
+            .map(|(ty, jobs)| format!("`{ty}` (needed by {})", quoted(jobs)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(Error::MissingData(format!(
+            "shared state not registered on the worker: {list}; add it with `.data(value)` on the worker builder"
+        )))
+    }
+
+    async fn dispatch(&self, job: &Job, cx: &JobContext) -> JobResult {
+        match self.handlers.get(&*job.name) {
+            Some(registration) => (registration.handler)(job, cx).await,
+            None => match &self.fallback {
+                Some(fallback) => fallback.process(job, cx).await,
+                None => unknown_job(&job.name),
+            },
+        }
+    }
+}
+
+/// The result for a job whose name no handler has.
+pub(crate) fn unknown_job(name: &str) -> JobResult {
+    JobResult::failure(JobError::permanent(format!("Unknown job type: {name}")).with_type("UnknownJob"))
+}
+
+fn describe(registration: &JobRegistration) -> String {
+    format!("`{}` at {}", registration.function, registration.location())
+}
+
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("jobs", &self.names())
+            .field("fallback", &self.fallback.is_some())
+            .finish()
+    }
+}
+
+impl JobProcessor for Registry {
+    async fn process(&self, job: &Job) -> JobResult {
+        self.dispatch(job, &JobContext::detached(job)).await
+    }
+
+    async fn process_with(&self, job: &Job, cx: &JobContext) -> JobResult {
+        self.dispatch(job, cx).await
+    }
+
+    async fn startup(&self) -> std::result::Result<(), JobError> {
+        match &self.fallback {
+            Some(fallback) => fallback.startup().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn shutdown(&self) {
+        if let Some(fallback) = &self.fallback {
+            fallback.shutdown().await;
+        }
+    }
+
+    fn check_data(&self, data: &DataMap) -> Result<()> {
+        Registry::check_data(self, data)
+    }
+}
