@@ -462,10 +462,14 @@ impl BackgroundJobWorker {
     /// report.
     pub async fn stop(&self) -> StopReport {
         let mut phase = self.inner.phase.subscribe();
-        let was = self.inner.phase.send_replace(match *phase.borrow() {
-            WorkerState::Idle => WorkerState::Stopped,
-            WorkerState::Running => WorkerState::Stopping,
-            other => other,
+        let mut was = WorkerState::Idle;
+        self.inner.phase.send_modify(|phase| {
+            was = *phase;
+            *phase = match *phase {
+                WorkerState::Idle => WorkerState::Stopped,
+                WorkerState::Running => WorkerState::Stopping,
+                other => other,
+            };
         });
         self.inner.stop.cancel();
         if was == WorkerState::Idle {
