@@ -1,2 +1,8 @@
 //! Shared helpers for the examples and integration tests of the `jobs`
 //! workspace. Not published.
+//!
+//! [`suite`] is the queue behaviour suite: written once, generic over the
+//! queue, and run against every backend with [`queue_behaviour_suite!`].
+
+pub mod probe;
+pub mod suite;

@@ -319,6 +319,9 @@ async fn run_job(inner: &Inner, job: Job, control: &Control) {
         Outcome::Completed(_) | Outcome::Failed(_) | Outcome::Expired => job.next_occurrence(now),
         _ => None,
     };
+    // The attempt is over: it no longer counts as active, whatever the
+    // queue says next.
+    inner.running.lock().remove(&job.id);
     if finish(inner, lease, outcome, next).await {
         emit(inner, &job, event);
     }
@@ -354,6 +357,7 @@ async fn finish(inner: &Inner, lease: Lease, outcome: Outcome, next: Option<Job>
 
 /// The job's future was dropped before it finished.
 async fn stopped_early(inner: &Inner, job: &Job, control: &Control) {
+    inner.running.lock().remove(&job.id);
     match control.reason() {
         StopReason::Cancelled => {
             count(&inner.stats.cancelled);
