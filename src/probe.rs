@@ -15,7 +15,7 @@
 //! Any other name fails with `Unknown job type: NAME`, like the registry.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jobs::{Job, JobError, JobId, JobProcessor, JobResult};
@@ -47,6 +47,8 @@ struct ProbeInner {
     dropped: Mutex<Vec<JobId>>,
     events: broadcast::Sender<(JobId, &'static str)>,
     toggle_ok: AtomicBool,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
 }
 
 impl Default for Probe {
@@ -64,6 +66,8 @@ impl Probe {
                 dropped: Mutex::new(Vec::new()),
                 events: broadcast::Sender::new(4096),
                 toggle_ok: AtomicBool::new(false),
+                in_flight: AtomicUsize::new(0),
+                max_in_flight: AtomicUsize::new(0),
             }),
         }
     }
@@ -86,6 +90,11 @@ impl Probe {
     /// Jobs whose running future was dropped before it finished.
     pub fn dropped(&self) -> Vec<JobId> {
         self.inner.dropped.lock().clone()
+    }
+
+    /// The most attempts that ran at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Makes `toggle` jobs succeed from now on.
@@ -125,6 +134,7 @@ struct DropGuard {
 
 impl Drop for DropGuard {
     fn drop(&mut self) {
+        self.probe.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
         if !self.finished {
             self.probe.inner.dropped.lock().push(self.id);
             let _ = self.probe.inner.events.send((self.id, "dropped"));
@@ -141,6 +151,8 @@ impl JobProcessor for Probe {
             at: Instant::now(),
         });
         let _ = self.inner.events.send((job.id, "started"));
+        let now = self.inner.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inner.max_in_flight.fetch_max(now, Ordering::SeqCst);
         let mut guard = DropGuard {
             probe: self.clone(),
             id: job.id,

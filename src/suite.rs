@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use jobs::{
-    Backoff, BackgroundJobWorker, CancelOutcome, Enqueue, Job, JobPriority, JobQueue, JobStatus,
+    BackgroundJobWorker, Backoff, CancelOutcome, Enqueue, Job, JobPriority, JobQueue, JobStatus,
     Outcome, Registry,
 };
 use serde_json::json;
@@ -121,7 +121,11 @@ async fn drain_names<Q: JobQueue>(queue: &Q) -> Vec<String> {
                 .to_owned(),
         );
         queue
-            .finish(r.lease, Outcome::Completed(jobs::JobResult::success(json!(null))), None)
+            .finish(
+                r.lease,
+                Outcome::Completed(jobs::JobResult::success(json!(null))),
+                None,
+            )
             .await
             .unwrap();
     }
@@ -165,7 +169,10 @@ pub async fn priority_order_and_fifo<Q: JobQueue + Clone>(queue: Q) {
 /// The same order through a worker running one job at a time.
 pub async fn worker_runs_in_priority_order<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
-    let worker = worker(&queue, &probe).max_concurrent_jobs(1).build().unwrap();
+    let worker = worker(&queue, &probe)
+        .max_concurrent_jobs(1)
+        .build()
+        .unwrap();
     let mut last = None;
     for (label, priority) in [
         ("a-low", JobPriority::Low),
@@ -193,7 +200,10 @@ pub async fn worker_runs_in_priority_order<Q: JobQueue + Clone>(queue: Q) {
         }
         labels
     };
-    assert_eq!(labels, ["c-critical", "d-high", "b-normal", "e-normal", "a-low"]);
+    assert_eq!(
+        labels,
+        ["c-critical", "d-high", "b-normal", "e-normal", "a-low"]
+    );
     assert!(last.is_some());
     running.stop().await;
 }
@@ -371,7 +381,10 @@ pub async fn cancel_pending_job<Q: JobQueue + Clone>(queue: Q) {
 pub async fn cancel_running_job<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe).build().unwrap();
-    let job = worker.submit_job(Job::new("hang", json!({}))).await.unwrap();
+    let job = worker
+        .submit_job(Job::new("hang", json!({})))
+        .await
+        .unwrap();
     let running = Running::start(worker.clone());
     probe.wait_started(job.id, 1).await;
     let mut events = worker.subscribe();
@@ -496,7 +509,10 @@ pub async fn graceful_stop_hands_back_abandoned_jobs<Q: JobQueue + Clone>(queue:
         .submit_job(Job::new("sleep", json!({"ms": 100})))
         .await
         .unwrap();
-    let stuck = worker.submit_job(Job::new("hang", json!({}))).await.unwrap();
+    let stuck = worker
+        .submit_job(Job::new("hang", json!({})))
+        .await
+        .unwrap();
     let running = Running::start(worker.clone());
     probe.wait_started(quick.id, 1).await;
     probe.wait_started(stuck.id, 1).await;
@@ -509,7 +525,11 @@ pub async fn graceful_stop_hands_back_abandoned_jobs<Q: JobQueue + Clone>(queue:
         "a job that finished within the shutdown timeout completed"
     );
     let back = worker.get_job(stuck.id).await.unwrap().unwrap();
-    assert_eq!(back.status, JobStatus::Pending, "the abandoned job is waiting again");
+    assert_eq!(
+        back.status,
+        JobStatus::Pending,
+        "the abandoned job is waiting again"
+    );
     assert_eq!(back.attempts, 0, "the abandoned attempt does not count");
     // The stopped worker takes no more jobs.
     assert!(matches!(
@@ -536,7 +556,13 @@ pub async fn stats_are_exact<Q: JobQueue + Clone>(queue: Q) {
     let worker = worker(&queue, &probe).build().unwrap();
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(worker.submit_job(Job::new("ok", json!({}))).await.unwrap().id);
+        ids.push(
+            worker
+                .submit_job(Job::new("ok", json!({})))
+                .await
+                .unwrap()
+                .id,
+        );
     }
     for _ in 0..2 {
         ids.push(
@@ -589,7 +615,10 @@ pub async fn unknown_job_name_fails<Q: JobQueue + Clone>(queue: Q) {
     let done = worker.wait_for(job.id).await.unwrap();
     assert_eq!(done.status, JobStatus::Failed);
     assert_eq!(done.attempts, 1, "an unknown job is not retried");
-    assert_eq!(done.last_error.as_deref(), Some("Unknown job type: no_such_job"));
+    assert_eq!(
+        done.last_error.as_deref(),
+        Some("Unknown job type: no_such_job")
+    );
     running.stop().await;
 }
 
@@ -618,7 +647,11 @@ pub async fn bad_input_is_an_error<Q: JobQueue + Clone>(queue: Q) {
         .await
         .unwrap_err();
     assert!(matches!(err, jobs::Error::InvalidJob { .. }));
-    assert_eq!(queue.counts().await.unwrap(), Default::default(), "nothing stored");
+    assert_eq!(
+        queue.counts().await.unwrap(),
+        Default::default(),
+        "nothing stored"
+    );
 
     for builder in [
         BackgroundJobWorker::builder().max_concurrent_jobs(0),
@@ -657,12 +690,19 @@ pub async fn lease_fencing<Q: JobQueue + Clone>(queue: Q) {
     assert_eq!(second.job.id, id);
     assert_ne!(second.lease.token, first.lease.token);
     assert_eq!(
-        queue.heartbeat(&[first.lease, second.lease], lease).await.unwrap(),
+        queue
+            .heartbeat(&[first.lease, second.lease], lease)
+            .await
+            .unwrap(),
         [first.lease],
         "the stale lease is reported as no longer held"
     );
     let stale = queue
-        .finish(first.lease, Outcome::Failed(jobs::JobResult::error("late")), None)
+        .finish(
+            first.lease,
+            Outcome::Failed(jobs::JobResult::error("late")),
+            None,
+        )
         .await
         .unwrap();
     assert!(!stale, "a stale lease's outcome is ignored");
@@ -670,10 +710,16 @@ pub async fn lease_fencing<Q: JobQueue + Clone>(queue: Q) {
         queue.get(id).await.unwrap().unwrap().status,
         JobStatus::Running
     );
-    assert!(queue
-        .finish(second.lease, Outcome::Completed(jobs::JobResult::success(json!(1))), None)
-        .await
-        .unwrap());
+    assert!(
+        queue
+            .finish(
+                second.lease,
+                Outcome::Completed(jobs::JobResult::success(json!(1))),
+                None
+            )
+            .await
+            .unwrap()
+    );
     let done = queue.get(id).await.unwrap().unwrap();
     assert_eq!(done.status, JobStatus::Completed);
     assert_eq!(done.attempts, 1);
@@ -681,12 +727,21 @@ pub async fn lease_fencing<Q: JobQueue + Clone>(queue: Q) {
     // A cancelled running job's lease is revoked too.
     let id = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
     let r = queue.reserve("a", 1, lease).await.unwrap().remove(0);
-    assert_eq!(queue.cancel(id).await.unwrap(), CancelOutcome::CancelledRunning);
+    assert_eq!(
+        queue.cancel(id).await.unwrap(),
+        CancelOutcome::CancelledRunning
+    );
     assert_eq!(queue.heartbeat(&[r.lease], lease).await.unwrap(), [r.lease]);
-    assert!(!queue
-        .finish(r.lease, Outcome::Completed(jobs::JobResult::success(json!(1))), None)
-        .await
-        .unwrap());
+    assert!(
+        !queue
+            .finish(
+                r.lease,
+                Outcome::Completed(jobs::JobResult::success(json!(1))),
+                None
+            )
+            .await
+            .unwrap()
+    );
     assert_eq!(
         queue.get(id).await.unwrap().unwrap().status,
         JobStatus::Cancelled
@@ -752,18 +807,25 @@ pub async fn get_list_counts_and_purge<Q: JobQueue + Clone>(queue: Q) {
 
     let counts = queue.counts().await.unwrap();
     assert_eq!(
-        (counts.pending, counts.failed, counts.cancelled, counts.running),
+        (
+            counts.pending,
+            counts.failed,
+            counts.cancelled,
+            counts.running
+        ),
         (3, 1, 1, 0)
     );
     assert_eq!(counts.waiting(), 3);
     assert_eq!(queue.purge().await.unwrap(), 5);
     assert_eq!(queue.counts().await.unwrap(), Default::default());
     assert!(queue.get(ids[4]).await.unwrap().is_none());
-    assert!(queue
-        .reserve("a", 10, Duration::from_secs(30))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(
+        queue
+            .reserve("a", 10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Enqueueing a job whose id is already stored is `Error::Duplicate` and

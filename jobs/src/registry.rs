@@ -256,7 +256,9 @@ impl Registry {
 
 /// The result for a job whose name no handler has.
 pub(crate) fn unknown_job(name: &str) -> JobResult {
-    JobResult::failure(JobError::permanent(format!("Unknown job type: {name}")).with_type("UnknownJob"))
+    JobResult::failure(
+        JobError::permanent(format!("Unknown job type: {name}")).with_type("UnknownJob"),
+    )
 }
 
 fn describe(registration: &JobRegistration) -> String {

@@ -610,7 +610,12 @@ impl BackgroundJobWorker {
 
     /// Leases of the jobs running now (for tests and diagnostics).
     pub fn running_leases(&self) -> Vec<Lease> {
-        self.inner.running.lock().values().map(|c| c.lease).collect()
+        self.inner
+            .running
+            .lock()
+            .values()
+            .map(|c| c.lease)
+            .collect()
     }
 }
 
