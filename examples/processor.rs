@@ -1,0 +1,158 @@
+//! The seed's "Multi-Type Job Processor": one processor routing on
+//! `job.name` (email, image, sync, report), jobs with different priorities,
+//! and a report scheduled for later, with a monitor printing the queue.
+//!
+//! Run: `cargo run --example processor`
+
+use std::time::Duration;
+
+use jobs::prelude::*;
+use serde_json::json;
+
+/// Handles several kinds of job, routing on the job's name.
+struct MultiTypeJobProcessor;
+
+impl MultiTypeJobProcessor {
+    async fn handle_email(&self, job: &Job) -> JobResult {
+        tokio::time::sleep(Duration::from_millis(500)).await; // simulate sending
+        JobResult::success(json!({"email_sent": true, "recipient": job.args["to"]}))
+    }
+
+    async fn handle_image(&self, job: &Job) -> JobResult {
+        let operations = job
+            .args
+            .get("operations")
+            .cloned()
+            .unwrap_or(json!(["resize"]));
+        tokio::time::sleep(Duration::from_millis(800)).await; // images take longer
+        JobResult::success(json!({
+            "image_processed": true,
+            "image_url": job.args["image_url"],
+            "operations": operations,
+            "output_url": format!("https://cdn.example.com/processed/{}.jpg", job.id),
+        }))
+    }
+
+    async fn handle_sync(&self, job: &Job) -> JobResult {
+        // A real processor would call the source's and destination's APIs.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        JobResult::success(json!({
+            "synced": true,
+            "records_count": 42,
+            "source": job.args["source"],
+            "destination": job.args["destination"],
+        }))
+    }
+
+    async fn handle_report(&self, job: &Job) -> JobResult {
+        tokio::time::sleep(Duration::from_millis(1000)).await; // reports take time
+        JobResult::success(json!({
+            "report_generated": true,
+            "report_type": job.args["type"],
+            "date_range": job.args["date_range"],
+            "download_url": format!("https://reports.example.com/{}.pdf", job.id),
+        }))
+    }
+}
+
+impl JobProcessor for MultiTypeJobProcessor {
+    async fn process(&self, job: &Job) -> JobResult {
+        match &*job.name {
+            "send_email" => self.handle_email(job).await,
+            "process_image" => self.handle_image(job).await,
+            "sync_data" => self.handle_sync(job).await,
+            "generate_report" => self.handle_report(job).await,
+            other => JobResult::failure(JobError::permanent(format!("Unknown job type: {other}"))),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), jobs::Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+
+    let worker = BackgroundJobWorker::builder()
+        .queue(MemoryJobQueue::new())
+        .processor(MultiTypeJobProcessor)
+        .max_concurrent_jobs(2)
+        .polling_interval(Duration::from_millis(500))
+        .build()?;
+
+    let jobs = [
+        // High priority email.
+        Job::new(
+            "send_email",
+            json!({
+                "to": "urgent@example.com",
+                "subject": "Urgent: System Alert",
+                "body": "Critical system alert requiring immediate attention.",
+            }),
+        )
+        .priority(JobPriority::High),
+        // Normal priority image processing.
+        Job::new(
+            "process_image",
+            json!({
+                "image_url": "https://example.com/upload/image1.jpg",
+                "operations": ["resize", "compress", "watermark"],
+            }),
+        ),
+        // Low priority data sync.
+        Job::new(
+            "sync_data",
+            json!({"source": "shopify", "destination": "warehouse"}),
+        )
+        .priority(JobPriority::Low),
+        // A report scheduled for later (the seed waits five minutes; two
+        // seconds keep the example short).
+        Job::new(
+            "generate_report",
+            json!({"type": "monthly_sales", "date_range": "2024-01-01 to 2024-01-31"}),
+        )
+        .delay(Duration::from_secs(2)),
+    ];
+
+    let mut submitted = Vec::new();
+    for job in jobs {
+        let job = worker.submit_job(job).await?;
+        println!("📝 Submitted job: {} (ID: {})", job.name, job.id);
+        submitted.push(job);
+    }
+
+    println!("🚀 Starting multi-type job worker...");
+    let running = tokio::spawn(worker.clone().run_owned());
+
+    // Monitor until every job has finished.
+    loop {
+        let stats = worker.get_queue_stats().await?;
+        println!(
+            "📊 Queue: {} | Active: {} | Processed: {}",
+            stats.queue_size, stats.active_jobs, stats.worker_stats.jobs_processed
+        );
+        let mut all_done = true;
+        for job in &submitted {
+            if let Some(status) = worker.get_job_status(job.id).await? {
+                println!("   Job {}: {}", job.name, status);
+                all_done &= status.is_final();
+            }
+        }
+        if all_done {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    for job in &submitted {
+        let job = worker.get_job(job.id).await?.expect("kept after finishing");
+        let result = job.result.as_ref().and_then(|r| r.result.clone());
+        println!("✅ {} → {}", job.name, result.unwrap_or_default());
+    }
+    worker.stop().await;
+    running.await.expect("worker task")?;
+    Ok(())
+}
