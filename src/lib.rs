@@ -6,3 +6,8 @@
 
 pub mod probe;
 pub mod suite;
+
+// The README's examples compile as doc tests of this crate.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
