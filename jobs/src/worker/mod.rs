@@ -576,14 +576,20 @@ impl BackgroundJobWorker {
                 Some(_) => {}
                 None => return Err(Error::NotFound(id)),
             }
-            tokio::select! {
-                event = events.recv() => match event {
-                    Ok(event) if event.job_id != id => continue,
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => return Err(Error::Stopped),
-                },
-                _ = tokio::time::sleep(self.inner.config.polling_interval) => {}
-            }
+            // Look again on news of this job, or every polling interval (it
+            // may run in another process).
+            let news = async {
+                loop {
+                    match events.recv().await {
+                        Ok(event) if event.job_id != id => {}
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => return,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            std::future::pending::<()>().await
+                        }
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(self.inner.config.polling_interval, news).await;
         }
     }
 
