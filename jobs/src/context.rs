@@ -2,6 +2,7 @@
 //! shared state ([`Data`]).
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
@@ -19,7 +20,7 @@ use crate::job::{Job, JobId};
 #[derive(Clone)]
 pub struct JobContext {
     id: JobId,
-    name: Arc<str>,
+    name: Cow<'static, str>,
     attempt: u32,
     max_retries: u32,
     cancellation: CancellationToken,
@@ -31,7 +32,7 @@ impl JobContext {
     pub fn new(job: &Job, data: Arc<DataMap>, cancellation: CancellationToken) -> Self {
         JobContext {
             id: job.id,
-            name: Arc::from(&*job.name),
+            name: job.name.clone(),
             attempt: job.attempts.max(1),
             max_retries: job.max_retries,
             cancellation,

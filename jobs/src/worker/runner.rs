@@ -254,7 +254,7 @@ async fn run_job(inner: &Inner, job: Job, control: &Control) {
         tracing::info!("job expired before it could run");
         Outcome::Expired
     } else {
-        let cx = JobContext::new(&job, Arc::clone(&inner.data), control.token.child_token());
+        let cx = JobContext::new(&job, Arc::clone(&inner.data), control.token.clone());
         let timeout = job.timeout.or(inner.config.default_timeout);
         let started = tokio::time::Instant::now();
         let attempt = AssertUnwindSafe(inner.processor.process(&job, &cx)).catch_unwind();
