@@ -15,9 +15,18 @@ impl JobProcessor for Echo {
 
 #[tokio::test]
 async fn smoke() {
-    let worker = BackgroundJobWorker::builder().processor(Echo).build().unwrap();
-    let a = worker.submit_job(Job::new("echo", json!({"n": 1}))).await.unwrap();
-    let b = worker.submit_job(Job::new("fail", json!({}))).await.unwrap();
+    let worker = BackgroundJobWorker::builder()
+        .processor(Echo)
+        .build()
+        .unwrap();
+    let a = worker
+        .submit_job(Job::new("echo", json!({"n": 1})))
+        .await
+        .unwrap();
+    let b = worker
+        .submit_job(Job::new("fail", json!({})))
+        .await
+        .unwrap();
     let run = tokio::spawn(worker.clone().run_owned());
     let a = worker.wait_for(a.id).await.unwrap();
     let b = worker.wait_for(b.id).await.unwrap();

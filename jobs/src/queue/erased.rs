@@ -24,8 +24,12 @@ pub(crate) trait DynQueue: Send + Sync + 'static {
         leases: &'a [Lease],
         lease: Duration,
     ) -> BoxFuture<'a, Result<Vec<Lease>>>;
-    fn finish(&self, lease: Lease, outcome: Outcome, next: Option<Job>)
-    -> BoxFuture<'_, Result<bool>>;
+    fn finish(
+        &self,
+        lease: Lease,
+        outcome: Outcome,
+        next: Option<Job>,
+    ) -> BoxFuture<'_, Result<bool>>;
     fn release<'a>(&'a self, leases: &'a [Lease]) -> BoxFuture<'a, Result<usize>>;
     fn recover_expired(&self) -> BoxFuture<'_, Result<usize>>;
     fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>>;

@@ -345,7 +345,12 @@ impl Enqueue for MemoryJobQueue {
 }
 
 impl JobQueue for MemoryJobQueue {
-    async fn reserve(&self, _worker: &str, max: usize, _lease: Duration) -> Result<Vec<Reservation>> {
+    async fn reserve(
+        &self,
+        _worker: &str,
+        max: usize,
+        _lease: Duration,
+    ) -> Result<Vec<Reservation>> {
         let now = self.inner.clock.now();
         let mut out = Vec::new();
         let mut guard = self.inner.state.lock();
@@ -407,9 +412,10 @@ impl JobQueue for MemoryJobQueue {
         Ok(leases
             .iter()
             .filter(|lease| {
-                !state.jobs.get(&lease.job_id).is_some_and(|r| {
-                    r.token == lease.token && r.job.status == JobStatus::Running
-                })
+                !state
+                    .jobs
+                    .get(&lease.job_id)
+                    .is_some_and(|r| r.token == lease.token && r.job.status == JobStatus::Running)
             })
             .copied()
             .collect())
@@ -474,9 +480,7 @@ impl JobQueue for MemoryJobQueue {
                 } else {
                     JobStatus::Pending
                 };
-                state
-                    .counts
-                    .moved(Some(JobStatus::Running), Some(status));
+                state.counts.moved(Some(JobStatus::Running), Some(status));
                 record.job.status = status;
                 record.job.attempts -= 1;
                 record.job.started_at = None;

@@ -90,6 +90,11 @@ pub(super) async fn run(inner: &Arc<Inner>) -> Result<()> {
         inner.phase.send_replace(WorkerState::Stopped);
         return Err(e);
     }
+    if let Err(e) = inner.scheduler.add_from_processor(&*inner.processor) {
+        tracing::error!(worker = %inner.id, error = %e, "worker refuses to start");
+        inner.phase.send_replace(WorkerState::Stopped);
+        return Err(e);
+    }
     if let Err(e) = inner.processor.startup().await {
         tracing::error!(worker = %inner.id, error = %e, "processor startup failed");
         inner.phase.send_replace(WorkerState::Stopped);
@@ -100,12 +105,17 @@ pub(super) async fn run(inner: &Arc<Inner>) -> Result<()> {
     tracing::info!(worker = %inner.id, max_concurrent_jobs = inner.config.max_concurrent_jobs, "worker started");
 
     let heartbeat_stop = CancellationToken::new();
-    let heartbeat = tokio::spawn(heartbeat_loop(
-        Arc::clone(inner),
-        heartbeat_stop.clone(),
-    ));
+    let heartbeat = tokio::spawn(heartbeat_loop(Arc::clone(inner), heartbeat_stop.clone()));
+
+    let scheduler =
+        inner
+            .scheduler
+            .spawn_for_worker(Arc::clone(&inner.queue), inner.stop.clone(), &inner.id);
 
     take_jobs(inner).await;
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
+    }
 
     let report = drain(inner).await;
     heartbeat_stop.cancel();
@@ -367,7 +377,13 @@ async fn stopped_early(inner: &Inner, job: &Job, control: &Control) {
         }
         StopReason::Revoked | StopReason::None => {
             // Cancelled from another process, or the lease was lost.
-            let status = inner.queue.get(job.id).await.ok().flatten().map(|j| j.status);
+            let status = inner
+                .queue
+                .get(job.id)
+                .await
+                .ok()
+                .flatten()
+                .map(|j| j.status);
             if status == Some(crate::job::JobStatus::Cancelled) {
                 count(&inner.stats.cancelled);
                 tracing::info!("job cancelled while running");
@@ -402,9 +418,7 @@ async fn with_timeout<F: std::future::Future>(
     future: F,
 ) -> Result<F::Output, Duration> {
     match limit {
-        Some(limit) => tokio::time::timeout(limit, future)
-            .await
-            .map_err(|_| limit),
+        Some(limit) => tokio::time::timeout(limit, future).await.map_err(|_| limit),
         None => Ok(future.await),
     }
 }
@@ -450,8 +464,12 @@ async fn heartbeat_loop(inner: Arc<Inner>, stop: CancellationToken) {
         if ticks % 3 == 0 {
             match inner.queue.recover_expired().await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(worker = %inner.id, recovered = n, "recovered jobs of lost workers"),
-                Err(e) => tracing::debug!(worker = %inner.id, error = %e, "recovering expired leases failed"),
+                Ok(n) => {
+                    tracing::info!(worker = %inner.id, recovered = n, "recovered jobs of lost workers")
+                }
+                Err(e) => {
+                    tracing::debug!(worker = %inner.id, error = %e, "recovering expired leases failed")
+                }
             }
         }
     }
@@ -462,7 +480,10 @@ async fn heartbeat_loop(inner: Arc<Inner>, stop: CancellationToken) {
 async fn drain(inner: &Arc<Inner>) -> StopReport {
     inner.tasks.close();
     let timeout = inner.config.shutdown_timeout;
-    if tokio::time::timeout(timeout, inner.tasks.wait()).await.is_ok() {
+    if tokio::time::timeout(timeout, inner.tasks.wait())
+        .await
+        .is_ok()
+    {
         return StopReport::default();
     }
     let abandoned: Vec<Arc<Control>> = inner.running.lock().values().cloned().collect();
