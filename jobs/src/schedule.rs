@@ -119,14 +119,22 @@ fn parser() -> CronParser {
         .build()
 }
 
-const FIELDS_5: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
-const FIELDS_6: [&str; 6] = [
-    "second",
-    "minute",
-    "hour",
-    "day-of-month",
-    "month",
-    "day-of-week",
+/// The fields of a 5-field expression, with their allowed values.
+const FIELDS_5: [(&str, &str); 5] = [
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31, L, W"),
+    ("month", "1-12 or JAN-DEC"),
+    ("day-of-week", "0-7 or SUN-SAT, #, L"),
+];
+/// The fields of a 6-field expression.
+const FIELDS_6: [(&str, &str); 6] = [
+    ("second", "0-59"),
+    FIELDS_5[0],
+    FIELDS_5[1],
+    FIELDS_5[2],
+    FIELDS_5[3],
+    FIELDS_5[4],
 ];
 
 /// Parses a cron expression; an error names the offending field where it can.
@@ -147,7 +155,7 @@ fn parse_cron(expression: &str) -> Result<Cron> {
     let cron = match parser.parse(trimmed) {
         Ok(cron) => cron,
         Err(e) => {
-            let names: &[&str] = if fields.len() == 6 {
+            let names: &[(&str, &str)] = if fields.len() == 6 {
                 &FIELDS_6
             } else {
                 &FIELDS_5
@@ -158,11 +166,11 @@ fn parse_cron(expression: &str) -> Result<Cron> {
                     .map(|j| if i == j { *field } else { "*" })
                     .collect();
                 if let Err(field_error) = parser.parse(&alone.join(" ")) {
+                    let (name, allowed) = names.get(i).copied().unwrap_or(("a", "?"));
                     return Err(invalid(
                         expression,
                         format!(
-                            "{} field `{field}`: {}",
-                            names.get(i).copied().unwrap_or("a"),
+                            "{name} field `{field}` (allowed: {allowed}): {}",
                             croner_message(&field_error)
                         ),
                     ));
