@@ -145,7 +145,7 @@ impl Registry {
 
     /// A registry of the given registrations only (for tests, or to run a
     /// subset of the program's jobs).
-    pub fn from_registrations<'a>(
+    pub fn from_registrations(
         registrations: impl IntoIterator<Item = &'static JobRegistration>,
     ) -> Result<Self> {
         let mut handlers: HashMap<&'static str, &'static JobRegistration> = HashMap::new();
