@@ -967,3 +967,124 @@ impl Enqueue for QueueTarget {
         self.0.enqueue_many(jobs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+    }
+
+    #[test]
+    fn occurrence_ids_are_uuid_v5_of_name_and_time() {
+        let id = occurrence_id("cleanup_logs", utc(2024, 1, 1, 2, 0, 0));
+        assert_eq!(id.as_uuid().get_version_num(), 5);
+        let expected = Uuid::new_v5(&OCCURRENCE_NAMESPACE, b"cleanup_logs@2024-01-01T02:00:00Z");
+        assert_eq!(id, JobId::from(expected));
+        let fraction = utc(2024, 1, 1, 2, 0, 0) + chrono::Duration::milliseconds(250);
+        let expected = Uuid::new_v5(
+            &OCCURRENCE_NAMESPACE,
+            b"cleanup_logs@2024-01-01T02:00:00.250Z",
+        );
+        assert_eq!(
+            occurrence_id("cleanup_logs", fraction),
+            JobId::from(expected)
+        );
+        assert_ne!(
+            occurrence_id("cleanup_logs", utc(2024, 1, 1, 2, 0, 0)),
+            occurrence_id("backup", utc(2024, 1, 1, 2, 0, 0))
+        );
+    }
+
+    #[test]
+    fn the_job_of_an_occurrence_is_a_fresh_copy_of_the_template() {
+        let mut template = Job::new("report", json!({"to": "team"})).tag("daily");
+        template.status = JobStatus::Failed;
+        template.attempts = 3;
+        template.last_error = Some("old".into());
+        template.scheduled_at = Some(utc(2020, 1, 1, 0, 0, 0));
+        let task = PeriodicTask::new("report", Schedule::hourly(), template);
+        let at = utc(2024, 1, 1, 9, 0, 0);
+        let now = at + chrono::Duration::seconds(1);
+        let job = task.job_for(at, now);
+        assert_eq!(job.id, task.occurrence_id(at));
+        assert_eq!(job.status, JobStatus::Pending);
+        assert_eq!((job.attempts, job.last_error.as_deref()), (0, None));
+        assert_eq!(job.scheduled_at, None);
+        assert_eq!(job.created_at, now);
+        assert_eq!(job.args, json!({"to": "team"}));
+        assert_eq!(job.tags, ["daily"]);
+        assert_eq!(job.metadata["periodic_task"], "report");
+        assert_eq!(job.metadata["occurrence"], "2024-01-01T09:00:00Z");
+    }
+
+    /// A scheduler with one ready task whose next occurrence is `next`.
+    fn with_task(schedule: Schedule, policy: MissedRuns, next: DateTime<Utc>) -> JobScheduler {
+        let scheduler = JobScheduler::new();
+        scheduler
+            .add(PeriodicTask::new("t", schedule, Job::new("t", json!({}))).missed_runs(policy))
+            .unwrap();
+        let mut state = scheduler.inner.state.lock();
+        let entry = state.tasks.get_mut("t").unwrap();
+        entry.ready = true;
+        entry.next = Some(next);
+        drop(state);
+        scheduler
+    }
+
+    #[test]
+    fn collect_fires_on_time_and_says_when_to_wake() {
+        let hourly = Schedule::every(Duration::from_secs(3600)).unwrap();
+        let next = utc(2024, 1, 1, 10, 0, 0);
+        let scheduler = with_task(hourly, MissedRuns::RunOnce, next);
+        let (firings, wake) = scheduler.collect(utc(2024, 1, 1, 9, 59, 0));
+        assert!(firings.is_empty());
+        assert_eq!(wake, Some(next));
+        let (firings, _) = scheduler.collect(utc(2024, 1, 1, 10, 0, 1));
+        assert_eq!(firings.len(), 1);
+        assert_eq!(firings[0].occurrence, next);
+        assert_eq!(scheduler.task("t").unwrap().missed_count, 0);
+    }
+
+    #[test]
+    fn collect_applies_the_missed_run_policy() {
+        let hourly = Schedule::every(Duration::from_secs(3600)).unwrap();
+        let next = utc(2024, 1, 1, 10, 0, 0);
+        // Four occurrences due (10:00 to 13:00), the latest 30 minutes late.
+        let now = utc(2024, 1, 1, 13, 30, 0);
+
+        let run_once = with_task(hourly.clone(), MissedRuns::RunOnce, next);
+        let (firings, _) = run_once.collect(now);
+        assert_eq!(firings.len(), 1);
+        assert_eq!(firings[0].occurrence, utc(2024, 1, 1, 13, 0, 0));
+        assert_eq!(run_once.task("t").unwrap().missed_count, 3);
+
+        let skip = with_task(hourly, MissedRuns::Skip, next);
+        let (firings, wake) = skip.collect(now);
+        assert!(firings.is_empty());
+        let info = skip.task("t").unwrap();
+        assert_eq!(info.missed_count, 4);
+        assert_eq!(info.next_run, Some(utc(2024, 1, 1, 14, 0, 0)));
+        assert_eq!(wake, Some(utc(2024, 1, 1, 14, 0, 0)));
+    }
+
+    #[tokio::test]
+    async fn the_memory_store_keeps_the_latest_run() {
+        let store = MemoryLastRunStore::new();
+        assert_eq!(LastRunStore::load(&store, "t").await.unwrap(), None);
+        LastRunStore::save(&store, "t", utc(2024, 1, 1, 2, 0, 0))
+            .await
+            .unwrap();
+        LastRunStore::save(&store, "t", utc(2023, 1, 1, 2, 0, 0))
+            .await
+            .unwrap();
+        assert_eq!(
+            LastRunStore::load(&store.clone(), "t").await.unwrap(),
+            Some(utc(2024, 1, 1, 2, 0, 0))
+        );
+    }
+}
