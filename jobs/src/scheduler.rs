@@ -374,6 +374,13 @@ impl SchedulerBuilder {
 /// add, remove, enable or disable tasks while it runs; it wakes at once to
 /// take the change into account.
 ///
+/// A job made recurring with [`Job::every`] is the other way to repeat work:
+/// its next run is enqueued when a run finishes, so runs drift with their
+/// durations and each chain lives in the queue. A scheduler's occurrences
+/// are fixed by the clock (02:00 every day), survive an empty queue, can be
+/// listed, disabled and changed by name, and are enqueued once however many
+/// workers run them.
+///
 /// # Exactly once across processes
 ///
 /// Each occurrence is enqueued with a deterministic job id, the UUID v5 of

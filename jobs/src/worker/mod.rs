@@ -331,7 +331,9 @@ impl WorkerBuilder {
     /// processor declares (`#[job(cron = "..")]` functions of the
     /// [`Registry`](crate::Registry)) to it when it starts, runs it onto its
     /// queue, and stops it when it stops. Keep a clone to change tasks
-    /// meanwhile, or reach it with [`BackgroundJobWorker::scheduler`].
+    /// meanwhile, or reach it with [`BackgroundJobWorker::scheduler`]. A
+    /// scheduler runs in one worker at a time: given to two workers of one
+    /// process, it runs in the first that starts.
     pub fn scheduler(mut self, scheduler: JobScheduler) -> Self {
         self.scheduler = Some(scheduler);
         self
