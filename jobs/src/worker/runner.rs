@@ -107,10 +107,10 @@ pub(super) async fn run(inner: &Arc<Inner>) -> Result<()> {
     let heartbeat_stop = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat_loop(Arc::clone(inner), heartbeat_stop.clone()));
 
-    let scheduler =
-        inner
-            .scheduler
-            .spawn_for_worker(Arc::clone(&inner.queue), inner.stop.clone(), &inner.id);
+    let queue = Arc::clone(&inner.queue);
+    let scheduler = inner
+        .scheduler
+        .spawn_for_worker(queue, inner.stop.clone(), &inner.id);
 
     take_jobs(inner).await;
     if let Some(scheduler) = scheduler {
