@@ -43,6 +43,16 @@ pub enum Error {
     #[error("a job with id {0} is already in the queue")]
     Duplicate(JobId),
 
+    /// A schedule that makes no sense: a cron expression that does not
+    /// parse, an unknown time zone, a zero interval.
+    #[error("invalid schedule `{schedule}`: {message}")]
+    InvalidSchedule {
+        /// The schedule as written (the cron expression, or `every ..`).
+        schedule: String,
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// The worker was stopped and takes no more jobs.
     #[error("the worker is stopped and takes no more jobs")]
     Stopped,

@@ -21,6 +21,8 @@ mod processor;
 pub mod queue;
 mod registry;
 mod result;
+mod schedule;
+mod scheduler;
 mod serde_millis;
 mod worker;
 
@@ -38,6 +40,11 @@ pub use queue::{
 };
 pub use registry::{DataNeed, HandlerFn, JobRegistration, Registry, ScheduleSpec};
 pub use result::{JobError, JobResult, Retry};
+pub use schedule::{Schedule, Weekday};
+pub use scheduler::{
+    JobScheduler, LastRunStore, MemoryLastRunStore, MissedRuns, PeriodicTask, SchedulerBuilder,
+    TaskInfo, TaskOutcome,
+};
 pub use worker::{
     BackgroundJobWorker, JobEvent, JobEventKind, QueueStats, StopReport, WorkerBuilder,
     WorkerHealth, WorkerState, WorkerStats,
@@ -50,6 +57,7 @@ pub use jobs_macros::job;
 pub mod prelude {
     pub use crate::{
         BackgroundJobWorker, Data, Enqueue, Job, JobContext, JobError, JobId, JobPriority,
-        JobProcessor, JobQueue, JobResult, JobStatus, MemoryJobQueue, QueueStats, Registry, job,
+        JobProcessor, JobQueue, JobResult, JobScheduler, JobStatus, MemoryJobQueue, MissedRuns,
+        PeriodicTask, QueueStats, Registry, Schedule, job,
     };
 }

@@ -8,6 +8,7 @@ use futures_util::future::BoxFuture;
 use crate::context::{DataMap, JobContext};
 use crate::job::Job;
 use crate::result::{JobError, JobResult};
+use crate::scheduler::PeriodicTask;
 
 /// Handles jobs: the seed's class-based processor.
 ///
@@ -64,6 +65,14 @@ pub trait JobProcessor: Send + Sync + 'static {
         let _ = data;
         Ok(())
     }
+
+    /// The periodic tasks this processor declares, which a worker running it
+    /// adds to its [`JobScheduler`](crate::JobScheduler). The
+    /// [`Registry`](crate::Registry) declares one per `#[job]` function with
+    /// a `cron` or `every` schedule; the default declares none.
+    fn periodic_tasks(&self) -> crate::Result<Vec<PeriodicTask>> {
+        Ok(Vec::new())
+    }
 }
 
 impl<P: JobProcessor> JobProcessor for Arc<P> {
@@ -86,6 +95,10 @@ impl<P: JobProcessor> JobProcessor for Arc<P> {
     fn check_data(&self, data: &DataMap) -> crate::Result<()> {
         (**self).check_data(data)
     }
+
+    fn periodic_tasks(&self) -> crate::Result<Vec<PeriodicTask>> {
+        (**self).periodic_tasks()
+    }
 }
 
 /// A dyn-compatible view of [`JobProcessor`].
@@ -94,6 +107,7 @@ pub(crate) trait DynProcessor: Send + Sync + 'static {
     fn startup(&self) -> BoxFuture<'_, Result<(), JobError>>;
     fn shutdown(&self) -> BoxFuture<'_, ()>;
     fn check_data(&self, data: &DataMap) -> crate::Result<()>;
+    fn periodic_tasks(&self) -> crate::Result<Vec<PeriodicTask>>;
 }
 
 impl<P: JobProcessor> DynProcessor for P {
@@ -111,5 +125,9 @@ impl<P: JobProcessor> DynProcessor for P {
 
     fn check_data(&self, data: &DataMap) -> crate::Result<()> {
         JobProcessor::check_data(self, data)
+    }
+
+    fn periodic_tasks(&self) -> crate::Result<Vec<PeriodicTask>> {
+        JobProcessor::periodic_tasks(self)
     }
 }

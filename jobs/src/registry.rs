@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 use crate::job::{Job, JobPriority};
 use crate::processor::{DynProcessor, JobProcessor};
 use crate::result::{JobError, JobResult};
+use crate::schedule::Schedule;
+use crate::scheduler::PeriodicTask;
 
 /// The generated entry point of one `#[job]` function: deserialises the
 /// arguments, injects context and shared state, calls the function and
@@ -243,6 +245,39 @@ impl Registry {
         )))
     }
 
+    /// A [`PeriodicTask`] for every `#[job]` function that declares a
+    /// schedule (`cron = ".."` with an optional `timezone = ".."`, or
+    /// `every = ".."`), named after the job, enqueueing
+    /// [`new_job(Value::Null)`](JobRegistration::new_job). A worker running
+    /// this registry adds them to its scheduler. A schedule that does not
+    /// parse is an error naming the job and where it is defined.
+    pub fn periodic_tasks(&self) -> Result<Vec<PeriodicTask>> {
+        let mut tasks = Vec::new();
+        let mut errors = Vec::new();
+        for registration in self.registrations() {
+            let Some(spec) = &registration.schedule else {
+                continue;
+            };
+            match Schedule::from_spec(spec) {
+                Ok(schedule) => tasks.push(PeriodicTask::new(
+                    registration.name,
+                    schedule,
+                    registration.new_job(serde_json::Value::Null),
+                )),
+                Err(e) => errors.push(format!(
+                    "the schedule of job `{}` ({}) is invalid: {e}",
+                    registration.name,
+                    describe(registration)
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(tasks)
+        } else {
+            Err(Error::Registry(errors.join("; ")))
+        }
+    }
+
     async fn dispatch(&self, job: &Job, cx: &JobContext) -> JobResult {
         match self.handlers.get(&*job.name) {
             Some(registration) => (registration.handler)(job, cx).await,
@@ -306,5 +341,9 @@ impl JobProcessor for Registry {
 
     fn check_data(&self, data: &DataMap) -> Result<()> {
         Registry::check_data(self, data)
+    }
+
+    fn periodic_tasks(&self) -> Result<Vec<PeriodicTask>> {
+        Registry::periodic_tasks(self)
     }
 }

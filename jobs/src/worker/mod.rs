@@ -18,6 +18,7 @@ use crate::job::{Job, JobId, JobStatus};
 use crate::processor::{DynProcessor, JobProcessor};
 use crate::queue::erased::DynQueue;
 use crate::queue::{CancelOutcome, Enqueue, JobQueue, Lease, MemoryJobQueue, QueueCounts};
+use crate::scheduler::JobScheduler;
 
 mod runner;
 
@@ -75,6 +76,7 @@ pub(crate) struct Inner {
     events: broadcast::Sender<JobEvent>,
     healthy: AtomicBool,
     last_error: Mutex<Option<String>>,
+    scheduler: JobScheduler,
 }
 
 #[derive(Clone, Debug)]
@@ -235,6 +237,7 @@ pub struct WorkerBuilder {
     config: Config,
     data: DataMap,
     id: Option<String>,
+    scheduler: Option<JobScheduler>,
 }
 
 impl WorkerBuilder {
@@ -323,6 +326,19 @@ impl WorkerBuilder {
         self
     }
 
+    /// Periodic tasks to enqueue while the worker runs (default: a new
+    /// scheduler on the worker's clock). The worker adds the schedules its
+    /// processor declares (`#[job(cron = "..")]` functions of the
+    /// [`Registry`](crate::Registry)) to it when it starts, runs it onto its
+    /// queue, and stops it when it stops. Keep a clone to change tasks
+    /// meanwhile, or reach it with [`BackgroundJobWorker::scheduler`]. A
+    /// scheduler runs in one worker at a time: given to two workers of one
+    /// process, it runs in the first that starts.
+    pub fn scheduler(mut self, scheduler: JobScheduler) -> Self {
+        self.scheduler = Some(scheduler);
+        self
+    }
+
     /// The worker, or an error naming the setting that makes no sense.
     pub fn build(self) -> Result<BackgroundJobWorker> {
         let config = self.config;
@@ -359,6 +375,9 @@ impl WorkerBuilder {
             .queue
             .unwrap_or_else(|| Arc::new(MemoryJobQueue::builder().clock(config.clock).build()));
         let id = self.id.unwrap_or_else(default_worker_id);
+        let scheduler = self
+            .scheduler
+            .unwrap_or_else(|| JobScheduler::builder().clock(config.clock).build());
         Ok(BackgroundJobWorker {
             inner: Arc::new(Inner {
                 id,
@@ -376,6 +395,7 @@ impl WorkerBuilder {
                 events: broadcast::Sender::new(1024),
                 healthy: AtomicBool::new(true),
                 last_error: Mutex::new(None),
+                scheduler,
             }),
         })
     }
@@ -411,12 +431,18 @@ impl BackgroundJobWorker {
             },
             data: DataMap::new(),
             id: None,
+            scheduler: None,
         }
     }
 
     /// The worker's id.
     pub fn id(&self) -> &str {
         &self.inner.id
+    }
+
+    /// The scheduler of the worker's periodic tasks.
+    pub fn scheduler(&self) -> &JobScheduler {
+        &self.inner.scheduler
     }
 
     /// Where the worker is in its life.

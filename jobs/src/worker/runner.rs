@@ -90,6 +90,11 @@ pub(super) async fn run(inner: &Arc<Inner>) -> Result<()> {
         inner.phase.send_replace(WorkerState::Stopped);
         return Err(e);
     }
+    if let Err(e) = inner.scheduler.add_from_processor(&*inner.processor) {
+        tracing::error!(worker = %inner.id, error = %e, "worker refuses to start");
+        inner.phase.send_replace(WorkerState::Stopped);
+        return Err(e);
+    }
     if let Err(e) = inner.processor.startup().await {
         tracing::error!(worker = %inner.id, error = %e, "processor startup failed");
         inner.phase.send_replace(WorkerState::Stopped);
@@ -102,7 +107,15 @@ pub(super) async fn run(inner: &Arc<Inner>) -> Result<()> {
     let heartbeat_stop = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat_loop(Arc::clone(inner), heartbeat_stop.clone()));
 
+    let queue = Arc::clone(&inner.queue);
+    let scheduler = inner
+        .scheduler
+        .spawn_for_worker(queue, inner.stop.clone(), &inner.id);
+
     take_jobs(inner).await;
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
+    }
 
     let report = drain(inner).await;
     heartbeat_stop.cancel();
