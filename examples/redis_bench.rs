@@ -1,2 +1,317 @@
-//! Redis benchmark (work in progress).
-fn main() {}
+//! Throughput of `RedisJobQueue`, against the raw speed of the same Redis
+//! measured in the same run.
+//!
+//! ```text
+//! cargo run --release --features redis --example redis_bench -- [URL] [--jobs N] [--backlog N]
+//! ```
+//!
+//! - **raw**: `redis-benchmark -t lpush,lpop -q` (50 clients, no
+//!   pipelining) against the same server; if `redis-benchmark` is not on
+//!   `PATH`, the same measured here with 50 connections.
+//! - **enqueue**: N jobs, one `enqueue` per job from 50 concurrent tasks;
+//!   and N jobs with `enqueue_many` in batches of 1,000.
+//! - **processing**: N no-op jobs waiting, then 1 (and then 2) worker
+//!   processes (this program run again with `--worker`) start and run them
+//!   all: enqueued → reserved → run → completed, with status tracking and
+//!   the default retention of finished jobs.
+//! - `--backlog N`: N waiting jobs, and Redis memory per waiting job
+//!   (`INFO memory` before and after).
+//!
+//! URL defaults to `$JOBS_REDIS_URL`, else `redis://127.0.0.1:6379`. Uses
+//! queues named `bench-*`, purged afterwards.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jobs::prelude::*;
+
+struct Noop;
+
+impl JobProcessor for Noop {
+    async fn process(&self, _job: &Job) -> JobResult {
+        JobResult::success(serde_json::Value::Null)
+    }
+}
+
+fn noop_job() -> Job {
+    Job::new("noop", serde_json::Value::Null)
+}
+
+fn rate(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64()
+}
+
+/// `--worker URL QUEUE`: a worker process that starts on "GO" from stdin
+/// and runs until stdin closes.
+async fn worker_process(url: &str, name: &str) {
+    let queue = RedisJobQueue::connect(url, name).await.expect("connect");
+    let worker = BackgroundJobWorker::builder()
+        .queue(queue)
+        .processor(Noop)
+        .max_concurrent_jobs(512)
+        .batch_size(256)
+        .build()
+        .expect("worker");
+    println!("READY");
+    std::io::stdout().flush().unwrap();
+    let mut lines = BufReader::new(std::io::stdin()).lines();
+    let _go = lines.next();
+    let running = tokio::spawn(worker.clone().run_owned());
+    // Until the parent closes stdin.
+    tokio::task::spawn_blocking(move || for _ in lines {})
+        .await
+        .unwrap();
+    worker.stop().await;
+    running.await.unwrap().unwrap();
+}
+
+/// LPUSH and LPOP rates from `redis-benchmark`, or measured here.
+async fn raw_rates(url: &str) -> (f64, f64, &'static str) {
+    let info = redis::Client::open(url).unwrap();
+    let addr = info.get_connection_info().addr().to_string();
+    let (host, port) = addr.rsplit_once(':').unwrap_or(("127.0.0.1", "6379"));
+    let output = Command::new("redis-benchmark")
+        .args(["-h", host, "-p", port, "-t", "lpush,lpop", "-q"])
+        .args(["-c", "50", "-P", "1", "-n", "200000"])
+        .stderr(Stdio::null())
+        .output();
+    if let Ok(output) = output {
+        let text = String::from_utf8_lossy(&output.stdout);
+        let find = |name: &str| -> Option<f64> {
+            text.split(['\r', '\n'])
+                .filter(|l| {
+                    l.starts_with(&format!("{name}: ")) && l.contains("requests per second")
+                })
+                .last()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        };
+        if let (Some(push), Some(pop)) = (find("LPUSH"), find("LPOP")) {
+            return (
+                push,
+                pop,
+                "redis-benchmark -t lpush,lpop -q -c 50 -n 200000",
+            );
+        }
+    }
+    // Fallback: 50 connections, one command at a time each.
+    let key = format!("bench-raw-{}", JobId::new());
+    let mut rates = [0.0; 2];
+    for (i, command) in ["LPUSH", "LPOP"].into_iter().enumerate() {
+        let n = 200_000;
+        let per = n / 50;
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let client = info.clone();
+            let key = key.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+                for _ in 0..per {
+                    let mut cmd = redis::cmd(command);
+                    cmd.arg(&key);
+                    if command == "LPUSH" {
+                        cmd.arg("xxx");
+                    }
+                    let _: redis::Value = cmd.query_async(&mut conn).await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        rates[i] = rate(per * 50, start.elapsed());
+    }
+    (
+        rates[0],
+        rates[1],
+        "measured here: 50 connections, no pipelining",
+    )
+}
+
+async fn enqueue_single(url: &str, n: usize) -> f64 {
+    let queue = RedisJobQueue::connect(url, &format!("bench-{}", JobId::new()))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                for _ in 0..n / 50 {
+                    queue.enqueue(noop_job()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let r = rate(n / 50 * 50, start.elapsed());
+    queue.purge().await.unwrap();
+    r
+}
+
+async fn fill(queue: &RedisJobQueue, n: usize) -> Duration {
+    let start = Instant::now();
+    let mut left = n;
+    while left > 0 {
+        let batch = left.min(1000);
+        queue
+            .enqueue_many((0..batch).map(|_| noop_job()).collect())
+            .await
+            .unwrap();
+        left -= batch;
+    }
+    start.elapsed()
+}
+
+async fn enqueue_many(url: &str, n: usize) -> f64 {
+    let queue = RedisJobQueue::connect(url, &format!("bench-{}", JobId::new()))
+        .await
+        .unwrap();
+    let r = rate(n, fill(&queue, n).await);
+    queue.purge().await.unwrap();
+    r
+}
+
+async fn processing(url: &str, n: usize, processes: usize) -> f64 {
+    let name = format!("bench-{}", JobId::new());
+    let queue = RedisJobQueue::connect(url, &name).await.unwrap();
+    fill(&queue, n).await;
+    let exe = std::env::current_exe().unwrap();
+    let mut children = Vec::new();
+    for _ in 0..processes {
+        let mut child = Command::new(&exe)
+            .args(["--worker", url, &name])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn a worker process");
+        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(out.next().unwrap().unwrap(), "READY");
+        children.push(child);
+    }
+    let start = Instant::now();
+    for child in &mut children {
+        writeln!(child.stdin.as_mut().unwrap(), "GO").unwrap();
+    }
+    loop {
+        let counts = queue.counts().await.unwrap();
+        // All were enqueued before the start: done when none waits or runs.
+        if counts.waiting() + counts.running == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = start.elapsed();
+    for mut child in children {
+        drop(child.stdin.take());
+        child.wait().unwrap();
+    }
+    queue.purge().await.unwrap();
+    rate(n, elapsed)
+}
+
+async fn used_memory(url: &str) -> u64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn backlog(url: &str, n: usize) {
+    let name = format!("bench-{}", JobId::new());
+    let queue = RedisJobQueue::connect(url, &name).await.unwrap();
+    let before = used_memory(url).await;
+    let took = fill(&queue, n).await;
+    let after = used_memory(url).await;
+    let counts = queue.counts().await.unwrap();
+    println!(
+        "backlog: {} waiting jobs enqueued in {:.1} s ({:.0} jobs/s); Redis memory {:.0} bytes per waiting job",
+        counts.pending,
+        took.as_secs_f64(),
+        rate(n, took),
+        after.saturating_sub(before) as f64 / n as f64
+    );
+    let start = Instant::now();
+    let reserved = queue
+        .reserve("bench", 100, Duration::from_secs(30))
+        .await
+        .unwrap();
+    println!(
+        "backlog: reserving {} of them took {:?}",
+        reserved.len(),
+        start.elapsed()
+    );
+    queue.purge().await.unwrap();
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--worker") {
+        return worker_process(&args[1], &args[2]).await;
+    }
+    let mut url =
+        std::env::var("JOBS_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut n = 100_000;
+    let mut backlog_n = None;
+    let mut processing_only = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--jobs" => n = it.next().and_then(|v| v.parse().ok()).expect("--jobs N"),
+            "--backlog" => backlog_n = it.next().and_then(|v| v.parse().ok()),
+            "--processing-only" => processing_only = true,
+            other => url = other.to_owned(),
+        }
+    }
+    let url = Arc::new(url);
+    println!("jobs Redis benchmark on {url}: {n} no-op jobs per measurement");
+
+    if processing_only {
+        let one = processing(&url, n, 1).await;
+        println!("processing, 1 worker process: {one:.0} jobs/s");
+        return;
+    }
+    let (push, pop, how) = raw_rates(&url).await;
+    let raw = (push + pop) / 2.0;
+    println!("raw Redis ({how}): LPUSH {push:.0}/s, LPOP {pop:.0}/s, mean {raw:.0}/s");
+
+    let single = enqueue_single(&url, n).await;
+    println!(
+        "enqueue (one job per call, 50 tasks):      {single:>8.0} jobs/s  ({:.0}% of raw)",
+        100.0 * single / raw
+    );
+    let many = enqueue_many(&url, n).await;
+    println!(
+        "enqueue_many (batches of 1,000):           {many:>8.0} jobs/s  ({:.0}% of raw)",
+        100.0 * many / raw
+    );
+    let one = processing(&url, n, 1).await;
+    println!(
+        "processing, 1 worker process:              {one:>8.0} jobs/s  ({:.0}% of raw)",
+        100.0 * one / raw
+    );
+    let two = processing(&url, n, 2).await;
+    println!(
+        "processing, 2 worker processes:            {two:>8.0} jobs/s  ({:.0}% of raw, x{:.2} of one process)",
+        100.0 * two / raw,
+        two / one
+    );
+    if let Some(b) = backlog_n {
+        backlog(&url, b).await;
+    }
+}

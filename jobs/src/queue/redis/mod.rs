@@ -12,15 +12,15 @@
 //! | `jobs:{NAME}:ready`     | sorted set | ready job ids; score = priority band + sequence (FIFO)        |
 //! | `jobs:{NAME}:delayed`   | sorted set | scheduled / retrying job ids; score = due time (µs)           |
 //! | `jobs:{NAME}:running`   | sorted set | reserved job ids; score = lease deadline (µs, Redis clock)    |
-//! | `jobs:{NAME}:done`      | sorted set | finished job ids; score = finish time; capped retention index |
+//! | `jobs:{NAME}:done`      | list       | finished jobs, newest first (`S<id>\|<finish µs>`): retention |
 //! | `jobs:{NAME}:counts`    | hash       | status letter → number of jobs                                |
 //! | `jobs:{NAME}:seq`       | string     | counter for FIFO sequence numbers and lease tokens            |
 //! | `jobs:{NAME}:last_run`  | hash       | periodic task → last occurrence run ([`RedisLastRunStore`])   |
 //! | `jobs:{NAME}:wake`      | channel    | pub/sub: "a job is ready (0) / due at µs" for idle workers    |
 //!
-//! A job costs one hash field and one entry in one sorted set at any time:
-//! `ready` or `delayed` while it waits, `running` while it runs, `done` once
-//! finished (until the retention cap — [`RedisJobQueueBuilder::max_finished`],
+//! A job costs one hash field plus one entry in one index at any time:
+//! `ready` or `delayed` while it waits, `running` while it runs, one entry
+//! in the `done` list once finished (until the retention cap — [`RedisJobQueueBuilder::max_finished`],
 //! 10,000 by default — or the optional age limit drops it).
 //!
 //! A record is `S R|attempts|max_retries|token|started_us|completed_us|`
@@ -662,8 +662,10 @@ impl JobQueue for RedisJobQueue {
                     .key(&keys.seq)
                     .key(&keys.counts)
                     .key(&keys.done)
-                    .arg(max.max(1))
+                    .arg(max.clamp(1, 1000))
                     .arg(lease_us(lease))
+                    .arg(shared.max_finished)
+                    .arg(shared.finished_ttl_us)
                     .invoke_async(&mut conn),
             )
             .await?;
@@ -890,9 +892,7 @@ impl JobQueue for RedisJobQueue {
         let running = matches!(status, None | Some(JobStatus::Running));
         let finished = status.is_none_or(JobStatus::is_final);
         // Candidates: the newest of each index, in one consistent snapshot,
-        // then filtered and sorted by creation time. Finished jobs of one
-        // status may be spread out in the retention index: look through all
-        // of it (it is capped).
+        // then filtered and sorted by creation time.
         let flag = |b: bool| if b { "1" } else { "0" };
         let mut conn = shared.conn();
         let pairs: Vec<Vec<u8>> = shared
@@ -910,7 +910,9 @@ impl JobQueue for RedisJobQueue {
                     .arg(flag(waiting))
                     .arg(flag(running))
                     .arg(flag(finished))
-                    .arg(flag(status.is_some()))
+                    .arg(status.filter(|s| s.is_final()).map_or(String::new(), |s| {
+                        char::from(record::status_code(s)).to_string()
+                    }))
                     .invoke_async(&mut conn),
             )
             .await?;

@@ -37,27 +37,41 @@ local function flush_counts(key)
     if n ~= 0 then redis.call('HINCRBY', key, s, n) end
   end
 end
--- Keeps at most `maxf` finished jobs (and none older than `ttl` us).
-local function trim(kjobs, kdone, maxf, ttl, now)
-  local over = redis.call('ZCARD', kdone) - maxf
+-- Calls a variadic command with the items of `list` appended, in chunks
+-- (Lua's unpack has a limit).
+local function variadic(cmd, key, list, step)
+  for i = 1, #list, step do
+    redis.call(cmd, key, unpack(list, i, math.min(i + step - 1, #list)))
+  end
+end
+-- The retention entry of a finished job: status letter, id, finish time.
+local function done_entry(s, id, co) return s .. id .. '|' .. co end
+-- Records finished jobs in the retention list, then keeps at most `maxf`
+-- of them (and none older than `ttl` us), deleting the records dropped.
+local function finished(kjobs, kdone, entries, maxf, ttl, now)
+  if #entries > 0 then variadic('LPUSH', kdone, entries, 4000) end
   local gone = {}
+  local over = redis.call('LLEN', kdone) - maxf
   if over > 0 then
-    local popped = redis.call('ZPOPMIN', kdone, math.min(over, 1000))
-    for i = 1, #popped, 2 do gone[#gone + 1] = popped[i] end
+    gone = redis.call('RPOP', kdone, math.min(over, 1000))
   end
   if ttl > 0 then
-    local old = redis.call('ZRANGEBYSCORE', kdone, '-inf', now - ttl, 'LIMIT', 0, 1000)
-    for _, id in ipairs(old) do
-      redis.call('ZREM', kdone, id)
-      gone[#gone + 1] = id
+    for _ = 1, 1000 do
+      local last = redis.call('LINDEX', kdone, -1)
+      if not last then break end
+      local t = tonumber(string.match(last, '|(%d+)$'))
+      if t ~= nil and t > now - ttl then break end
+      redis.call('RPOP', kdone)
+      gone[#gone + 1] = last
     end
   end
-  for _, id in ipairs(gone) do
-    local h = parse(redis.call('HGET', kjobs, id))
-    if h and FINAL[h.s] then
-      redis.call('HDEL', kjobs, id)
-      count(h.s, -1)
+  if #gone > 0 then
+    local ids = {}
+    for i, e in ipairs(gone) do
+      ids[i] = string.match(e, '^.([^|]*)')
+      count(string.sub(e, 1, 1), -1)
     end
+    variadic('HDEL', kjobs, ids, 4000)
   end
 end
 "#;
@@ -73,59 +87,75 @@ local now = now_us()
 local n = (#ARGV - 1) / 4
 local seq = redis.call('INCRBY', KEYS[4], n) - n
 local wake = nil
+local hs, ready, delayed = {}, {}, {}
 for i = 2, #ARGV, 4 do
   local id, rec, due, rank = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
-  redis.call('HSET', KEYS[1], id, rec)
+  hs[#hs + 1] = id
+  hs[#hs + 1] = rec
   if due > now then
-    redis.call('ZADD', KEYS[3], due, id)
+    delayed[#delayed + 1] = due
+    delayed[#delayed + 1] = id
     if wake == nil or due < wake then wake = due end
   else
     seq = seq + 1
-    redis.call('ZADD', KEYS[2], back(rank, seq), id)
+    ready[#ready + 1] = back(rank, seq)
+    ready[#ready + 1] = id
     wake = 0
   end
   count(string.sub(rec, 1, 1), 1)
 end
+variadic('HSET', KEYS[1], hs, 4000)
+variadic('ZADD', KEYS[2], ready, 4000)
+variadic('ZADD', KEYS[3], delayed, 4000)
 flush_counts(KEYS[5])
 if wake then redis.call('PUBLISH', ARGV[1], fmt(wake)) end
 return { 'ok' }
 "#;
 
 /// KEYS: jobs, ready, delayed, running, seq, counts, done.
-/// ARGV: max, lease (us).
+/// ARGV: max, lease (us), max finished, finished ttl (us).
 /// Moves due scheduled jobs to ready, then reserves up to `max` ready jobs.
-/// Returns `{next due (us, -1 if none), id, record, id, record...}`; a record whose header
-/// does not parse is failed on the spot and not returned.
+/// Returns `{next due (us, -1 if none), id, record, id, record...}`; a
+/// record whose header does not parse is failed on the spot and not
+/// returned.
 const RESERVE: &str = r#"
 local now = now_us()
 local max, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
 local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)
 if #due > 0 then
   local seq = redis.call('INCRBY', KEYS[5], #due) - #due
-  for _, id in ipairs(due) do
-    local h = parse(redis.call('HGET', KEYS[1], id))
+  local recs = redis.call('HMGET', KEYS[1], unpack(due))
+  local za = {}
+  for i, id in ipairs(due) do
+    local h = parse(recs[i])
     seq = seq + 1
-    redis.call('ZADD', KEYS[2], back(h and h.r or 1, seq), id)
+    za[#za + 1] = back(h and h.r or 1, seq)
+    za[#za + 1] = id
   end
+  redis.call('ZADD', KEYS[2], unpack(za))
   redis.call('ZREM', KEYS[3], unpack(due))
 end
 local out = { '-1' }
 local popped = redis.call('ZPOPMIN', KEYS[2], max)
-local n = #popped / 2
-if n > 0 then
-  local tok = redis.call('INCRBY', KEYS[5], n) - n
-  for i = 1, #popped, 2 do
-    local id = popped[i]
-    local v = redis.call('HGET', KEYS[1], id)
+if #popped > 0 then
+  local ids = {}
+  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  local recs = redis.call('HMGET', KEYS[1], unpack(ids))
+  local tok = redis.call('INCRBY', KEYS[5], #ids) - #ids
+  local hs, za, failed = {}, {}, {}
+  for i, id in ipairs(ids) do
+    local v = recs[i]
     if v then
       local h = parse(v)
       if not h then
         local msg = 'corrupt job record ' .. KEYS[1] .. ' field ' .. id ..
           ': the record header does not parse'
-        redis.call('HSET', KEYS[1], id, 'F1|1|0|0|' .. fmt(now) .. '|' .. fmt(now) .. '|' .. v ..
+        local co = fmt(now)
+        hs[#hs + 1] = id
+        hs[#hs + 1] = 'F1|1|0|0|' .. co .. '|' .. co .. '|' .. v ..
           '\31{"last_error":"' .. msg .. '","result":{"success":false,"error":"' .. msg ..
-          '","error_type":"CorruptRecord","retryable":false}}')
-        redis.call('ZADD', KEYS[7], now, id)
+          '","error_type":"CorruptRecord","retryable":false}}'
+        failed[#failed + 1] = done_entry('F', id, co)
         count('P', -1)
         count('F', 1)
       elseif h.s == 'P' or h.s == 'T' then
@@ -138,12 +168,19 @@ if n > 0 then
         h.st = fmt(now)
         h.co = ''
         local rec = header(h) .. h.rest
-        redis.call('HSET', KEYS[1], id, rec)
-        redis.call('ZADD', KEYS[4], now + lease, id)
+        hs[#hs + 1] = id
+        hs[#hs + 1] = rec
+        za[#za + 1] = now + lease
+        za[#za + 1] = id
         out[#out + 1] = id
         out[#out + 1] = rec
       end
     end
+  end
+  if #hs > 0 then redis.call('HSET', KEYS[1], unpack(hs)) end
+  if #za > 0 then redis.call('ZADD', KEYS[4], unpack(za)) end
+  if #failed > 0 then
+    finished(KEYS[1], KEYS[7], failed, tonumber(ARGV[3]), tonumber(ARGV[4]), now)
   end
   flush_counts(KEYS[6])
 end
@@ -157,16 +194,20 @@ return out
 const HEARTBEAT: &str = r#"
 local now = now_us()
 local lease = tonumber(ARGV[1])
-local lost = {}
-for i = 2, #ARGV, 2 do
-  local id, tok = ARGV[i], ARGV[i + 1]
-  local h = parse(redis.call('HGET', KEYS[1], id))
-  if h and h.s == 'R' and h.t == tok then
-    redis.call('ZADD', KEYS[2], 'XX', now + lease, id)
+local ids = {}
+for i = 2, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+local recs = redis.call('HMGET', KEYS[1], unpack(ids))
+local lost, za = {}, {}
+for k, id in ipairs(ids) do
+  local h = parse(recs[k])
+  if h and h.s == 'R' and h.t == ARGV[2 * k + 1] then
+    za[#za + 1] = now + lease
+    za[#za + 1] = id
   else
-    lost[#lost + 1] = i / 2
+    lost[#lost + 1] = k
   end
 end
+if #za > 0 then redis.call('ZADD', KEYS[2], 'XX', unpack(za)) end
 return lost
 "#;
 
@@ -180,7 +221,6 @@ local now = now_us()
 local maxf, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local res = {}
 local wake = nil
-local finals = 0
 local function place(id, due, rank)
   if due > now then
     redis.call('ZADD', KEYS[3], due, id)
@@ -190,11 +230,17 @@ local function place(id, due, rank)
     wake = 0
   end
 end
-for b = 4, #ARGV, 9 do
-  local id, tok, st, patch = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
-  local h = parse(redis.call('HGET', KEYS[1], id))
-  if h and h.s == 'R' and h.t == tok then
-    redis.call('ZREM', KEYS[4], id)
+local ids = {}
+for b = 4, #ARGV, 9 do ids[#ids + 1] = ARGV[b] end
+local recs = redis.call('HMGET', KEYS[1], unpack(ids))
+local hs, zrem, fin = {}, {}, {}
+local co = fmt(now)
+for k, id in ipairs(ids) do
+  local b = 4 + (k - 1) * 9
+  local st, patch = ARGV[b + 2], ARGV[b + 3]
+  local h = parse(recs[k])
+  if h and h.s == 'R' and h.t == ARGV[b + 1] then
+    zrem[#zrem + 1] = id
     local rest = h.rest
     if patch ~= '' then rest = rest .. '\31' .. patch end
     h.s = st
@@ -203,11 +249,11 @@ for b = 4, #ARGV, 9 do
     if st == 'T' then
       place(id, tonumber(ARGV[b + 4]), h.r)
     else
-      h.co = fmt(now)
-      redis.call('ZADD', KEYS[5], now, id)
-      finals = finals + 1
+      h.co = co
+      fin[#fin + 1] = done_entry(st, id, co)
     end
-    redis.call('HSET', KEYS[1], id, header(h) .. rest)
+    hs[#hs + 1] = id
+    hs[#hs + 1] = header(h) .. rest
     local nid = ARGV[b + 5]
     if nid ~= '' then
       local nrec = ARGV[b + 6]
@@ -216,12 +262,14 @@ for b = 4, #ARGV, 9 do
         count(string.sub(nrec, 1, 1), 1)
       end
     end
-    res[#res + 1] = 1
+    res[k] = 1
   else
-    res[#res + 1] = 0
+    res[k] = 0
   end
 end
-if finals > 0 then trim(KEYS[1], KEYS[5], maxf, ttl, now) end
+if #hs > 0 then redis.call('HSET', KEYS[1], unpack(hs)) end
+if #zrem > 0 then redis.call('ZREM', KEYS[4], unpack(zrem)) end
+finished(KEYS[1], KEYS[5], fin, maxf, ttl, now)
 flush_counts(KEYS[7])
 if wake then redis.call('PUBLISH', ARGV[1], fmt(wake)) end
 return res
@@ -263,7 +311,8 @@ const RECOVER: &str = r#"
 local now = now_us()
 local maxf, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)
-local n, requeued, finals = 0, 0, 0
+local n, requeued = 0, 0
+local fin = {}
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[3], id)
   local h = parse(redis.call('HGET', KEYS[1], id))
@@ -277,8 +326,7 @@ for _, id in ipairs(expired) do
     if last then
       h.s = 'F'
       h.co = fmt(now)
-      redis.call('ZADD', KEYS[6], now, id)
-      finals = finals + 1
+      fin[#fin + 1] = done_entry('F', id, h.co)
     else
       h.s = 'T'
       redis.call('ZADD', KEYS[2], back(h.r, redis.call('INCR', KEYS[4])), id)
@@ -289,7 +337,7 @@ for _, id in ipairs(expired) do
     n = n + 1
   end
 end
-if finals > 0 then trim(KEYS[1], KEYS[6], maxf, ttl, now) end
+if #fin > 0 then finished(KEYS[1], KEYS[6], fin, maxf, ttl, now) end
 flush_counts(KEYS[5])
 if requeued > 0 then redis.call('PUBLISH', ARGV[1], '0') end
 return n
@@ -319,8 +367,8 @@ count('X', 1)
 h.s = 'X'
 h.co = fmt(now)
 redis.call('HSET', KEYS[1], id, header(h) .. h.rest)
-redis.call('ZADD', KEYS[5], now, id)
-trim(KEYS[1], KEYS[5], tonumber(ARGV[2]), tonumber(ARGV[3]), now)
+finished(KEYS[1], KEYS[5], { done_entry('X', id, h.co) }, tonumber(ARGV[2]),
+  tonumber(ARGV[3]), now)
 flush_counts(KEYS[6])
 if was == 'R' then return 'R' end
 return 'P'
@@ -336,11 +384,10 @@ local v = redis.call('HGET', KEYS[1], id)
 if not v then return 'gone' end
 if v ~= ARGV[3] then return 'changed' end
 local h = parse(v)
-local old = h and h.s or 'F'
-if not FINAL[old] then return 'changed' end
-redis.call('ZREM', KEYS[4], id)
+if not h or not FINAL[h.s] then return 'changed' end
+redis.call('LREM', KEYS[4], 1, done_entry(h.s, id, h.co))
 redis.call('HSET', KEYS[1], id, ARGV[4])
-count(old, -1)
+count(h.s, -1)
 count('P', 1)
 local now = now_us()
 local due = tonumber(ARGV[5])
@@ -374,11 +421,11 @@ return n
 "#;
 
 /// KEYS: jobs, ready, delayed, running, done.
-/// ARGV: limit, then '1'/'0' flags: waiting, running, finished, and
-/// whether to look through all finished jobs (for one final status).
+/// ARGV: limit, then '1'/'0' flags: waiting, running, finished, and the
+/// status letter of the finished jobs wanted ('' for all).
 /// Returns id, record pairs of the candidates (one consistent snapshot):
 /// the newest `limit` of each priority band, of the scheduled, running
-/// and finished jobs.
+/// and finished jobs (of that status).
 const LIST: &str = r#"
 local limit = tonumber(ARGV[1])
 local ids = {}
@@ -392,15 +439,26 @@ if ARGV[2] == '1' then
 end
 if ARGV[3] == '1' then add(redis.call('ZREVRANGE', KEYS[4], 0, limit - 1)) end
 if ARGV[4] == '1' then
-  if ARGV[5] == '1' then add(redis.call('ZREVRANGE', KEYS[5], 0, -1))
-  else add(redis.call('ZREVRANGE', KEYS[5], 0, limit - 1)) end
+  local want = ARGV[5]
+  local entries
+  if want == '' then entries = redis.call('LRANGE', KEYS[5], 0, limit - 1)
+  else entries = redis.call('LRANGE', KEYS[5], 0, -1) end
+  local taken = 0
+  for _, e in ipairs(entries) do
+    if taken >= limit then break end
+    if want == '' or string.sub(e, 1, 1) == want then
+      ids[#ids + 1] = string.match(e, '^.([^|]*)')
+      taken = taken + 1
+    end
+  end
 end
 local out = {}
-for _, id in ipairs(ids) do
-  local v = redis.call('HGET', KEYS[1], id)
-  if v then
+if #ids == 0 then return out end
+local recs = redis.call('HMGET', KEYS[1], unpack(ids))
+for i, id in ipairs(ids) do
+  if recs[i] then
     out[#out + 1] = id
-    out[#out + 1] = v
+    out[#out + 1] = recs[i]
   end
 end
 return out
