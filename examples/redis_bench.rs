@@ -84,7 +84,7 @@ async fn raw_rates(url: &str) -> (f64, f64, &'static str) {
                 .filter(|l| {
                     l.starts_with(&format!("{name}: ")) && l.contains("requests per second")
                 })
-                .last()?
+                .next_back()?
                 .split_whitespace()
                 .nth(1)?
                 .parse()
