@@ -81,10 +81,9 @@ async fn raw_rates(url: &str) -> (f64, f64, &'static str) {
         let text = String::from_utf8_lossy(&output.stdout);
         let find = |name: &str| -> Option<f64> {
             text.split(['\r', '\n'])
-                .filter(|l| {
+                .rfind(|l| {
                     l.starts_with(&format!("{name}: ")) && l.contains("requests per second")
-                })
-                .next_back()?
+                })?
                 .split_whitespace()
                 .nth(1)?
                 .parse()
