@@ -14,21 +14,29 @@ local function parse(v)
   local s, r, a, m, t, st, co, pos =
     string.match(v, '^(%u)(%d)|(%d+)|(%d+)|(%d+)|(%d*)|(%d*)|()')
   if not s then return nil end
-  return { s = s, r = tonumber(r), a = tonumber(a), m = tonumber(m), t = t,
-           st = st, co = co, rest = string.sub(v, pos) }
+  return { s = s, r = r, a = a, m = m, t = t, st = st, co = co, rest = string.sub(v, pos) }
 end
-local function fmt(x) return string.format('%.0f', x) end
+-- Integers as text without going through floating-point formatting.
+local function fmt(x) return string.format('%d', x) end
+local function num(s)
+  if #s == 1 then return string.byte(s) - 48 end
+  return tonumber(s)
+end
+local function inc(s)
+  local n = num(s) + 1
+  if n < 10 then return string.char(48 + n) end
+  return fmt(n)
+end
 local function header(h)
-  return h.s .. h.r .. '|' .. fmt(h.a) .. '|' .. fmt(h.m) .. '|' .. h.t .. '|' ..
-    h.st .. '|' .. h.co .. '|'
+  return h.s .. h.r .. '|' .. h.a .. '|' .. h.m .. '|' .. h.t .. '|' .. h.st .. '|' .. h.co .. '|'
 end
 local function now_us()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local BAND = 281474976710656
-local function back(rank, seq) return (rank * 2 + 1) * BAND + seq end
-local function front(rank, seq) return (rank * 2 + 1) * BAND - seq end
+local function back(rank, seq) return fmt((num(rank) * 2 + 1) * BAND + seq) end
+local function front(rank, seq) return fmt((num(rank) * 2 + 1) * BAND - seq) end
 local FINAL = { C = true, F = true, X = true, E = true }
 local delta = {}
 local function count(s, n) delta[s] = (delta[s] or 0) + n end
@@ -89,11 +97,11 @@ local seq = redis.call('INCRBY', KEYS[4], n) - n
 local wake = nil
 local hs, ready, delayed = {}, {}, {}
 for i = 2, #ARGV, 4 do
-  local id, rec, due, rank = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local id, rec, due, rank = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
   hs[#hs + 1] = id
   hs[#hs + 1] = rec
   if due > now then
-    delayed[#delayed + 1] = due
+    delayed[#delayed + 1] = ARGV[i + 2]
     delayed[#delayed + 1] = id
     if wake == nil or due < wake then wake = due end
   else
@@ -129,7 +137,7 @@ if #due > 0 then
   for i, id in ipairs(due) do
     local h = parse(recs[i])
     seq = seq + 1
-    za[#za + 1] = back(h and h.r or 1, seq)
+    za[#za + 1] = back(h and h.r or '1', seq)
     za[#za + 1] = id
   end
   redis.call('ZADD', KEYS[2], unpack(za))
@@ -138,6 +146,7 @@ end
 local out = { '-1' }
 local popped = redis.call('ZPOPMIN', KEYS[2], max)
 if #popped > 0 then
+  local nows, deadline = fmt(now), fmt(now + lease)
   local ids = {}
   for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
   local recs = redis.call('HMGET', KEYS[1], unpack(ids))
@@ -150,7 +159,7 @@ if #popped > 0 then
       if not h then
         local msg = 'corrupt job record ' .. KEYS[1] .. ' field ' .. id ..
           ': the record header does not parse'
-        local co = fmt(now)
+        local co = nows
         hs[#hs + 1] = id
         hs[#hs + 1] = 'F1|1|0|0|' .. co .. '|' .. co .. '|' .. v ..
           '\31{"last_error":"' .. msg .. '","result":{"success":false,"error":"' .. msg ..
@@ -163,14 +172,14 @@ if #popped > 0 then
         count(h.s, -1)
         count('R', 1)
         h.s = 'R'
-        h.a = h.a + 1
+        h.a = inc(h.a)
         h.t = fmt(tok)
-        h.st = fmt(now)
+        h.st = nows
         h.co = ''
         local rec = header(h) .. h.rest
         hs[#hs + 1] = id
         hs[#hs + 1] = rec
-        za[#za + 1] = now + lease
+        za[#za + 1] = deadline
         za[#za + 1] = id
         out[#out + 1] = id
         out[#out + 1] = rec
@@ -198,10 +207,11 @@ local ids = {}
 for i = 2, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
 local recs = redis.call('HMGET', KEYS[1], unpack(ids))
 local lost, za = {}, {}
+local deadline = fmt(now + lease)
 for k, id in ipairs(ids) do
   local h = parse(recs[k])
   if h and h.s == 'R' and h.t == ARGV[2 * k + 1] then
-    za[#za + 1] = now + lease
+    za[#za + 1] = deadline
     za[#za + 1] = id
   else
     lost[#lost + 1] = k
@@ -223,7 +233,7 @@ local res = {}
 local wake = nil
 local function place(id, due, rank)
   if due > now then
-    redis.call('ZADD', KEYS[3], due, id)
+    redis.call('ZADD', KEYS[3], fmt(due), id)
     if wake == nil or due < wake then wake = due end
   else
     redis.call('ZADD', KEYS[2], back(rank, redis.call('INCR', KEYS[6])), id)
@@ -258,7 +268,7 @@ for k, id in ipairs(ids) do
     if nid ~= '' then
       local nrec = ARGV[b + 6]
       if redis.call('HSETNX', KEYS[1], nid, nrec) == 1 then
-        place(nid, tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8]))
+        place(nid, tonumber(ARGV[b + 7]), ARGV[b + 8])
         count(string.sub(nrec, 1, 1), 1)
       end
     end
@@ -288,8 +298,9 @@ for i = #ARGV - 1, 2, -2 do
   seq = seq + 1
   if h and h.s == 'R' and h.t == tok then
     redis.call('ZREM', KEYS[3], id)
-    if h.a > 1 then h.s = 'T' else h.s = 'P' end
-    if h.a > 0 then h.a = h.a - 1 end
+    local a = num(h.a)
+    if a > 1 then h.s = 'T' else h.s = 'P' end
+    if a > 0 then h.a = fmt(a - 1) end
     h.st = ''
     count('R', -1)
     count(h.s, 1)
@@ -317,9 +328,9 @@ for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[3], id)
   local h = parse(redis.call('HGET', KEYS[1], id))
   if h and h.s == 'R' then
-    local msg = 'the worker running attempt ' .. fmt(h.a) ..
+    local msg = 'the worker running attempt ' .. h.a ..
       ' stopped renewing its lease (it crashed or lost Redis)'
-    local last = h.a > h.m
+    local last = num(h.a) > num(h.m)
     local patch = '{"last_error":"' .. msg .. '","result":{"success":false,"error":"' ..
       msg .. '","error_type":"LeaseExpired","retryable":' .. (last and 'false' or 'true') .. '}}'
     count('R', -1)
@@ -392,10 +403,10 @@ count('P', 1)
 local now = now_us()
 local due = tonumber(ARGV[5])
 if due > now then
-  redis.call('ZADD', KEYS[3], due, id)
-  redis.call('PUBLISH', ARGV[1], fmt(due))
+  redis.call('ZADD', KEYS[3], ARGV[5], id)
+  redis.call('PUBLISH', ARGV[1], ARGV[5])
 else
-  redis.call('ZADD', KEYS[2], back(tonumber(ARGV[6]), redis.call('INCR', KEYS[5])), id)
+  redis.call('ZADD', KEYS[2], back(ARGV[6], redis.call('INCR', KEYS[5])), id)
   redis.call('PUBLISH', ARGV[1], '0')
 end
 flush_counts(KEYS[6])
