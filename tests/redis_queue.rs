@@ -599,7 +599,8 @@ async fn redis_outage_is_reported_and_survived() {
     running.await.unwrap().unwrap();
 }
 
-/// A hand-edited record (broken JSON, or no header at all) fails that job
+/// A hand-edited job (broken JSON, JSON that is no job, a mangled state)
+/// fails that job
 /// with a clear error; the worker carries on with the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_record_fails_only_that_job() {
@@ -628,6 +629,15 @@ async fn corrupt_record_fails_only_that_job() {
         )
         .await
         .unwrap();
+    let bad_state = queue.enqueue(Job::new("record", json!({}))).await.unwrap();
+    let _: () = conn
+        .hset(
+            format!("jobs:{{{name}}}:state"),
+            bad_state.to_string(),
+            "hand-edited",
+        )
+        .await
+        .unwrap();
     let good = queue.enqueue(Job::new("record", json!({}))).await.unwrap();
 
     let worker = BackgroundJobWorker::builder()
@@ -643,14 +653,19 @@ async fn corrupt_record_fails_only_that_job() {
         worker.wait_for(good).await.unwrap().status,
         JobStatus::Completed
     );
-    for id in [broken_json, no_header] {
+    for id in [broken_json, no_header, bad_state] {
         let job = worker.wait_for(id).await.unwrap();
         assert_eq!(job.status, JobStatus::Failed, "{job:?}");
         let error = job.last_error.unwrap();
         assert!(error.contains("corrupt job record"), "{error}");
         assert!(error.contains(&id.to_string()), "{error}");
-        assert!(job.metadata.contains_key("corrupt_record"));
+        assert_eq!(
+            job.result.unwrap().error_type.as_deref(),
+            Some("CorruptRecord")
+        );
     }
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.failed, counts.completed, counts.pending), (3, 1, 0));
     assert!(worker.health_check().await.healthy);
     let runs: HashMap<String, u64> = conn.hgetall(exec_key(&name)).await.unwrap();
     assert_eq!(runs.len(), 1, "only the good job ran");

@@ -6,30 +6,35 @@
 //! are a Redis Cluster hash tag, so all keys of one queue live in one slot
 //! and the Lua scripts may touch them together.
 //!
-//! | key                     | type       | holds                                                         |
-//! |-------------------------|------------|---------------------------------------------------------------|
-//! | `jobs:{NAME}:jobs`      | hash       | job id → record (header + job JSON + patches, see below)      |
-//! | `jobs:{NAME}:ready`     | sorted set | ready job ids; score = priority band + sequence (FIFO)        |
-//! | `jobs:{NAME}:delayed`   | sorted set | scheduled / retrying job ids; score = due time (µs)           |
-//! | `jobs:{NAME}:running`   | sorted set | reserved job ids; score = lease deadline (µs, Redis clock)    |
-//! | `jobs:{NAME}:done`      | list       | finished jobs, newest first (`S<id>\|<finish µs>`): retention |
-//! | `jobs:{NAME}:counts`    | hash       | status letter → number of jobs                                |
-//! | `jobs:{NAME}:seq`       | string     | counter for FIFO sequence numbers and lease tokens            |
-//! | `jobs:{NAME}:last_run`  | hash       | periodic task → last occurrence run ([`RedisLastRunStore`])   |
-//! | `jobs:{NAME}:wake`      | channel    | pub/sub: "a job is ready (0) / due at µs" for idle workers    |
+//! | key                     | type       | holds                                                          |
+//! |-------------------------|------------|----------------------------------------------------------------|
+//! | `jobs:{NAME}:state`     | hash       | job id → state: `S R\|attempts\|max_retries\|token\|started\|done\|` |
+//! | `jobs:{NAME}:jobs`      | hash       | job id → the job's JSON (as enqueued)                          |
+//! | `jobs:{NAME}:results`   | hash       | job id → results of finished attempts (`\x1f`-separated JSON)  |
+//! | `jobs:{NAME}:ready`     | sorted set | ready job ids; score = priority band + sequence (FIFO)         |
+//! | `jobs:{NAME}:delayed`   | sorted set | scheduled / retrying job ids; score = due time (µs)            |
+//! | `jobs:{NAME}:running`   | sorted set | reserved job ids; score = lease deadline (µs, Redis clock)     |
+//! | `jobs:{NAME}:done`      | list       | finished jobs, newest first (`S<id>\|<finish µs>`): retention  |
+//! | `jobs:{NAME}:counts`    | hash       | status letter → number of jobs                                 |
+//! | `jobs:{NAME}:seq`       | string     | counter for FIFO sequence numbers and lease tokens             |
+//! | `jobs:{NAME}:last_run`  | hash       | periodic task → last occurrence run ([`RedisLastRunStore`])    |
+//! | `jobs:{NAME}:wake`      | channel    | pub/sub: "a job is ready (0) / due at µs" for idle workers     |
 //!
-//! A job costs one hash field plus one entry in one index at any time:
-//! `ready` or `delayed` while it waits, `running` while it runs, one entry
-//! in the `done` list once finished (until the retention cap — [`RedisJobQueueBuilder::max_finished`],
-//! 10,000 by default — or the optional age limit drops it).
+//! A waiting job costs two hash fields (state and JSON) and one entry in
+//! `ready` or `delayed`; a running one an entry in `running` instead; a
+//! finished one a result field and one entry in the `done` list, until the
+//! retention cap ([`RedisJobQueueBuilder::max_finished`], 10,000 by default)
+//! or the optional age limit deletes it.
 //!
-//! A record is `S R|attempts|max_retries|token|started_us|completed_us|`
-//! followed by the job's JSON, then any number of `\x1f`-separated patches
-//! (`{"result":..,"last_error":..,"scheduled_at":..}`) appended as attempts
-//! finish. `S` is the status letter (`P`ending, `R`unning, `C`ompleted,
-//! `F`ailed, re`T`rying, cancelled `X`, `E`xpired), `R` the priority rank
-//! (0 = critical). The scripts only rewrite the header and append: they
-//! never parse JSON.
+//! The state is the job's status letter (`P`ending, `R`unning,
+//! `C`ompleted, `F`ailed, re`T`rying, cancelled `X`, `E`xpired), its
+//! priority rank (0 = critical), attempts, max retries, the current lease
+//! token, and the start and finish times (µs). It is authoritative for
+//! those fields; the JSON is never rewritten by a state change, and each
+//! finished attempt appends `{"result":..,"last_error":..,"scheduled_at":..}`
+//! to `results`. So the scripts never parse JSON, and the hot ones (reserve,
+//! finish) only rewrite the short state: the job's JSON passes through a
+//! script once, on its way to the worker.
 //!
 //! # Delivery
 //!
@@ -140,6 +145,8 @@ struct Wake {
 
 struct Keys {
     jobs: String,
+    state: String,
+    results: String,
     ready: String,
     delayed: String,
     running: String,
@@ -155,6 +162,8 @@ impl Keys {
         let key = |suffix: &str| format!("jobs:{{{name}}}:{suffix}");
         Keys {
             jobs: key("jobs"),
+            state: key("state"),
+            results: key("results"),
             ready: key("ready"),
             delayed: key("delayed"),
             running: key("running"),
@@ -336,7 +345,7 @@ impl RedisJobQueue {
         &self.inner.shared.name
     }
 
-    /// The Redis key holding the job records (a hash: id → record).
+    /// The Redis key of the hash holding each job's JSON (id → JSON).
     pub fn jobs_key(&self) -> &str {
         &self.inner.shared.keys.jobs
     }
@@ -377,15 +386,28 @@ impl RedisJobQueue {
         });
     }
 
-    fn placeholder(&self, id: JobId, raw: &[u8], reason: &str) -> Job {
-        record::placeholder(id, raw, reason, &self.shared().keys.jobs)
-    }
-
-    fn decode_or_placeholder(&self, id: JobId, raw: &[u8]) -> Job {
-        match record::decode(id, raw) {
-            Ok((job, _)) => job,
-            Err(reason) => self.placeholder(id, raw, &reason),
+    /// Jobs from `id, state, JSON, results` quadruples, as the scripts
+    /// return them; a job that does not parse shows as a placeholder.
+    fn decode_all(&self, quads: Vec<Vec<u8>>) -> Vec<Job> {
+        let mut out = Vec::with_capacity(quads.len() / 4);
+        let mut it = quads.into_iter();
+        while let (Some(id), Some(state), Some(body), Some(results)) =
+            (it.next(), it.next(), it.next(), it.next())
+        {
+            let Some(id) = parse_id(&id) else { continue };
+            out.push(match record::decode(id, &state, &body, &results) {
+                Ok((job, _)) => job,
+                Err(reason) => record::placeholder(
+                    id,
+                    &state,
+                    &body,
+                    &results,
+                    &reason,
+                    &self.shared().keys.jobs,
+                ),
+            });
         }
+        out
     }
 
     /// Fails jobs whose records did not parse after they were reserved.
@@ -421,19 +443,22 @@ impl Shared {
         self.conn.clone()
     }
 
+    /// The keys and arguments every queue script takes.
+    fn common(&self) -> scripts::Common<'_> {
+        let k = &self.keys;
+        scripts::Common {
+            keys: [
+                &k.jobs, &k.state, &k.results, &k.ready, &k.delayed, &k.running, &k.done, &k.seq,
+                &k.counts,
+            ],
+            channel: &k.wake,
+            max_finished: self.max_finished,
+            finished_ttl_us: self.finished_ttl_us,
+        }
+    }
+
     async fn finish_batch(&self, entries: &[FinishEntry]) -> Result<Vec<bool>> {
-        let keys = &self.keys;
-        let mut call = self.scripts.finish.prepare_invoke();
-        call.key(&keys.jobs)
-            .key(&keys.ready)
-            .key(&keys.delayed)
-            .key(&keys.running)
-            .key(&keys.done)
-            .key(&keys.seq)
-            .key(&keys.counts)
-            .arg(&keys.wake)
-            .arg(self.max_finished)
-            .arg(self.finished_ttl_us);
+        let mut call = self.common().call(&self.scripts.finish);
         for e in entries {
             call.arg(e.id.to_string())
                 .arg(e.token)
@@ -443,12 +468,13 @@ impl Shared {
             match &e.next {
                 Some(next) => {
                     call.arg(next.id.to_string())
-                        .arg(&next.record[..])
+                        .arg(&next.state)
+                        .arg(&next.body[..])
                         .arg(next.due_us)
                         .arg(next.rank);
                 }
                 None => {
-                    call.arg("").arg("").arg(0).arg(0);
+                    call.arg("").arg("").arg("").arg(0).arg(0);
                 }
             }
         }
@@ -470,7 +496,8 @@ struct FinishEntry {
 
 struct NextJob {
     id: JobId,
-    record: Vec<u8>,
+    state: String,
+    body: Vec<u8>,
     due_us: i64,
     rank: usize,
 }
@@ -579,6 +606,13 @@ fn parse_id(raw: &[u8]) -> Option<JobId> {
     std::str::from_utf8(raw).ok()?.parse().ok()
 }
 
+fn encode(job: &Job) -> Result<(String, Vec<u8>)> {
+    record::encode(job).map_err(|e| Error::Serialize {
+        name: job.name.to_string(),
+        message: e.to_string(),
+    })
+}
+
 impl Enqueue for RedisJobQueue {
     async fn enqueue(&self, job: Job) -> Result<JobId> {
         let id = job.id;
@@ -598,22 +632,13 @@ impl Enqueue for RedisJobQueue {
             }
         }
         let shared = self.shared();
-        let keys = &shared.keys;
-        let mut call = shared.scripts.enqueue.prepare_invoke();
-        call.key(&keys.jobs)
-            .key(&keys.ready)
-            .key(&keys.delayed)
-            .key(&keys.seq)
-            .key(&keys.counts)
-            .arg(&keys.wake);
+        let mut call = shared.common().call(&shared.scripts.enqueue);
         let mut ids = Vec::with_capacity(jobs.len());
         for job in &jobs {
-            let raw = record::encode(job).map_err(|e| Error::Serialize {
-                name: job.name.to_string(),
-                message: e.to_string(),
-            })?;
+            let (state, body) = encode(job)?;
             call.arg(job.id.to_string())
-                .arg(raw)
+                .arg(state)
+                .arg(body)
                 .arg(record::due_micros(job))
                 .arg(job.priority.rank());
             ids.push(job.id);
@@ -647,43 +672,27 @@ impl JobQueue for RedisJobQueue {
         self.inner
             .seen_epoch
             .store(shared.wake.epoch.load(Ordering::Acquire), Ordering::Release);
-        let keys = &shared.keys;
+        let mut call = shared.common().call(&shared.scripts.reserve);
+        call.arg(max.clamp(1, 1000)).arg(lease_us(lease));
         let mut conn = shared.conn();
-        let reply: Vec<Vec<u8>> = shared
-            .call(
-                "reserve",
-                shared
-                    .scripts
-                    .reserve
-                    .key(&keys.jobs)
-                    .key(&keys.ready)
-                    .key(&keys.delayed)
-                    .key(&keys.running)
-                    .key(&keys.seq)
-                    .key(&keys.counts)
-                    .key(&keys.done)
-                    .arg(max.clamp(1, 1000))
-                    .arg(lease_us(lease))
-                    .arg(shared.max_finished)
-                    .arg(shared.finished_ttl_us)
-                    .invoke_async(&mut conn),
-            )
-            .await?;
-        let mut records = reply.into_iter();
-        let next_due = records
+        let reply: Vec<Vec<u8>> = shared.call("reserve", call.invoke_async(&mut conn)).await?;
+        let mut it = reply.into_iter();
+        let next_due = it
             .next()
             .and_then(|d| std::str::from_utf8(&d).ok()?.parse::<f64>().ok())
             .filter(|d| *d >= 0.0)
             .map_or(i64::MAX, |d| d as i64);
         shared.wake.next_due_us.store(next_due, Ordering::Release);
-        let mut out = Vec::with_capacity(records.len() / 2);
+        let mut out = Vec::with_capacity(it.len() / 4);
         let mut corrupt = Vec::new();
-        while let (Some(id), Some(raw)) = (records.next(), records.next()) {
+        while let (Some(id), Some(state), Some(body), Some(results)) =
+            (it.next(), it.next(), it.next(), it.next())
+        {
             let Some(id) = parse_id(&id) else { continue };
-            match record::decode(id, &raw) {
+            match record::decode(id, &state, &body, &results) {
                 Ok((job, token)) => out.push(Reservation::new(job, Lease { job_id: id, token })),
                 Err(reason) => {
-                    let token = record::split(&raw).map_or(0, |(h, _)| h.token);
+                    let token = record::parse_state(&state).map_or(0, |h| h.token);
                     corrupt.push((Lease { job_id: id, token }, reason));
                 }
             }
@@ -722,10 +731,8 @@ impl JobQueue for RedisJobQueue {
             return Ok(Vec::new());
         }
         let shared = self.shared();
-        let mut call = shared.scripts.heartbeat.prepare_invoke();
-        call.key(&shared.keys.jobs)
-            .key(&shared.keys.running)
-            .arg(lease_us(lease));
+        let mut call = shared.common().call(&shared.scripts.heartbeat);
+        call.arg(lease_us(lease));
         for l in leases {
             call.arg(l.job_id.to_string()).arg(l.token);
         }
@@ -743,13 +750,11 @@ impl JobQueue for RedisJobQueue {
         let next = match next {
             Some(job) => {
                 job.validate()?;
-                let record = record::encode(&job).map_err(|e| Error::Serialize {
-                    name: job.name.to_string(),
-                    message: e.to_string(),
-                })?;
+                let (state, body) = encode(&job)?;
                 Some(NextJob {
                     id: job.id,
-                    record,
+                    state,
+                    body,
                     due_us: record::due_micros(&job),
                     rank: job.priority.rank(),
                 })
@@ -821,14 +826,7 @@ impl JobQueue for RedisJobQueue {
             return Ok(0);
         }
         let shared = self.shared();
-        let keys = &shared.keys;
-        let mut call = shared.scripts.release.prepare_invoke();
-        call.key(&keys.jobs)
-            .key(&keys.ready)
-            .key(&keys.running)
-            .key(&keys.seq)
-            .key(&keys.counts)
-            .arg(&keys.wake);
+        let mut call = shared.common().call(&shared.scripts.release);
         for l in leases {
             call.arg(l.job_id.to_string()).arg(l.token);
         }
@@ -838,25 +836,10 @@ impl JobQueue for RedisJobQueue {
 
     async fn recover_expired(&self) -> Result<usize> {
         let shared = self.shared();
-        let keys = &shared.keys;
+        let call = shared.common().call(&shared.scripts.recover);
         let mut conn = shared.conn();
         let n: usize = shared
-            .call(
-                "recover_expired",
-                shared
-                    .scripts
-                    .recover
-                    .key(&keys.jobs)
-                    .key(&keys.ready)
-                    .key(&keys.running)
-                    .key(&keys.seq)
-                    .key(&keys.counts)
-                    .key(&keys.done)
-                    .arg(&keys.wake)
-                    .arg(shared.max_finished)
-                    .arg(shared.finished_ttl_us)
-                    .invoke_async(&mut conn),
-            )
+            .call("recover_expired", call.invoke_async(&mut conn))
             .await?;
         if n > 0 {
             tracing::warn!(queue = %shared.name, recovered = n, "jobs of lost workers returned to the queue");
@@ -866,17 +849,11 @@ impl JobQueue for RedisJobQueue {
 
     async fn get(&self, id: JobId) -> Result<Option<Job>> {
         let shared = self.shared();
+        let mut call = shared.common().call(&shared.scripts.get);
+        call.arg(id.to_string());
         let mut conn = shared.conn();
-        let raw: Option<Vec<u8>> = shared
-            .call(
-                "get",
-                redis::cmd("HGET")
-                    .arg(&shared.keys.jobs)
-                    .arg(id.to_string())
-                    .query_async(&mut conn),
-            )
-            .await?;
-        Ok(raw.map(|raw| self.decode_or_placeholder(id, &raw)))
+        let quads: Vec<Vec<u8>> = shared.call("get", call.invoke_async(&mut conn)).await?;
+        Ok(self.decode_all(quads).pop())
     }
 
     async fn list(&self, status: Option<JobStatus>, limit: usize) -> Result<Vec<Job>> {
@@ -884,51 +861,32 @@ impl JobQueue for RedisJobQueue {
             return Ok(Vec::new());
         }
         let shared = self.shared();
-        let keys = &shared.keys;
         let waiting = matches!(
             status,
             None | Some(JobStatus::Pending) | Some(JobStatus::Retrying)
         );
         let running = matches!(status, None | Some(JobStatus::Running));
         let finished = status.is_none_or(JobStatus::is_final);
+        let flag = |b: bool| if b { "1" } else { "0" };
+        let wanted = status.filter(|s| s.is_final()).map_or(String::new(), |s| {
+            char::from(record::status_code(s)).to_string()
+        });
         // Candidates: the newest of each index, in one consistent snapshot,
         // then filtered and sorted by creation time.
-        let flag = |b: bool| if b { "1" } else { "0" };
+        let mut call = shared.common().call(&shared.scripts.list);
+        call.arg(limit)
+            .arg(flag(waiting))
+            .arg(flag(running))
+            .arg(flag(finished))
+            .arg(wanted);
         let mut conn = shared.conn();
-        let pairs: Vec<Vec<u8>> = shared
-            .call(
-                "list",
-                shared
-                    .scripts
-                    .list
-                    .key(&keys.jobs)
-                    .key(&keys.ready)
-                    .key(&keys.delayed)
-                    .key(&keys.running)
-                    .key(&keys.done)
-                    .arg(limit)
-                    .arg(flag(waiting))
-                    .arg(flag(running))
-                    .arg(flag(finished))
-                    .arg(status.filter(|s| s.is_final()).map_or(String::new(), |s| {
-                        char::from(record::status_code(s)).to_string()
-                    }))
-                    .invoke_async(&mut conn),
-            )
-            .await?;
+        let quads: Vec<Vec<u8>> = shared.call("list", call.invoke_async(&mut conn)).await?;
         let mut seen = std::collections::HashSet::new();
-        let mut found = Vec::new();
-        let mut pairs = pairs.into_iter();
-        while let (Some(id), Some(raw)) = (pairs.next(), pairs.next()) {
-            let Some(id) = parse_id(&id) else { continue };
-            if !seen.insert(id) {
-                continue;
-            }
-            let job = self.decode_or_placeholder(id, &raw);
-            if status.is_none_or(|s| job.status == s) {
-                found.push(job);
-            }
-        }
+        let mut found: Vec<Job> = self
+            .decode_all(quads)
+            .into_iter()
+            .filter(|job| seen.insert(job.id) && status.is_none_or(|s| job.status == s))
+            .collect();
         found.sort_by_key(|job| std::cmp::Reverse(job.created_at));
         found.truncate(limit);
         Ok(found)
@@ -936,26 +894,10 @@ impl JobQueue for RedisJobQueue {
 
     async fn cancel(&self, id: JobId) -> Result<CancelOutcome> {
         let shared = self.shared();
-        let keys = &shared.keys;
+        let mut call = shared.common().call(&shared.scripts.cancel);
+        call.arg(id.to_string());
         let mut conn = shared.conn();
-        let code: String = shared
-            .call(
-                "cancel",
-                shared
-                    .scripts
-                    .cancel
-                    .key(&keys.jobs)
-                    .key(&keys.ready)
-                    .key(&keys.delayed)
-                    .key(&keys.running)
-                    .key(&keys.done)
-                    .key(&keys.counts)
-                    .arg(id.to_string())
-                    .arg(shared.max_finished)
-                    .arg(shared.finished_ttl_us)
-                    .invoke_async(&mut conn),
-            )
-            .await?;
+        let code: String = shared.call("cancel", call.invoke_async(&mut conn)).await?;
         Ok(match code.as_bytes().first() {
             None => CancelOutcome::NotFound,
             Some(b'P') => CancelOutcome::Cancelled,
@@ -968,21 +910,16 @@ impl JobQueue for RedisJobQueue {
 
     async fn retry(&self, id: JobId) -> Result<bool> {
         let shared = self.shared();
-        let keys = &shared.keys;
         for _ in 0..10 {
+            let mut call = shared.common().call(&shared.scripts.get);
+            call.arg(id.to_string());
             let mut conn = shared.conn();
-            let raw: Option<Vec<u8>> = shared
-                .call(
-                    "retry",
-                    redis::cmd("HGET")
-                        .arg(&keys.jobs)
-                        .arg(id.to_string())
-                        .query_async(&mut conn),
-                )
-                .await?;
-            let Some(raw) = raw else { return Ok(false) };
-            let Ok((mut job, _)) = record::decode(id, &raw) else {
-                // A corrupt record cannot be run again.
+            let quads: Vec<Vec<u8>> = shared.call("retry", call.invoke_async(&mut conn)).await?;
+            let [_, state, body, results] = &quads[..] else {
+                return Ok(false);
+            };
+            let Ok((mut job, _)) = record::decode(id, state, body, results) else {
+                // A corrupt job cannot be run again.
                 return Ok(false);
             };
             if !matches!(
@@ -1000,31 +937,15 @@ impl JobQueue for RedisJobQueue {
             if job.expires_at.is_some_and(|at| at <= now) {
                 job.expires_at = None;
             }
-            let fresh = record::encode(&job).map_err(|e| Error::Serialize {
-                name: job.name.to_string(),
-                message: e.to_string(),
-            })?;
-            let answer: String = shared
-                .call(
-                    "retry",
-                    shared
-                        .scripts
-                        .retry
-                        .key(&keys.jobs)
-                        .key(&keys.ready)
-                        .key(&keys.delayed)
-                        .key(&keys.done)
-                        .key(&keys.seq)
-                        .key(&keys.counts)
-                        .arg(&keys.wake)
-                        .arg(id.to_string())
-                        .arg(&raw[..])
-                        .arg(fresh)
-                        .arg(record::due_micros(&job))
-                        .arg(job.priority.rank())
-                        .invoke_async(&mut conn),
-                )
-                .await?;
+            let (fresh_state, fresh_body) = encode(&job)?;
+            let mut call = shared.common().call(&shared.scripts.retry);
+            call.arg(id.to_string())
+                .arg(&state[..])
+                .arg(fresh_state)
+                .arg(fresh_body)
+                .arg(record::due_micros(&job))
+                .arg(job.priority.rank());
+            let answer: String = shared.call("retry", call.invoke_async(&mut conn)).await?;
             match answer.as_str() {
                 "ok" => return Ok(true),
                 "gone" => return Ok(false),
@@ -1038,18 +959,9 @@ impl JobQueue for RedisJobQueue {
 
     async fn counts(&self) -> Result<QueueCounts> {
         let shared = self.shared();
+        let call = shared.common().call(&shared.scripts.counts);
         let mut conn = shared.conn();
-        let flat: Vec<String> = shared
-            .call(
-                "counts",
-                shared
-                    .scripts
-                    .counts
-                    .key(&shared.keys.counts)
-                    .key(&shared.keys.delayed)
-                    .invoke_async(&mut conn),
-            )
-            .await?;
+        let flat: Vec<String> = shared.call("counts", call.invoke_async(&mut conn)).await?;
         let mut counts = QueueCounts::default();
         for pair in flat.chunks(2) {
             let [code, n] = pair else { continue };
@@ -1069,23 +981,9 @@ impl JobQueue for RedisJobQueue {
 
     async fn purge(&self) -> Result<u64> {
         let shared = self.shared();
-        let keys = &shared.keys;
+        let call = shared.common().call(&shared.scripts.purge);
         let mut conn = shared.conn();
-        shared
-            .call(
-                "purge",
-                shared
-                    .scripts
-                    .purge
-                    .key(&keys.jobs)
-                    .key(&keys.ready)
-                    .key(&keys.delayed)
-                    .key(&keys.running)
-                    .key(&keys.done)
-                    .key(&keys.counts)
-                    .invoke_async(&mut conn),
-            )
-            .await
+        shared.call("purge", call.invoke_async(&mut conn)).await
     }
 
     async fn ping(&self) -> Result<()> {

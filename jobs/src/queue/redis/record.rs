@@ -1,16 +1,17 @@
-//! The stored form of a job: a short header the Lua scripts read and
-//! rewrite, the job's JSON, and patches appended by finished attempts.
+//! The stored form of a job, in three hash fields under its id:
 //!
 //! ```text
-//! S R|attempts|max_retries|token|started_us|completed_us|{job JSON}[\x1f{patch JSON}]...
+//! state:    S R|attempts|max_retries|token|started_us|completed_us|
+//! jobs:     {job JSON}
+//! results:  \x1f{patch JSON}\x1f{patch JSON}...     (once an attempt finished)
 //! ```
 //!
 //! `S` is the status (one letter, see [`status_code`]), `R` the priority
-//! rank (0 = critical). The header is authoritative for the status,
+//! rank (0 = critical). The state is authoritative for the status,
 //! attempts and times; the JSON is the job as enqueued (or as put back by
-//! `retry`), and each patch (written by `finish`) sets `result`,
-//! `last_error` and `scheduled_at`. So the scripts never parse or re-encode
-//! JSON: they only rewrite the header and append.
+//! `retry`); each patch (written by `finish`, or by lease recovery) sets
+//! `result`, `last_error` and `scheduled_at`, in order. So the scripts never
+//! parse or re-encode JSON, and the hot ones only touch the short state.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -81,35 +82,27 @@ pub(super) fn due_micros(job: &Job) -> i64 {
     job.scheduled_at.map_or(0, micros_ceil)
 }
 
-/// The stored form of a waiting job (status `Pending` or `Retrying`).
-pub(super) fn encode(job: &Job) -> Result<Vec<u8>, serde_json::Error> {
-    let status = match job.status {
-        JobStatus::Retrying => b'T',
-        _ => b'P',
-    };
-    let mut out = Vec::with_capacity(256);
-    out.push(status);
-    out.push(b'0' + job.priority.rank() as u8);
-    out.push(b'|');
-    push_num(&mut out, u64::from(job.attempts));
-    out.push(b'|');
-    push_num(&mut out, u64::from(job.max_retries));
-    out.extend_from_slice(b"|0|||");
+/// The stored form of a waiting job (status `Pending` or `Retrying`): its
+/// state and its JSON.
+pub(super) fn encode(job: &Job) -> Result<(String, Vec<u8>), serde_json::Error> {
+    let retrying = job.status == JobStatus::Retrying;
+    let state = format!(
+        "{}{}|{}|{}|0|||",
+        if retrying { 'T' } else { 'P' },
+        job.priority.rank(),
+        job.attempts,
+        job.max_retries
+    );
     let mut stored = job.clone();
-    stored.status = if status == b'T' {
+    stored.status = if retrying {
         JobStatus::Retrying
     } else {
         JobStatus::Pending
     };
-    serde_json::to_writer(&mut out, &stored)?;
-    Ok(out)
+    Ok((state, serde_json::to_vec(&stored)?))
 }
 
-fn push_num(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(n.to_string().as_bytes());
-}
-
-/// The parsed header.
+/// The parsed state.
 pub(super) struct Header {
     pub(super) status: JobStatus,
     pub(super) attempts: u32,
@@ -118,13 +111,13 @@ pub(super) struct Header {
     pub(super) completed: Option<DateTime<Utc>>,
 }
 
-/// Splits a record into its header and the rest (JSON and patches).
-pub(super) fn split(raw: &[u8]) -> Option<(Header, &[u8])> {
+/// Parses a job's state.
+pub(super) fn parse_state(raw: &[u8]) -> Option<Header> {
     let status = status_of(*raw.first()?)?;
     if !raw.get(1)?.is_ascii_digit() {
         return None;
     }
-    let mut fields = raw[2..].splitn(7, |b| *b == b'|');
+    let mut fields = raw[2..].split(|b| *b == b'|');
     fields.next().filter(|f| f.is_empty())?;
     let num = |f: Option<&[u8]>| -> Option<u64> { std::str::from_utf8(f?).ok()?.parse().ok() };
     let opt_time = |f: Option<&[u8]>| -> Option<Option<DateTime<Utc>>> {
@@ -140,30 +133,33 @@ pub(super) fn split(raw: &[u8]) -> Option<(Header, &[u8])> {
     let token = num(fields.next())?;
     let started = opt_time(fields.next())?;
     let completed = opt_time(fields.next())?;
-    let rest = fields.next()?;
-    Some((
-        Header {
-            status,
-            attempts,
-            token,
-            started,
-            completed,
-        },
-        rest,
-    ))
+    Some(Header {
+        status,
+        attempts,
+        token,
+        started,
+        completed,
+    })
 }
 
-/// A stored record read back as a job. A record that does not parse gives
-/// `Err` with the reason; use [`placeholder`] to still show something.
-pub(super) fn decode(id: JobId, raw: &[u8]) -> Result<(Job, u64), String> {
-    let (header, rest) = split(raw).ok_or_else(|| "the record header does not parse".to_owned())?;
-    let mut parts = rest.split(|b| *b == PATCH_SEP);
-    let body = parts.next().unwrap_or_default();
+fn patches(results: &[u8]) -> impl Iterator<Item = Patch> + '_ {
+    results
+        .split(|b| *b == PATCH_SEP)
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| serde_json::from_slice::<Patch>(p).ok())
+}
+
+/// A stored job read back. A job that does not parse gives `Err` with the
+/// reason; use [`placeholder`] to still show something.
+pub(super) fn decode(
+    id: JobId,
+    state: &[u8],
+    body: &[u8],
+    results: &[u8],
+) -> Result<(Job, u64), String> {
+    let header = parse_state(state).ok_or_else(|| "the state does not parse".to_owned())?;
     let mut job: Job = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    for patch in parts {
-        let Ok(patch) = serde_json::from_slice::<Patch>(patch) else {
-            continue;
-        };
+    for patch in patches(results) {
         if patch.result.is_some() {
             job.result = patch.result;
         }
@@ -182,37 +178,37 @@ pub(super) fn decode(id: JobId, raw: &[u8]) -> Result<(Job, u64), String> {
     Ok((job, header.token))
 }
 
-/// What `get` shows for a record that does not parse: a `Failed` job (or
-/// the status its header names) named `<corrupt>`, with the reason as its
-/// last error and the raw record in its metadata under `corrupt_record`.
-pub(super) fn placeholder(id: JobId, raw: &[u8], reason: &str, key: &str) -> Job {
+/// What `get` shows for a job that does not parse: a job named
+/// `<corrupt>` with the status its state names (`Failed` if none), the
+/// reason as its last error (or the error it was failed with), and the raw
+/// JSON in its metadata under `corrupt_record`.
+pub(super) fn placeholder(
+    id: JobId,
+    state: &[u8],
+    body: &[u8],
+    results: &[u8],
+    reason: &str,
+    key: &str,
+) -> Job {
     let mut job = Job::new("<corrupt>", serde_json::Value::Null);
     job.id = id;
-    let header = split(raw);
-    job.status = header
-        .as_ref()
-        .map_or(JobStatus::Failed, |(header, _)| header.status);
-    if let Some((header, rest)) = &header {
+    let header = parse_state(state);
+    job.status = header.as_ref().map_or(JobStatus::Failed, |h| h.status);
+    if let Some(header) = &header {
         job.attempts = header.attempts;
         job.started_at = header.started;
         job.completed_at = header.completed;
-        // A patch written when the job was failed for its corrupt record.
-        if let Some(patch) = rest
-            .split(|b| *b == PATCH_SEP)
-            .skip(1)
-            .filter_map(|p| serde_json::from_slice::<Patch>(p).ok())
-            .last()
-        {
-            job.result = patch.result;
-            job.last_error = patch.last_error;
-        }
+    }
+    for patch in patches(results) {
+        job.result = patch.result.or(job.result);
+        job.last_error = patch.last_error.or(job.last_error);
     }
     if job.last_error.is_none() {
         job.last_error = Some(corrupt_message(key, id, reason));
     }
     job.metadata.insert(
         "corrupt_record".into(),
-        serde_json::Value::String(String::from_utf8_lossy(raw).into_owned()),
+        serde_json::Value::String(String::from_utf8_lossy(body).into_owned()),
     );
     job
 }
@@ -230,21 +226,18 @@ mod tests {
     #[test]
     fn round_trip_with_patches() {
         let job = Job::new("send", serde_json::json!({"to": "a"})).priority(JobPriority::High);
-        let mut raw = encode(&job).unwrap();
-        assert!(raw.starts_with(b"P1|0|3|0|||{"));
-        let (back, token) = decode(job.id, &raw).unwrap();
+        let (state, body) = encode(&job).unwrap();
+        assert_eq!(state, "P1|0|3|0|||");
+        let (back, token) = decode(job.id, state.as_bytes(), &body, b"").unwrap();
         assert_eq!(back, job);
         assert_eq!(token, 0);
-        // What the scripts do: rewrite the header, append a patch.
-        let rest = raw.split_off(raw.iter().position(|b| *b == b'{').unwrap());
-        let mut raw = b"F1|1|3|7|1700000000000000|1700000000000001|".to_vec();
-        raw.extend_from_slice(&rest);
-        raw.push(PATCH_SEP);
-        raw.extend_from_slice(br#"{"last_error":"boom"}"#);
-        let (back, token) = decode(job.id, &raw).unwrap();
+        // What the scripts do: rewrite the state, append patches.
+        let state = b"F1|2|3|7|1700000000000000|1700000000000001|";
+        let results = b"\x1f{\"last_error\":\"first\"}\x1f{\"last_error\":\"boom\"}";
+        let (back, token) = decode(job.id, state, &body, results).unwrap();
         assert_eq!(token, 7);
         assert_eq!(back.status, JobStatus::Failed);
-        assert_eq!(back.attempts, 1);
+        assert_eq!(back.attempts, 2);
         assert_eq!(back.last_error.as_deref(), Some("boom"));
         assert_eq!(
             back.started_at.unwrap().timestamp_micros(),
@@ -255,10 +248,11 @@ mod tests {
     #[test]
     fn corrupt_records_are_reported() {
         let id = JobId::new();
-        assert!(decode(id, b"P1|0|3|0|||{not json").is_err());
-        assert!(decode(id, b"{\"id\":1}").is_err());
-        let job = placeholder(id, b"P1|0|3|0|||{not json", "bad", "k");
+        assert!(decode(id, b"P1|0|3|0|||", b"{not json", b"").is_err());
+        assert!(decode(id, b"garbage", b"{}", b"").is_err());
+        let job = placeholder(id, b"P1|0|3|0|||", b"{not json", b"", "bad", "k");
         assert_eq!(job.status, JobStatus::Pending);
         assert!(job.last_error.unwrap().contains("bad"));
+        assert_eq!(job.metadata["corrupt_record"], "{not json");
     }
 }
