@@ -6,35 +6,34 @@
 //! are a Redis Cluster hash tag, so all keys of one queue live in one slot
 //! and the Lua scripts may touch them together.
 //!
-//! | key                     | type       | holds                                                          |
-//! |-------------------------|------------|----------------------------------------------------------------|
-//! | `jobs:{NAME}:state`     | hash       | job id → state: `S R\|attempts\|max_retries\|token\|started\|done\|` |
-//! | `jobs:{NAME}:jobs`      | hash       | job id → the job's JSON (as enqueued)                          |
-//! | `jobs:{NAME}:results`   | hash       | job id → results of finished attempts (`\x1f`-separated JSON)  |
-//! | `jobs:{NAME}:ready`     | sorted set | ready job ids; score = priority band + sequence (FIFO)         |
-//! | `jobs:{NAME}:delayed`   | sorted set | scheduled / retrying job ids; score = due time (µs)            |
-//! | `jobs:{NAME}:running`   | sorted set | reserved job ids; score = lease deadline (µs, Redis clock)     |
-//! | `jobs:{NAME}:done`      | list       | finished jobs, newest first (`S<id>\|<finish µs>`): retention  |
-//! | `jobs:{NAME}:counts`    | hash       | status letter → number of jobs                                 |
-//! | `jobs:{NAME}:seq`       | string     | counter for FIFO sequence numbers and lease tokens             |
-//! | `jobs:{NAME}:last_run`  | hash       | periodic task → last occurrence run ([`RedisLastRunStore`])    |
-//! | `jobs:{NAME}:wake`      | channel    | pub/sub: "a job is ready (0) / due at µs" for idle workers     |
+//! | key                     | type       | holds                                                        |
+//! |-------------------------|------------|--------------------------------------------------------------|
+//! | `jobs:{NAME}:state`     | hash       | job id → state: `S R\|attempts\|max\|token\|started\|done\|` + results |
+//! | `jobs:{NAME}:jobs`      | hash       | job id → the job's JSON (as enqueued)                        |
+//! | `jobs:{NAME}:ready`     | sorted set | ready job ids; score = priority band + sequence (FIFO)       |
+//! | `jobs:{NAME}:delayed`   | sorted set | scheduled / retrying job ids; score = due time (µs)          |
+//! | `jobs:{NAME}:running`   | sorted set | reserved job ids; score = lease deadline (µs, Redis clock)   |
+//! | `jobs:{NAME}:done`      | list       | finished jobs, newest first (`S<id>\|<finish µs>`): retention |
+//! | `jobs:{NAME}:counts`    | hash       | status letter → number of jobs                               |
+//! | `jobs:{NAME}:seq`       | string     | counter for FIFO sequence numbers and lease tokens           |
+//! | `jobs:{NAME}:last_run`  | hash       | periodic task → last occurrence run ([`RedisLastRunStore`])  |
+//! | `jobs:{NAME}:wake`      | channel    | pub/sub: "a job is ready (0) / due at µs" for idle workers   |
 //!
-//! A waiting job costs two hash fields (state and JSON) and one entry in
-//! `ready` or `delayed`; a running one an entry in `running` instead; a
-//! finished one a result field and one entry in the `done` list, until the
-//! retention cap ([`RedisJobQueueBuilder::max_finished`], 10,000 by default)
-//! or the optional age limit deletes it.
+//! A job costs two hash fields (state and JSON) plus one entry in one
+//! index: `ready` or `delayed` while it waits, `running` while it runs, the
+//! `done` list once finished, until the retention cap
+//! ([`RedisJobQueueBuilder::max_finished`], 10,000 by default) or the
+//! optional age limit deletes it.
 //!
 //! The state is the job's status letter (`P`ending, `R`unning,
 //! `C`ompleted, `F`ailed, re`T`rying, cancelled `X`, `E`xpired), its
 //! priority rank (0 = critical), attempts, max retries, the current lease
-//! token, and the start and finish times (µs). It is authoritative for
-//! those fields; the JSON is never rewritten by a state change, and each
-//! finished attempt appends `{"result":..,"last_error":..,"scheduled_at":..}`
-//! to `results`. So the scripts never parse JSON, and the hot ones (reserve,
-//! finish) only rewrite the short state: the job's JSON passes through a
-//! script once, on its way to the worker.
+//! token, and the start and finish times (µs), followed by the results of
+//! finished attempts (`\x1f{"result":..,"last_error":..,"scheduled_at":..}`,
+//! applied in order). It is authoritative for those fields; the JSON is
+//! never rewritten by a state change. So the scripts never parse JSON, and
+//! the hot ones (reserve, finish) only rewrite the short state: the job's
+//! JSON passes through a script once, on its way to the worker.
 //!
 //! # Delivery
 //!
@@ -146,7 +145,6 @@ struct Wake {
 struct Keys {
     jobs: String,
     state: String,
-    results: String,
     ready: String,
     delayed: String,
     running: String,
@@ -163,7 +161,6 @@ impl Keys {
         Keys {
             jobs: key("jobs"),
             state: key("state"),
-            results: key("results"),
             ready: key("ready"),
             delayed: key("delayed"),
             running: key("running"),
@@ -386,25 +383,18 @@ impl RedisJobQueue {
         });
     }
 
-    /// Jobs from `id, state, JSON, results` quadruples, as the scripts
-    /// return them; a job that does not parse shows as a placeholder.
-    fn decode_all(&self, quads: Vec<Vec<u8>>) -> Vec<Job> {
-        let mut out = Vec::with_capacity(quads.len() / 4);
-        let mut it = quads.into_iter();
-        while let (Some(id), Some(state), Some(body), Some(results)) =
-            (it.next(), it.next(), it.next(), it.next())
-        {
+    /// Jobs from `id, state, JSON` triples, as the scripts return them; a
+    /// job that does not parse shows as a placeholder.
+    fn decode_all(&self, triples: Vec<Vec<u8>>) -> Vec<Job> {
+        let mut out = Vec::with_capacity(triples.len() / 3);
+        let mut it = triples.into_iter();
+        while let (Some(id), Some(state), Some(body)) = (it.next(), it.next(), it.next()) {
             let Some(id) = parse_id(&id) else { continue };
-            out.push(match record::decode(id, &state, &body, &results) {
+            out.push(match record::decode(id, &state, &body) {
                 Ok((job, _)) => job,
-                Err(reason) => record::placeholder(
-                    id,
-                    &state,
-                    &body,
-                    &results,
-                    &reason,
-                    &self.shared().keys.jobs,
-                ),
+                Err(reason) => {
+                    record::placeholder(id, &state, &body, &reason, &self.shared().keys.jobs)
+                }
             });
         }
         out
@@ -448,8 +438,7 @@ impl Shared {
         let k = &self.keys;
         scripts::Common {
             keys: [
-                &k.jobs, &k.state, &k.results, &k.ready, &k.delayed, &k.running, &k.done, &k.seq,
-                &k.counts,
+                &k.jobs, &k.state, &k.ready, &k.delayed, &k.running, &k.done, &k.seq, &k.counts,
             ],
             channel: &k.wake,
             max_finished: self.max_finished,
@@ -683,16 +672,14 @@ impl JobQueue for RedisJobQueue {
             .filter(|d| *d >= 0.0)
             .map_or(i64::MAX, |d| d as i64);
         shared.wake.next_due_us.store(next_due, Ordering::Release);
-        let mut out = Vec::with_capacity(it.len() / 4);
+        let mut out = Vec::with_capacity(it.len() / 3);
         let mut corrupt = Vec::new();
-        while let (Some(id), Some(state), Some(body), Some(results)) =
-            (it.next(), it.next(), it.next(), it.next())
-        {
+        while let (Some(id), Some(state), Some(body)) = (it.next(), it.next(), it.next()) {
             let Some(id) = parse_id(&id) else { continue };
-            match record::decode(id, &state, &body, &results) {
+            match record::decode(id, &state, &body) {
                 Ok((job, token)) => out.push(Reservation::new(job, Lease { job_id: id, token })),
                 Err(reason) => {
-                    let token = record::parse_state(&state).map_or(0, |h| h.token);
+                    let token = record::parse_state(&state).map_or(0, |(h, _)| h.token);
                     corrupt.push((Lease { job_id: id, token }, reason));
                 }
             }
@@ -914,11 +901,11 @@ impl JobQueue for RedisJobQueue {
             let mut call = shared.common().call(&shared.scripts.get);
             call.arg(id.to_string());
             let mut conn = shared.conn();
-            let quads: Vec<Vec<u8>> = shared.call("retry", call.invoke_async(&mut conn)).await?;
-            let [_, state, body, results] = &quads[..] else {
+            let triple: Vec<Vec<u8>> = shared.call("retry", call.invoke_async(&mut conn)).await?;
+            let [_, state, body] = &triple[..] else {
                 return Ok(false);
             };
-            let Ok((mut job, _)) = record::decode(id, state, body, results) else {
+            let Ok((mut job, _)) = record::decode(id, state, body) else {
                 // A corrupt job cannot be run again.
                 return Ok(false);
             };

@@ -1,15 +1,14 @@
-//! The stored form of a job, in three hash fields under its id:
+//! The stored form of a job, in two hash fields under its id:
 //!
 //! ```text
-//! state:    S R|attempts|max_retries|token|started_us|completed_us|
-//! jobs:     {job JSON}
-//! results:  \x1f{patch JSON}\x1f{patch JSON}...     (once an attempt finished)
+//! state:  S R|attempts|max_retries|token|started_us|completed_us|[\x1f{patch JSON}]...
+//! jobs:   {job JSON}
 //! ```
 //!
 //! `S` is the status (one letter, see [`status_code`]), `R` the priority
 //! rank (0 = critical). The state is authoritative for the status,
 //! attempts and times; the JSON is the job as enqueued (or as put back by
-//! `retry`); each patch (written by `finish`, or by lease recovery) sets
+//! `retry`); each patch (appended by `finish`, or by lease recovery) sets
 //! `result`, `last_error` and `scheduled_at`, in order. So the scripts never
 //! parse or re-encode JSON, and the hot ones only touch the short state.
 
@@ -111,13 +110,13 @@ pub(super) struct Header {
     pub(super) completed: Option<DateTime<Utc>>,
 }
 
-/// Parses a job's state.
-pub(super) fn parse_state(raw: &[u8]) -> Option<Header> {
+/// Parses a job's state: its header and the patches after it.
+pub(super) fn parse_state(raw: &[u8]) -> Option<(Header, &[u8])> {
     let status = status_of(*raw.first()?)?;
     if !raw.get(1)?.is_ascii_digit() {
         return None;
     }
-    let mut fields = raw[2..].split(|b| *b == b'|');
+    let mut fields = raw[2..].splitn(8, |b| *b == b'|');
     fields.next().filter(|f| f.is_empty())?;
     let num = |f: Option<&[u8]>| -> Option<u64> { std::str::from_utf8(f?).ok()?.parse().ok() };
     let opt_time = |f: Option<&[u8]>| -> Option<Option<DateTime<Utc>>> {
@@ -133,13 +132,17 @@ pub(super) fn parse_state(raw: &[u8]) -> Option<Header> {
     let token = num(fields.next())?;
     let started = opt_time(fields.next())?;
     let completed = opt_time(fields.next())?;
-    Some(Header {
-        status,
-        attempts,
-        token,
-        started,
-        completed,
-    })
+    let patches = fields.next()?;
+    Some((
+        Header {
+            status,
+            attempts,
+            token,
+            started,
+            completed,
+        },
+        patches,
+    ))
 }
 
 fn patches(results: &[u8]) -> impl Iterator<Item = Patch> + '_ {
@@ -151,13 +154,9 @@ fn patches(results: &[u8]) -> impl Iterator<Item = Patch> + '_ {
 
 /// A stored job read back. A job that does not parse gives `Err` with the
 /// reason; use [`placeholder`] to still show something.
-pub(super) fn decode(
-    id: JobId,
-    state: &[u8],
-    body: &[u8],
-    results: &[u8],
-) -> Result<(Job, u64), String> {
-    let header = parse_state(state).ok_or_else(|| "the state does not parse".to_owned())?;
+pub(super) fn decode(id: JobId, state: &[u8], body: &[u8]) -> Result<(Job, u64), String> {
+    let (header, results) =
+        parse_state(state).ok_or_else(|| "the state does not parse".to_owned())?;
     let mut job: Job = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     for patch in patches(results) {
         if patch.result.is_some() {
@@ -182,26 +181,19 @@ pub(super) fn decode(
 /// `<corrupt>` with the status its state names (`Failed` if none), the
 /// reason as its last error (or the error it was failed with), and the raw
 /// JSON in its metadata under `corrupt_record`.
-pub(super) fn placeholder(
-    id: JobId,
-    state: &[u8],
-    body: &[u8],
-    results: &[u8],
-    reason: &str,
-    key: &str,
-) -> Job {
+pub(super) fn placeholder(id: JobId, state: &[u8], body: &[u8], reason: &str, key: &str) -> Job {
     let mut job = Job::new("<corrupt>", serde_json::Value::Null);
     job.id = id;
-    let header = parse_state(state);
-    job.status = header.as_ref().map_or(JobStatus::Failed, |h| h.status);
-    if let Some(header) = &header {
+    job.status = JobStatus::Failed;
+    if let Some((header, results)) = parse_state(state) {
+        job.status = header.status;
         job.attempts = header.attempts;
         job.started_at = header.started;
         job.completed_at = header.completed;
-    }
-    for patch in patches(results) {
-        job.result = patch.result.or(job.result);
-        job.last_error = patch.last_error.or(job.last_error);
+        for patch in patches(results) {
+            job.result = patch.result.or(job.result);
+            job.last_error = patch.last_error.or(job.last_error);
+        }
     }
     if job.last_error.is_none() {
         job.last_error = Some(corrupt_message(key, id, reason));
@@ -228,13 +220,12 @@ mod tests {
         let job = Job::new("send", serde_json::json!({"to": "a"})).priority(JobPriority::High);
         let (state, body) = encode(&job).unwrap();
         assert_eq!(state, "P1|0|3|0|||");
-        let (back, token) = decode(job.id, state.as_bytes(), &body, b"").unwrap();
+        let (back, token) = decode(job.id, state.as_bytes(), &body).unwrap();
         assert_eq!(back, job);
         assert_eq!(token, 0);
         // What the scripts do: rewrite the state, append patches.
-        let state = b"F1|2|3|7|1700000000000000|1700000000000001|";
-        let results = b"\x1f{\"last_error\":\"first\"}\x1f{\"last_error\":\"boom\"}";
-        let (back, token) = decode(job.id, state, &body, results).unwrap();
+        let state = b"F1|2|3|7|1700000000000000|1700000000000001|\x1f{\"last_error\":\"first\"}\x1f{\"last_error\":\"boom\"}";
+        let (back, token) = decode(job.id, state, &body).unwrap();
         assert_eq!(token, 7);
         assert_eq!(back.status, JobStatus::Failed);
         assert_eq!(back.attempts, 2);
@@ -248,9 +239,9 @@ mod tests {
     #[test]
     fn corrupt_records_are_reported() {
         let id = JobId::new();
-        assert!(decode(id, b"P1|0|3|0|||", b"{not json", b"").is_err());
-        assert!(decode(id, b"garbage", b"{}", b"").is_err());
-        let job = placeholder(id, b"P1|0|3|0|||", b"{not json", b"", "bad", "k");
+        assert!(decode(id, b"P1|0|3|0|||", b"{not json").is_err());
+        assert!(decode(id, b"garbage", b"{}").is_err());
+        let job = placeholder(id, b"P1|0|3|0|||", b"{not json", "bad", "k");
         assert_eq!(job.status, JobStatus::Pending);
         assert!(job.last_error.unwrap().contains("bad"));
         assert_eq!(job.metadata["corrupt_record"], "{not json");

@@ -15,18 +15,21 @@ use redis::{Script, ScriptInvocation};
 
 /// Helpers shared by all scripts.
 ///
-/// KEYS: 1 jobs, 2 state, 3 results, 4 ready, 5 delayed, 6 running, 7 done,
-/// 8 seq, 9 counts. ARGV: 1 wake channel, 2 max finished, 3 finished ttl
+/// KEYS: 1 jobs, 2 state, 3 ready, 4 delayed, 5 running, 6 done, 7 seq,
+/// 8 counts. ARGV: 1 wake channel, 2 max finished, 3 finished ttl
 /// (us, 0 = none), then the script's own arguments.
 const PRELUDE: &str = r#"
-local K_JOBS, K_STATE, K_RESULTS, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_SEQ, K_COUNTS =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_SEQ, K_COUNTS =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local CHANNEL, MAXF, TTL = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local function parse(v)
   if not v then return nil end
-  local s, r, a, m, t, st, co = string.match(v, '^(%u)(%d)|(%d+)|(%d+)|(%d+)|(%d*)|(%d*)|$')
+  local s, r, a, m, t, st, co, pos =
+    string.match(v, '^(%u)(%d)|(%d+)|(%d+)|(%d+)|(%d*)|(%d*)|()')
   if not s then return nil end
-  return { s = s, r = r, a = a, m = m, t = t, st = st, co = co }
+  local p = ''
+  if pos <= #v then p = string.sub(v, pos) end
+  return { s = s, r = r, a = a, m = m, t = t, st = st, co = co, p = p }
 end
 -- Integers as text without going through floating-point formatting.
 local function fmt(x) return string.format('%d', x) end
@@ -40,7 +43,8 @@ local function inc(s)
   return fmt(n)
 end
 local function state(h)
-  return h.s .. h.r .. '|' .. h.a .. '|' .. h.m .. '|' .. h.t .. '|' .. h.st .. '|' .. h.co .. '|'
+  return h.s .. h.r .. '|' .. h.a .. '|' .. h.m .. '|' .. h.t .. '|' .. h.st .. '|' .. h.co .. '|' ..
+    h.p
 end
 local function now_us()
   local t = redis.call('TIME')
@@ -63,11 +67,6 @@ local function variadic(cmd, key, list)
   for i = 1, #list, 4000 do
     redis.call(cmd, key, unpack(list, i, math.min(i + 3999, #list)))
   end
-end
--- Appends a patch to a job's results (they apply in order).
-local function add_patch(id, patch)
-  local old = redis.call('HGET', K_RESULTS, id) or ''
-  redis.call('HSET', K_RESULTS, id, old .. '\31' .. patch)
 end
 -- The retention entry of a finished job: status letter, id, finish time.
 local function done_entry(s, id, co) return s .. id .. '|' .. co end
@@ -98,7 +97,6 @@ local function finished(entries, now)
     end
     variadic('HDEL', K_JOBS, ids)
     variadic('HDEL', K_STATE, ids)
-    variadic('HDEL', K_RESULTS, ids)
   end
 end
 local wake = nil
@@ -155,7 +153,7 @@ return { 'ok' }
 
 /// ARGV: max, lease (us).
 /// Moves due scheduled jobs to ready, then reserves up to `max` ready jobs.
-/// Returns `{next due (us, -1 if none), id, state, job JSON, results, ...}`;
+/// Returns `{next due (us, -1 if none), id, state, job JSON, ...}`;
 /// a job whose state does not parse is failed on the spot, not returned.
 const RESERVE: &str = r#"
 local now = now_us()
@@ -182,7 +180,7 @@ if #popped > 0 then
   for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
   local states = redis.call('HMGET', K_STATE, unpack(ids))
   local tok = redis.call('INCRBY', K_SEQ, #ids) - #ids
-  local hs, za, failed, taken, tstates, need = {}, {}, {}, {}, {}, {}
+  local hs, za, failed, taken, tstates = {}, {}, {}, {}, {}
   for i, id in ipairs(ids) do
     local v = states[i]
     if v then
@@ -191,9 +189,9 @@ if #popped > 0 then
         local msg = 'corrupt job record ' .. K_STATE .. ' field ' .. id ..
           ': the state does not parse'
         hs[#hs + 1] = id
-        hs[#hs + 1] = 'F1|1|0|0|' .. nows .. '|' .. nows .. '|'
-        add_patch(id, '{"last_error":"' .. msg .. '","result":{"success":false,"error":"' ..
-          msg .. '","error_type":"CorruptRecord","retryable":false}}')
+        hs[#hs + 1] = 'F1|1|0|0|' .. nows .. '|' .. nows .. '|\31{"last_error":"' .. msg ..
+          '","result":{"success":false,"error":"' .. msg ..
+          '","error_type":"CorruptRecord","retryable":false}}'
         failed[#failed + 1] = done_entry('F', id, nows)
         count('P', -1)
         count('F', 1)
@@ -213,7 +211,6 @@ if #popped > 0 then
         za[#za + 1] = id
         taken[#taken + 1] = id
         tstates[#tstates + 1] = st
-        need[#need + 1] = (h.a ~= '1')
       end
     end
   end
@@ -225,11 +222,6 @@ if #popped > 0 then
       out[#out + 1] = id
       out[#out + 1] = tstates[i]
       out[#out + 1] = bodies[i] or ''
-      if need[i] then
-        out[#out + 1] = redis.call('HGET', K_RESULTS, id) or ''
-      else
-        out[#out + 1] = ''
-      end
     end
   end
   if #failed > 0 then finished(failed, now) end
@@ -272,7 +264,7 @@ local res = {}
 local ids = {}
 for b = 4, #ARGV, 10 do ids[#ids + 1] = ARGV[b] end
 local states = redis.call('HMGET', K_STATE, unpack(ids))
-local hs, zrem, fin, results = {}, {}, {}, {}
+local hs, zrem, fin = {}, {}, {}
 local co = fmt(now)
 for k, id in ipairs(ids) do
   local b = 4 + (k - 1) * 10
@@ -280,14 +272,7 @@ for k, id in ipairs(ids) do
   local h = parse(states[k])
   if h and h.s == 'R' and h.t == ARGV[b + 1] then
     zrem[#zrem + 1] = id
-    if patch ~= '' then
-      if h.a == '1' then
-        results[#results + 1] = id
-        results[#results + 1] = '\31' .. patch
-      else
-        add_patch(id, patch)
-      end
-    end
+    if patch ~= '' then h.p = h.p .. '\31' .. patch end
     h.s = st
     count('R', -1)
     count(st, 1)
@@ -313,7 +298,6 @@ for k, id in ipairs(ids) do
   end
 end
 if #hs > 0 then redis.call('HSET', K_STATE, unpack(hs)) end
-if #results > 0 then redis.call('HSET', K_RESULTS, unpack(results)) end
 if #zrem > 0 then redis.call('ZREM', K_RUNNING, unpack(zrem)) end
 finished(fin, now)
 flush_counts()
@@ -363,8 +347,8 @@ for _, id in ipairs(expired) do
     local msg = 'the worker running attempt ' .. h.a ..
       ' stopped renewing its lease (it crashed or lost Redis)'
     local last = num(h.a) > num(h.m)
-    add_patch(id, '{"last_error":"' .. msg .. '","result":{"success":false,"error":"' ..
-      msg .. '","error_type":"LeaseExpired","retryable":' .. (last and 'false' or 'true') .. '}}')
+    h.p = h.p .. '\31{"last_error":"' .. msg .. '","result":{"success":false,"error":"' ..
+      msg .. '","error_type":"LeaseExpired","retryable":' .. (last and 'false' or 'true') .. '}}'
     count('R', -1)
     if last then
       h.s = 'F'
@@ -427,7 +411,6 @@ if not h or not FINAL[h.s] then return 'changed' end
 redis.call('LREM', K_DONE, 1, done_entry(h.s, id, h.co))
 redis.call('HSET', K_STATE, id, ARGV[6])
 redis.call('HSET', K_JOBS, id, ARGV[7])
-redis.call('HDEL', K_RESULTS, id)
 count(h.s, -1)
 count('P', 1)
 place(id, tonumber(ARGV[8]), ARGV[9], now_us())
@@ -449,11 +432,11 @@ return out
 /// stays, so leases handed out before stay stale.
 const PURGE: &str = r#"
 local n = redis.call('HLEN', K_STATE)
-redis.call('UNLINK', K_JOBS, K_STATE, K_RESULTS, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_COUNTS)
+redis.call('UNLINK', K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_COUNTS)
 return n
 "#;
 
-/// ARGV: ids. Returns id, state, JSON, results for each job that exists.
+/// ARGV: ids. Returns id, state, JSON for each job that exists.
 const GET: &str = r#"
 local out = {}
 local ids = {}
@@ -461,13 +444,11 @@ for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then return out end
 local states = redis.call('HMGET', K_STATE, unpack(ids))
 local bodies = redis.call('HMGET', K_JOBS, unpack(ids))
-local results = redis.call('HMGET', K_RESULTS, unpack(ids))
 for i, id in ipairs(ids) do
   if states[i] or bodies[i] then
     out[#out + 1] = id
     out[#out + 1] = states[i] or ''
     out[#out + 1] = bodies[i] or ''
-    out[#out + 1] = results[i] or ''
   end
 end
 return out
@@ -475,7 +456,7 @@ return out
 
 /// ARGV: limit, then '1'/'0' flags: waiting, running, finished, and the
 /// status letter of the finished jobs wanted ('' for all).
-/// Returns id, state, JSON, results of the candidates (one consistent
+/// Returns id, state, JSON of the candidates (one consistent
 /// snapshot): the newest `limit` of each priority band, of the scheduled,
 /// running and finished jobs (of that status).
 const LIST: &str = r#"
@@ -508,13 +489,11 @@ local out = {}
 if #ids == 0 then return out end
 local states = redis.call('HMGET', K_STATE, unpack(ids))
 local bodies = redis.call('HMGET', K_JOBS, unpack(ids))
-local results = redis.call('HMGET', K_RESULTS, unpack(ids))
 for i, id in ipairs(ids) do
   if states[i] then
     out[#out + 1] = id
     out[#out + 1] = states[i]
     out[#out + 1] = bodies[i] or ''
-    out[#out + 1] = results[i] or ''
   end
 end
 return out
@@ -573,7 +552,7 @@ impl Scripts {
 
 /// The keys and common arguments every queue script takes.
 pub(super) struct Common<'a> {
-    pub(super) keys: [&'a str; 9],
+    pub(super) keys: [&'a str; 8],
     pub(super) channel: &'a str,
     pub(super) max_finished: u64,
     pub(super) finished_ttl_us: i64,
