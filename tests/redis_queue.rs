@@ -862,3 +862,37 @@ async fn stop_hands_jobs_back_at_once() {
     }
     queue.purge().await.unwrap();
 }
+
+/// Concurrent single enqueues travel together, yet each is accepted or
+/// refused on its own: a duplicate id fails only that enqueue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_enqueues_are_independent() {
+    let Some(url) = redis_url() else { return };
+    let queue = RedisJobQueue::connect(&url, &unique("concurrent"))
+        .await
+        .unwrap();
+    let twin = Job::new("record", json!({"twin": true}));
+    let mut jobs: Vec<Job> = record_jobs(200);
+    jobs.insert(100, twin.clone());
+    jobs.push(twin.clone());
+    let tasks: Vec<_> = jobs
+        .into_iter()
+        .map(|job| {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.enqueue(job).await })
+        })
+        .collect();
+    let mut ok = 0;
+    let mut duplicates = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(jobs::Error::Duplicate(id)) => duplicates.push(id),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 201);
+    assert_eq!(duplicates, [twin.id]);
+    assert_eq!(queue.counts().await.unwrap().pending, 201);
+    queue.purge().await.unwrap();
+}

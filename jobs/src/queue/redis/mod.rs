@@ -115,6 +115,7 @@ struct Inner {
     /// The wake epoch seen when `reserve` last started.
     seen_epoch: AtomicU64,
     finisher: std::sync::OnceLock<mpsc::UnboundedSender<FinishRequest>>,
+    enqueuer: std::sync::OnceLock<mpsc::UnboundedSender<EnqueueRequest>>,
     subscriber: std::sync::OnceLock<()>,
     _stop: DropGuard,
 }
@@ -331,6 +332,7 @@ impl RedisJobQueue {
                 shared: Arc::new(shared),
                 seen_epoch: AtomicU64::new(u64::MAX),
                 finisher: std::sync::OnceLock::new(),
+                enqueuer: std::sync::OnceLock::new(),
                 subscriber: std::sync::OnceLock::new(),
                 _stop: stop,
             }),
@@ -373,6 +375,14 @@ impl RedisJobQueue {
         self.inner.finisher.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(flush_finishes(Arc::clone(&self.inner.shared), rx));
+            tx
+        })
+    }
+
+    fn enqueuer(&self) -> &mpsc::UnboundedSender<EnqueueRequest> {
+        self.inner.enqueuer.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(flush_enqueues(Arc::clone(&self.inner.shared), rx));
             tx
         })
     }
@@ -595,6 +605,100 @@ fn parse_id(raw: &[u8]) -> Option<JobId> {
     std::str::from_utf8(raw).ok()?.parse().ok()
 }
 
+/// One job of a batch of independent single enqueues.
+struct EnqueueRequest {
+    id: JobId,
+    state: String,
+    body: Vec<u8>,
+    due_us: i64,
+    rank: usize,
+    reply: oneshot::Sender<Result<JobId>>,
+}
+
+impl Shared {
+    /// Stores jobs in one script call. `each`: independent jobs, a taken id
+    /// fails only its own job; else all or nothing. Returns per job whether
+    /// it was stored.
+    async fn enqueue_batch(
+        &self,
+        jobs: impl Iterator<Item = (JobId, &str, &[u8], i64, usize)>,
+        each: bool,
+    ) -> Result<std::result::Result<Vec<bool>, JobId>> {
+        let mut call = self.common().call(&self.scripts.enqueue);
+        call.arg(if each { "each" } else { "all" });
+        let mut first = None;
+        for (id, state, body, due_us, rank) in jobs {
+            first.get_or_insert(id);
+            call.arg(id.to_string())
+                .arg(state)
+                .arg(body)
+                .arg(due_us)
+                .arg(rank);
+        }
+        let mut conn = self.conn();
+        let reply: Vec<String> = self.call("enqueue", call.invoke_async(&mut conn)).await?;
+        match reply.first().map(String::as_str) {
+            Some("ok") => Ok(Ok(Vec::new())),
+            Some("each") => Ok(Ok(reply[1..].iter().map(|r| r == "1").collect())),
+            Some("dup") => Ok(Err(reply
+                .get(1)
+                .and_then(|id| id.parse().ok())
+                .or(first)
+                .unwrap_or_default())),
+            _ => Err(Error::Backend(format!(
+                "redis: unexpected reply to enqueue: {reply:?}"
+            ))),
+        }
+    }
+}
+
+/// Sends single enqueues in batches: whatever queued up while the previous
+/// batch was on its way goes in the next script call.
+async fn flush_enqueues(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<EnqueueRequest>) {
+    let mut batch: Vec<EnqueueRequest> = Vec::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            first = rx.recv() => first,
+            _ = shared.stop.cancelled() => None,
+        };
+        let Some(first) = first else { return };
+        batch.push(first);
+        while batch.len() < MAX_FINISH_BATCH {
+            match rx.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let result = shared
+            .enqueue_batch(
+                batch
+                    .iter()
+                    .map(|r| (r.id, r.state.as_str(), &r.body[..], r.due_us, r.rank)),
+                true,
+            )
+            .await;
+        match result {
+            Ok(Ok(stored)) => {
+                for (request, stored) in batch.drain(..).zip(stored) {
+                    let answer = if stored {
+                        Ok(request.id)
+                    } else {
+                        Err(Error::Duplicate(request.id))
+                    };
+                    let _ = request.reply.send(answer);
+                }
+            }
+            Ok(Err(_)) => unreachable!("`each` mode reports per job"),
+            Err(e) => {
+                for request in batch.drain(..) {
+                    let _ = request.reply.send(Err(Error::Backend(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
 fn encode(job: &Job) -> Result<(String, Vec<u8>)> {
     record::encode(job).map_err(|e| Error::Serialize {
         name: job.name.to_string(),
@@ -603,10 +707,39 @@ fn encode(job: &Job) -> Result<(String, Vec<u8>)> {
 }
 
 impl Enqueue for RedisJobQueue {
+    /// Concurrent single enqueues are sent together (one script call for
+    /// all that queued up while the previous call was on its way); each is
+    /// still accepted or refused on its own.
     async fn enqueue(&self, job: Job) -> Result<JobId> {
-        let id = job.id;
-        self.enqueue_many(vec![job]).await?;
-        Ok(id)
+        job.validate()?;
+        let (state, body) = encode(&job)?;
+        let (reply, answer) = oneshot::channel();
+        let request = EnqueueRequest {
+            id: job.id,
+            state,
+            body,
+            due_us: record::due_micros(&job),
+            rank: job.priority.rank(),
+            reply,
+        };
+        let shared = self.shared();
+        match self.enqueuer().send(request) {
+            Ok(()) => match tokio::time::timeout(shared.timeout * 2, answer).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(Error::Backend(
+                    "the enqueue flusher stopped before answering".into(),
+                )),
+                Err(_) => Err(Error::Backend("enqueue timed out".into())),
+            },
+            // The flusher is gone (its runtime shut down): send directly.
+            Err(mpsc::error::SendError(r)) => {
+                let one = std::iter::once((r.id, r.state.as_str(), &r.body[..], r.due_us, r.rank));
+                match shared.enqueue_batch(one, false).await? {
+                    Ok(_) => Ok(r.id),
+                    Err(id) => Err(Error::Duplicate(id)),
+                }
+            }
+        }
     }
 
     async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<Vec<JobId>> {
@@ -614,38 +747,33 @@ impl Enqueue for RedisJobQueue {
             return Ok(Vec::new());
         }
         let mut seen = std::collections::HashSet::with_capacity(jobs.len());
+        let mut encoded = Vec::with_capacity(jobs.len());
         for job in &jobs {
             job.validate()?;
             if !seen.insert(job.id) {
                 return Err(Error::Duplicate(job.id));
             }
-        }
-        let shared = self.shared();
-        let mut call = shared.common().call(&shared.scripts.enqueue);
-        let mut ids = Vec::with_capacity(jobs.len());
-        for job in &jobs {
             let (state, body) = encode(job)?;
-            call.arg(job.id.to_string())
-                .arg(state)
-                .arg(body)
-                .arg(record::due_micros(job))
-                .arg(job.priority.rank());
-            ids.push(job.id);
+            encoded.push((
+                job.id,
+                state,
+                body,
+                record::due_micros(job),
+                job.priority.rank(),
+            ));
         }
-        let mut conn = shared.conn();
-        let reply: Vec<String> = shared.call("enqueue", call.invoke_async(&mut conn)).await?;
-        match reply.first().map(String::as_str) {
-            Some("ok") => Ok(ids),
-            Some("dup") => {
-                let id = reply
-                    .get(1)
-                    .and_then(|id| id.parse().ok())
-                    .unwrap_or(ids[0]);
-                Err(Error::Duplicate(id))
-            }
-            _ => Err(Error::Backend(format!(
-                "redis: unexpected reply to enqueue: {reply:?}"
-            ))),
+        let stored = self
+            .shared()
+            .enqueue_batch(
+                encoded.iter().map(|(id, state, body, due, rank)| {
+                    (*id, state.as_str(), &body[..], *due, *rank)
+                }),
+                false,
+            )
+            .await?;
+        match stored {
+            Ok(_) => Ok(jobs.iter().map(|j| j.id).collect()),
+            Err(id) => Err(Error::Duplicate(id)),
         }
     }
 }

@@ -114,33 +114,49 @@ local function place(id, due, rank, now)
 end
 "#;
 
-/// ARGV: per job: id, state, job JSON, due (us, 0 = now), rank.
-/// Returns `{'dup', id}` (and stores nothing) or `{'ok'}`.
+/// ARGV: mode, then per job: id, state, job JSON, due (us, 0 = now), rank.
+/// Mode `all`: returns `{'dup', id}` (and stores nothing) if any id is
+/// taken, else `{'ok'}`. Mode `each` (independent enqueues sent together):
+/// stores the jobs whose ids are free; returns `{'each', 1 or 0 per job}`.
 const ENQUEUE: &str = r#"
-for i = 4, #ARGV, 5 do
-  if redis.call('HEXISTS', K_STATE, ARGV[i]) == 1 then return { 'dup', ARGV[i] } end
+local each = ARGV[4] == 'each'
+local skip = {}
+local seen = {}
+for i = 5, #ARGV, 5 do
+  local id = ARGV[i]
+  if seen[id] or redis.call('HEXISTS', K_STATE, id) == 1 then
+    if not each then return { 'dup', id } end
+    skip[i] = true
+  end
+  seen[id] = true
 end
 local now = now_us()
-local n = (#ARGV - 3) / 5
+local n = (#ARGV - 4) / 5
 local seq = redis.call('INCRBY', K_SEQ, n) - n
 local states, bodies, ready, delayed = {}, {}, {}, {}
-for i = 4, #ARGV, 5 do
-  local id, st, due = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 3])
-  states[#states + 1] = id
-  states[#states + 1] = st
-  bodies[#bodies + 1] = id
-  bodies[#bodies + 1] = ARGV[i + 2]
-  if due > now then
-    delayed[#delayed + 1] = ARGV[i + 3]
-    delayed[#delayed + 1] = id
-    woke(due)
+local res = { 'each' }
+for i = 5, #ARGV, 5 do
+  if skip[i] then
+    res[#res + 1] = 0
   else
-    seq = seq + 1
-    ready[#ready + 1] = back(ARGV[i + 4], seq)
-    ready[#ready + 1] = id
-    woke(0)
+    res[#res + 1] = 1
+    local id, st, due = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 3])
+    states[#states + 1] = id
+    states[#states + 1] = st
+    bodies[#bodies + 1] = id
+    bodies[#bodies + 1] = ARGV[i + 2]
+    if due > now then
+      delayed[#delayed + 1] = ARGV[i + 3]
+      delayed[#delayed + 1] = id
+      woke(due)
+    else
+      seq = seq + 1
+      ready[#ready + 1] = back(ARGV[i + 4], seq)
+      ready[#ready + 1] = id
+      woke(0)
+    end
+    count(string.sub(st, 1, 1), 1)
   end
-  count(string.sub(st, 1, 1), 1)
 end
 variadic('HSET', K_STATE, states)
 variadic('HSET', K_JOBS, bodies)
@@ -148,6 +164,7 @@ variadic('ZADD', K_READY, ready)
 variadic('ZADD', K_DELAYED, delayed)
 flush_counts()
 publish()
+if each then return res end
 return { 'ok' }
 "#;
 
