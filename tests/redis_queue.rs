@@ -682,7 +682,9 @@ async fn cancel_stops_a_job_running_in_another_process() {
     let Some(url) = redis_url() else { return };
     let name = unique("cancel");
     let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
-    let child = ChildWorker::spawn(&url, &name, Duration::from_millis(600));
+    // The default lease (30 s): the cancel reaches the other process at once
+    // (pub/sub), not at its next heartbeat 10 s later.
+    let child = ChildWorker::spawn(&url, &name, Duration::from_secs(30));
     let id = queue.enqueue(Job::new("hang", json!({}))).await.unwrap();
     let conn = raw_conn(&url).await;
     let member = |key: String| {
@@ -710,7 +712,11 @@ async fn cancel_stops_a_job_running_in_another_process() {
         || member(dropped_key(&name)),
     )
     .await;
-    assert!(cancelled.elapsed() < Duration::from_secs(2));
+    assert!(
+        cancelled.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        cancelled.elapsed()
+    );
     let job = queue.get(id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Cancelled);
     assert!(job.completed_at.is_some());

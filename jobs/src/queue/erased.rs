@@ -39,6 +39,7 @@ pub(crate) trait DynQueue: Send + Sync + 'static {
     fn counts(&self) -> BoxFuture<'_, Result<QueueCounts>>;
     fn purge(&self) -> BoxFuture<'_, Result<u64>>;
     fn ping(&self) -> BoxFuture<'_, Result<()>>;
+    fn revocations(&self) -> BoxFuture<'_, ()>;
 }
 
 impl<Q: JobQueue> DynQueue for Q {
@@ -100,5 +101,8 @@ impl<Q: JobQueue> DynQueue for Q {
     }
     fn ping(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(JobQueue::ping(self))
+    }
+    fn revocations(&self) -> BoxFuture<'_, ()> {
+        Box::pin(JobQueue::revocations(self))
     }
 }

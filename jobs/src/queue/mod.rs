@@ -309,4 +309,13 @@ pub trait JobQueue: Enqueue + 'static {
     fn ping(&self) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
     }
+
+    /// Resolves when a job running under this queue may have been cancelled
+    /// (or taken over) from elsewhere, e.g. by another process, so that the
+    /// worker checks its leases with a [`heartbeat`](Self::heartbeat) at once
+    /// instead of at its next period. The default never resolves: leases
+    /// are then checked every heartbeat period.
+    fn revocations(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 }

@@ -442,13 +442,20 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 async fn heartbeat_loop(inner: Arc<Inner>, stop: CancellationToken) {
     let period = inner.config.lease / 3;
     let mut ticks: u64 = 0;
+    let mut next = tokio::time::Instant::now() + period;
     loop {
-        tokio::select! {
+        // A revocation from elsewhere (a job cancelled in another process)
+        // brings the lease check forward; the period stays.
+        let early = tokio::select! {
             biased;
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(period) => {}
+            _ = tokio::time::sleep_until(next) => false,
+            _ = inner.queue.revocations() => true,
+        };
+        if !early {
+            next = tokio::time::Instant::now() + period;
+            ticks += 1;
         }
-        ticks += 1;
         let leases: Vec<Lease> = inner.running.lock().values().map(|c| c.lease).collect();
         if !leases.is_empty() {
             match inner.queue.heartbeat(&leases, inner.config.lease).await {
@@ -465,7 +472,7 @@ async fn heartbeat_loop(inner: Arc<Inner>, stop: CancellationToken) {
                 Err(e) => tracing::warn!(worker = %inner.id, error = %e, "heartbeat failed"),
             }
         }
-        if ticks % 3 == 0 {
+        if !early && ticks % 3 == 0 {
             match inner.queue.recover_expired().await {
                 Ok(0) => {}
                 Ok(n) => {

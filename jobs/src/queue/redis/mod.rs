@@ -17,7 +17,7 @@
 //! | `jobs:{NAME}:counts`    | hash       | status letter → number of jobs                               |
 //! | `jobs:{NAME}:seq`       | string     | counter for FIFO sequence numbers and lease tokens           |
 //! | `jobs:{NAME}:last_run`  | hash       | periodic task → last occurrence run ([`RedisLastRunStore`])  |
-//! | `jobs:{NAME}:wake`      | channel    | pub/sub: "a job is ready (0) / due at µs" for idle workers   |
+//! | `jobs:{NAME}:wake`      | channel    | pub/sub: job ready (`0`) / due at µs; `revoked` (cancelled)  |
 //!
 //! A job costs two hash fields (state and JSON) plus one entry in one
 //! index: `ready` or `delayed` while it waits, `running` while it runs, the
@@ -131,6 +131,8 @@ struct Shared {
     max_finished: u64,
     finished_ttl_us: i64,
     wake: Wake,
+    /// Signalled when a running job was cancelled (by any process).
+    revoked: Notify,
     stop: CancellationToken,
 }
 
@@ -262,6 +264,7 @@ impl RedisJobQueueBuilder {
                     epoch: AtomicU64::new(0),
                     next_due_us: AtomicI64::new(i64::MAX),
                 },
+                revoked: Notify::new(),
                 stop: CancellationToken::new(),
             },
         ))
@@ -567,8 +570,12 @@ async fn subscribe(shared: Arc<Shared>) {
                         message = messages.next() => message,
                     };
                     let Some(message) = message else { break };
-                    let due: i64 = message.get_payload().unwrap_or(0);
-                    wake(&shared, due);
+                    let payload: String = message.get_payload().unwrap_or_default();
+                    if payload == "revoked" {
+                        shared.revoked.notify_one();
+                    } else {
+                        wake(&shared, payload.parse().unwrap_or(0));
+                    }
                 }
                 tracing::debug!(queue = %shared.name, "wake subscription lost; resubscribing");
             }
@@ -1099,6 +1106,13 @@ impl JobQueue for RedisJobQueue {
         let call = shared.common().call(&shared.scripts.purge);
         let mut conn = shared.conn();
         shared.call("purge", call.invoke_async(&mut conn)).await
+    }
+
+    /// Resolves when a running job was cancelled by any process (a message
+    /// on the wake channel), so the worker checks its leases at once.
+    async fn revocations(&self) {
+        self.ensure_subscriber();
+        self.shared().revoked.notified().await;
     }
 
     async fn ping(&self) -> Result<()> {

@@ -411,7 +411,11 @@ h.co = fmt(now)
 redis.call('HSET', K_STATE, id, state(h))
 finished({ done_entry('X', id, h.co) }, now)
 flush_counts()
-if was == 'R' then return 'R' end
+if was == 'R' then
+  -- Workers check their leases at once: the one running it stops it.
+  redis.call('PUBLISH', CHANNEL, 'revoked')
+  return 'R'
+end
 return 'P'
 "#;
 
