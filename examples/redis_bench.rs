@@ -14,8 +14,8 @@
 //!   processes (this program run again with `--worker`) start and run them
 //!   all: enqueued → reserved → run → completed, with status tracking and
 //!   the default retention of finished jobs.
-//! - `--backlog N`: N waiting jobs, and Redis memory per waiting job
-//!   (`INFO memory` before and after).
+//! - `--backlog N`: N waiting jobs, Redis memory per waiting job
+//!   (`INFO memory` before and after), then 2 worker processes run them.
 //!
 //! URL defaults to `$JOBS_REDIS_URL`, else `redis://127.0.0.1:6379`. Uses
 //! queues named `bench-*`, purged afterwards.
@@ -182,6 +182,14 @@ async fn processing(url: &str, n: usize, processes: usize) -> f64 {
     let name = format!("bench-{}", JobId::new());
     let queue = RedisJobQueue::connect(url, &name).await.unwrap();
     fill(&queue, n).await;
+    let r = drain(url, &queue, n, processes).await;
+    queue.purge().await.unwrap();
+    r
+}
+
+/// Runs the `n` jobs waiting in `queue` with worker processes; the rate.
+async fn drain(url: &str, queue: &RedisJobQueue, n: usize, processes: usize) -> f64 {
+    let name = queue.name().to_owned();
     let exe = std::env::current_exe().unwrap();
     let mut children = Vec::new();
     for _ in 0..processes {
@@ -212,7 +220,6 @@ async fn processing(url: &str, n: usize, processes: usize) -> f64 {
         drop(child.stdin.take());
         child.wait().unwrap();
     }
-    queue.purge().await.unwrap();
     rate(n, elapsed)
 }
 
@@ -254,6 +261,10 @@ async fn backlog(url: &str, n: usize) {
         reserved.len(),
         start.elapsed()
     );
+    let leases: Vec<_> = reserved.iter().map(|r| r.lease).collect();
+    queue.release(&leases).await.unwrap();
+    let r = drain(url, &queue, n, 2).await;
+    println!("backlog: processed by 2 worker processes at {r:.0} jobs/s");
     queue.purge().await.unwrap();
 }
 
