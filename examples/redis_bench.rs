@@ -13,7 +13,9 @@
 //! - **processing**: N no-op jobs waiting, then 1 (and then 2) worker
 //!   processes (this program run again with `--worker`) start and run them
 //!   all: enqueued → reserved → run → completed, with status tracking and
-//!   the default retention of finished jobs.
+//!   the default retention of finished jobs. Then jobs that each wait 2 ms,
+//!   32 at a time per process (the worker is the limit, not Redis), with 1
+//!   and 2 processes.
 //! - `--backlog N`: N waiting jobs, Redis memory per waiting job
 //!   (`INFO memory` before and after), then 2 worker processes run them.
 //!
@@ -30,7 +32,10 @@ use jobs::prelude::*;
 struct Noop;
 
 impl JobProcessor for Noop {
-    async fn process(&self, _job: &Job) -> JobResult {
+    async fn process(&self, job: &Job) -> JobResult {
+        if let Some(ms) = job.args.get("sleep_ms").and_then(|v| v.as_u64()) {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         JobResult::success(serde_json::Value::Null)
     }
 }
@@ -45,13 +50,13 @@ fn rate(n: usize, elapsed: Duration) -> f64 {
 
 /// `--worker URL QUEUE`: a worker process that starts on "GO" from stdin
 /// and runs until stdin closes.
-async fn worker_process(url: &str, name: &str) {
+async fn worker_process(url: &str, name: &str, concurrency: usize) {
     let queue = RedisJobQueue::connect(url, name).await.expect("connect");
     let worker = BackgroundJobWorker::builder()
         .queue(queue)
         .processor(Noop)
-        .max_concurrent_jobs(512)
-        .batch_size(256)
+        .max_concurrent_jobs(concurrency)
+        .batch_size(concurrency.min(256))
         .build()
         .expect("worker");
     println!("READY");
@@ -182,19 +187,47 @@ async fn processing(url: &str, n: usize, processes: usize) -> f64 {
     let name = format!("bench-{}", JobId::new());
     let queue = RedisJobQueue::connect(url, &name).await.unwrap();
     fill(&queue, n).await;
-    let r = drain(url, &queue, n, processes).await;
+    let r = drain(url, &queue, n, processes, 512).await;
+    queue.purge().await.unwrap();
+    r
+}
+
+/// `n` jobs that each wait `ms` (I/O-bound work), `concurrency` at a time
+/// per process: the worker, not Redis, is the limit.
+async fn processing_slow(
+    url: &str,
+    n: usize,
+    ms: u64,
+    concurrency: usize,
+    processes: usize,
+) -> f64 {
+    let name = format!("bench-{}", JobId::new());
+    let queue = RedisJobQueue::connect(url, &name).await.unwrap();
+    let jobs: Vec<Job> = (0..n)
+        .map(|_| Job::new("sleep", serde_json::json!({ "sleep_ms": ms })))
+        .collect();
+    for chunk in jobs.chunks(1000) {
+        queue.enqueue_many(chunk.to_vec()).await.unwrap();
+    }
+    let r = drain(url, &queue, n, processes, concurrency).await;
     queue.purge().await.unwrap();
     r
 }
 
 /// Runs the `n` jobs waiting in `queue` with worker processes; the rate.
-async fn drain(url: &str, queue: &RedisJobQueue, n: usize, processes: usize) -> f64 {
+async fn drain(
+    url: &str,
+    queue: &RedisJobQueue,
+    n: usize,
+    processes: usize,
+    concurrency: usize,
+) -> f64 {
     let name = queue.name().to_owned();
     let exe = std::env::current_exe().unwrap();
     let mut children = Vec::new();
     for _ in 0..processes {
         let mut child = Command::new(&exe)
-            .args(["--worker", url, &name])
+            .args(["--worker", url, &name, &concurrency.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -203,6 +236,7 @@ async fn drain(url: &str, queue: &RedisJobQueue, n: usize, processes: usize) -> 
         assert_eq!(out.next().unwrap().unwrap(), "READY");
         children.push(child);
     }
+    let redis_cpu_before = redis_cpu(url).await;
     let start = Instant::now();
     for child in &mut children {
         writeln!(child.stdin.as_mut().unwrap(), "GO").unwrap();
@@ -216,11 +250,60 @@ async fn drain(url: &str, queue: &RedisJobQueue, n: usize, processes: usize) -> 
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = start.elapsed();
+    let redis_busy = (redis_cpu(url).await - redis_cpu_before) / elapsed.as_secs_f64();
+    let workers_busy: Vec<String> = children
+        .iter()
+        .map(|c| {
+            format!(
+                "{:.0}%",
+                100.0 * process_cpu(c.id()) / elapsed.as_secs_f64()
+            )
+        })
+        .collect();
+    println!(
+        "    (CPU while processing: redis-server {:.0}% of a core, worker process(es) {})",
+        100.0 * redis_busy,
+        workers_busy.join(" + ")
+    );
     for mut child in children {
         drop(child.stdin.take());
         child.wait().unwrap();
     }
     rate(n, elapsed)
+}
+
+/// CPU seconds the Redis server has used (`INFO cpu`).
+async fn redis_cpu(url: &str) -> f64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            matches!(k, "used_cpu_sys" | "used_cpu_user").then(|| v.trim().parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// CPU seconds a process has used so far (Linux `/proc`; 0 elsewhere).
+fn process_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 (1-based, counting the pid and name).
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn used_memory(url: &str) -> u64 {
@@ -263,7 +346,7 @@ async fn backlog(url: &str, n: usize) {
     );
     let leases: Vec<_> = reserved.iter().map(|r| r.lease).collect();
     queue.release(&leases).await.unwrap();
-    let r = drain(url, &queue, n, 2).await;
+    let r = drain(url, &queue, n, 2, 512).await;
     println!("backlog: processed by 2 worker processes at {r:.0} jobs/s");
     queue.purge().await.unwrap();
 }
@@ -272,7 +355,8 @@ async fn backlog(url: &str, n: usize) {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--worker") {
-        return worker_process(&args[1], &args[2]).await;
+        let concurrency = args.get(3).and_then(|c| c.parse().ok()).unwrap_or(512);
+        return worker_process(&args[1], &args[2], concurrency).await;
     }
     let mut url =
         std::env::var("JOBS_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -320,6 +404,13 @@ async fn main() {
         "processing, 2 worker processes:            {two:>8.0} jobs/s  ({:.0}% of raw, x{:.2} of one process)",
         100.0 * two / raw,
         two / one
+    );
+    let (slow_n, ms, conc) = (20_000, 2, 32);
+    let slow_one = processing_slow(&url, slow_n, ms, conc, 1).await;
+    let slow_two = processing_slow(&url, slow_n, ms, conc, 2).await;
+    println!(
+        "processing {ms} ms jobs, {conc} at a time per process: 1 process {slow_one:.0} jobs/s, 2 processes {slow_two:.0} jobs/s (x{:.2})",
+        slow_two / slow_one
     );
     if let Some(b) = backlog_n {
         backlog(&url, b).await;
