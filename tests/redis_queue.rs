@@ -572,6 +572,14 @@ async fn redis_outage_is_reported_and_survived() {
         "enqueue took {:?}",
         started.elapsed()
     );
+    // A queue built lazily while Redis is down is fine; its calls fail.
+    let lazy = RedisJobQueue::builder(&server.url())
+        .name("outage")
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    assert!(lazy.ping().await.is_err());
+    assert!(lazy.enqueue(Job::new("nothing", json!({}))).await.is_err());
     let health = worker.health_check().await;
     assert!(!health.healthy && !health.queue_reachable, "{health:?}");
     assert!(health.error.is_some());
@@ -583,7 +591,7 @@ async fn redis_outage_is_reported_and_survived() {
         worker.health_check().await.healthy
     })
     .await;
-    let job = queue
+    let job = lazy
         .enqueue(Job::new("nothing", json!({})).max_retries(0))
         .await
         .unwrap();

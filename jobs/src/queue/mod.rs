@@ -25,7 +25,7 @@ use crate::result::JobResult;
 pub(crate) mod erased;
 mod memory;
 #[cfg(feature = "redis")]
-mod redis;
+pub mod redis;
 
 pub use memory::{DEFAULT_MAX_FINISHED, MemoryJobQueue, MemoryJobQueueBuilder};
 #[cfg(feature = "redis")]

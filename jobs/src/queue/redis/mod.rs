@@ -429,21 +429,45 @@ impl RedisJobQueue {
 }
 
 impl Shared {
-    async fn call<T, F>(&self, what: &str, fut: F) -> Result<T>
-    where
-        F: Future<Output = redis::RedisResult<T>>,
-    {
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(result) => result.map_err(backend),
-            Err(_) => Err(Error::Backend(format!(
-                "redis: {what} timed out after {:?}",
-                self.timeout
-            ))),
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Runs a script invocation under the timeout. A call refused because
+    /// the connection was down (so it never reached Redis) is tried once
+    /// more, on the fresh connection the refusal set up: the first call
+    /// after an outage succeeds.
+    async fn script<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        call: &redis::ScriptInvocation<'_>,
+    ) -> Result<T> {
+        let mut retried = false;
+        loop {
+            let mut conn = self.conn();
+            match tokio::time::timeout(self.timeout, call.invoke_async(&mut conn)).await {
+                Ok(Err(e)) if !retried && e.is_connection_refusal() => retried = true,
+                Ok(result) => return result.map_err(backend),
+                Err(_) => return Err(self.timed_out(what)),
+            }
         }
     }
 
-    fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+    /// [`script`](Self::script) for a plain command.
+    async fn cmd<T: redis::FromRedisValue>(&self, what: &str, cmd: &redis::Cmd) -> Result<T> {
+        let mut retried = false;
+        loop {
+            let mut conn = self.conn();
+            match tokio::time::timeout(self.timeout, cmd.query_async(&mut conn)).await {
+                Ok(Err(e)) if !retried && e.is_connection_refusal() => retried = true,
+                Ok(result) => return result.map_err(backend),
+                Err(_) => return Err(self.timed_out(what)),
+            }
+        }
+    }
+
+    fn timed_out(&self, what: &str) -> Error {
+        Error::Backend(format!("redis: {what} timed out after {:?}", self.timeout))
     }
 
     /// The keys and arguments every queue script takes.
@@ -480,8 +504,7 @@ impl Shared {
                 }
             }
         }
-        let mut conn = self.conn();
-        let res: Vec<i64> = self.call("finish", call.invoke_async(&mut conn)).await?;
+        let res: Vec<i64> = self.script("finish", &call).await?;
         Ok(res.into_iter().map(|r| r == 1).collect())
     }
 }
@@ -642,8 +665,7 @@ impl Shared {
                 .arg(due_us)
                 .arg(rank);
         }
-        let mut conn = self.conn();
-        let reply: Vec<String> = self.call("enqueue", call.invoke_async(&mut conn)).await?;
+        let reply: Vec<String> = self.script("enqueue", &call).await?;
         match reply.first().map(String::as_str) {
             Some("ok") => Ok(Ok(Vec::new())),
             Some("each") => Ok(Ok(reply[1..].iter().map(|r| r == "1").collect())),
@@ -798,8 +820,7 @@ impl JobQueue for RedisJobQueue {
             .store(shared.wake.epoch.load(Ordering::Acquire), Ordering::Release);
         let mut call = shared.common().call(&shared.scripts.reserve);
         call.arg(max.clamp(1, 1000)).arg(lease_us(lease));
-        let mut conn = shared.conn();
-        let reply: Vec<Vec<u8>> = shared.call("reserve", call.invoke_async(&mut conn)).await?;
+        let reply: Vec<Vec<u8>> = shared.script("reserve", &call).await?;
         let mut it = reply.into_iter();
         let next_due = it
             .next()
@@ -858,10 +879,7 @@ impl JobQueue for RedisJobQueue {
         for l in leases {
             call.arg(l.job_id.to_string()).arg(l.token);
         }
-        let mut conn = shared.conn();
-        let lost: Vec<usize> = shared
-            .call("heartbeat", call.invoke_async(&mut conn))
-            .await?;
+        let lost: Vec<usize> = shared.script("heartbeat", &call).await?;
         Ok(lost
             .into_iter()
             .filter_map(|i| leases.get(i.checked_sub(1)?).copied())
@@ -952,17 +970,13 @@ impl JobQueue for RedisJobQueue {
         for l in leases {
             call.arg(l.job_id.to_string()).arg(l.token);
         }
-        let mut conn = shared.conn();
-        shared.call("release", call.invoke_async(&mut conn)).await
+        shared.script("release", &call).await
     }
 
     async fn recover_expired(&self) -> Result<usize> {
         let shared = self.shared();
         let call = shared.common().call(&shared.scripts.recover);
-        let mut conn = shared.conn();
-        let n: usize = shared
-            .call("recover_expired", call.invoke_async(&mut conn))
-            .await?;
+        let n: usize = shared.script("recover_expired", &call).await?;
         if n > 0 {
             tracing::warn!(queue = %shared.name, recovered = n, "jobs of lost workers returned to the queue");
         }
@@ -973,8 +987,7 @@ impl JobQueue for RedisJobQueue {
         let shared = self.shared();
         let mut call = shared.common().call(&shared.scripts.get);
         call.arg(id.to_string());
-        let mut conn = shared.conn();
-        let quads: Vec<Vec<u8>> = shared.call("get", call.invoke_async(&mut conn)).await?;
+        let quads: Vec<Vec<u8>> = shared.script("get", &call).await?;
         Ok(self.decode_all(quads).pop())
     }
 
@@ -1001,8 +1014,7 @@ impl JobQueue for RedisJobQueue {
             .arg(flag(running))
             .arg(flag(finished))
             .arg(wanted);
-        let mut conn = shared.conn();
-        let quads: Vec<Vec<u8>> = shared.call("list", call.invoke_async(&mut conn)).await?;
+        let quads: Vec<Vec<u8>> = shared.script("list", &call).await?;
         let mut seen = std::collections::HashSet::new();
         let mut found: Vec<Job> = self
             .decode_all(quads)
@@ -1018,8 +1030,7 @@ impl JobQueue for RedisJobQueue {
         let shared = self.shared();
         let mut call = shared.common().call(&shared.scripts.cancel);
         call.arg(id.to_string());
-        let mut conn = shared.conn();
-        let code: String = shared.call("cancel", call.invoke_async(&mut conn)).await?;
+        let code: String = shared.script("cancel", &call).await?;
         Ok(match code.as_bytes().first() {
             None => CancelOutcome::NotFound,
             Some(b'P') => CancelOutcome::Cancelled,
@@ -1035,8 +1046,7 @@ impl JobQueue for RedisJobQueue {
         for _ in 0..10 {
             let mut call = shared.common().call(&shared.scripts.get);
             call.arg(id.to_string());
-            let mut conn = shared.conn();
-            let triple: Vec<Vec<u8>> = shared.call("retry", call.invoke_async(&mut conn)).await?;
+            let triple: Vec<Vec<u8>> = shared.script("retry", &call).await?;
             let [_, state, body] = &triple[..] else {
                 return Ok(false);
             };
@@ -1067,7 +1077,7 @@ impl JobQueue for RedisJobQueue {
                 .arg(fresh_body)
                 .arg(record::due_micros(&job))
                 .arg(job.priority.rank());
-            let answer: String = shared.call("retry", call.invoke_async(&mut conn)).await?;
+            let answer: String = shared.script("retry", &call).await?;
             match answer.as_str() {
                 "ok" => return Ok(true),
                 "gone" => return Ok(false),
@@ -1082,8 +1092,7 @@ impl JobQueue for RedisJobQueue {
     async fn counts(&self) -> Result<QueueCounts> {
         let shared = self.shared();
         let call = shared.common().call(&shared.scripts.counts);
-        let mut conn = shared.conn();
-        let flat: Vec<String> = shared.call("counts", call.invoke_async(&mut conn)).await?;
+        let flat: Vec<String> = shared.script("counts", &call).await?;
         let mut counts = QueueCounts::default();
         for pair in flat.chunks(2) {
             let [code, n] = pair else { continue };
@@ -1104,8 +1113,7 @@ impl JobQueue for RedisJobQueue {
     async fn purge(&self) -> Result<u64> {
         let shared = self.shared();
         let call = shared.common().call(&shared.scripts.purge);
-        let mut conn = shared.conn();
-        shared.call("purge", call.invoke_async(&mut conn)).await
+        shared.script("purge", &call).await
     }
 
     /// Resolves when a running job was cancelled by any process (a message
@@ -1116,11 +1124,7 @@ impl JobQueue for RedisJobQueue {
     }
 
     async fn ping(&self) -> Result<()> {
-        let shared = self.shared();
-        let mut conn = shared.conn();
-        let _: String = shared
-            .call("ping", redis::cmd("PING").query_async(&mut conn))
-            .await?;
+        let _: String = self.shared().cmd("ping", &redis::cmd("PING")).await?;
         Ok(())
     }
 }
@@ -1153,34 +1157,19 @@ impl std::fmt::Debug for RedisLastRunStore {
 impl LastRunStore for RedisLastRunStore {
     async fn load(&self, task: &str) -> Result<Option<DateTime<Utc>>> {
         let shared = &self.shared;
-        let mut conn = shared.conn();
-        let ms: Option<i64> = shared
-            .call(
-                "last_run",
-                redis::cmd("HGET")
-                    .arg(&shared.keys.last_run)
-                    .arg(task)
-                    .query_async(&mut conn),
-            )
-            .await?;
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(&shared.keys.last_run).arg(task);
+        let ms: Option<i64> = shared.cmd("last_run", &cmd).await?;
         Ok(ms.and_then(DateTime::<Utc>::from_timestamp_millis))
     }
 
     async fn save(&self, task: &str, occurrence: DateTime<Utc>) -> Result<()> {
         let shared = &self.shared;
-        let mut conn = shared.conn();
-        let _: i64 = shared
-            .call(
-                "last_run",
-                shared
-                    .scripts
-                    .save_last_run
-                    .key(&shared.keys.last_run)
-                    .arg(task)
-                    .arg(occurrence.timestamp_millis())
-                    .invoke_async(&mut conn),
-            )
-            .await?;
+        let mut call = shared.scripts.save_last_run.prepare_invoke();
+        call.key(&shared.keys.last_run)
+            .arg(task)
+            .arg(occurrence.timestamp_millis());
+        let _: i64 = shared.script("last_run", &call).await?;
         Ok(())
     }
 }
