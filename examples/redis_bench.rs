@@ -11,7 +11,8 @@
 //! - **enqueue**: N jobs, one `enqueue` per job from 50 concurrent tasks;
 //!   and N jobs with `enqueue_many` in batches of 1,000.
 //! - **processing**: N no-op jobs waiting, then 1 (and then 2) worker
-//!   processes (this program run again with `--worker`) start and run them
+//!   processes (this program run again with `--worker`; 1,024 jobs at a
+//!   time, reserving up to 256 per call) start and run them
 //!   all: enqueued → reserved → run → completed, with status tracking and
 //!   the default retention of finished jobs. Then jobs that each wait 2 ms,
 //!   32 at a time per process (the worker is the limit, not Redis), with 1
@@ -187,7 +188,7 @@ async fn processing(url: &str, n: usize, processes: usize) -> f64 {
     let name = format!("bench-{}", JobId::new());
     let queue = RedisJobQueue::connect(url, &name).await.unwrap();
     fill(&queue, n).await;
-    let r = drain(url, &queue, n, processes, 512).await;
+    let r = drain(url, &queue, n, processes, 1024).await;
     queue.purge().await.unwrap();
     r
 }
@@ -346,7 +347,7 @@ async fn backlog(url: &str, n: usize) {
     );
     let leases: Vec<_> = reserved.iter().map(|r| r.lease).collect();
     queue.release(&leases).await.unwrap();
-    let r = drain(url, &queue, n, 2, 512).await;
+    let r = drain(url, &queue, n, 2, 1024).await;
     println!("backlog: processed by 2 worker processes at {r:.0} jobs/s");
     queue.purge().await.unwrap();
 }
@@ -355,7 +356,7 @@ async fn backlog(url: &str, n: usize) {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--worker") {
-        let concurrency = args.get(3).and_then(|c| c.parse().ok()).unwrap_or(512);
+        let concurrency = args.get(3).and_then(|c| c.parse().ok()).unwrap_or(1024);
         return worker_process(&args[1], &args[2], concurrency).await;
     }
     let mut url =
