@@ -49,13 +49,52 @@
 //! the newer attempt. That is at-least-once delivery: a job whose worker dies
 //! mid-run runs again.
 //!
+//! Cancelling a running job (from any process) marks it `Cancelled` and
+//! publishes `revoked` on the wake channel: every worker checks its leases at
+//! once, and the one running the job drops it.
+//!
 //! # Speed
 //!
 //! Reserving takes up to `max` jobs in one script call; finishes that
 //! complete at about the same time are sent together in one script call by a
-//! background flusher; `enqueue_many` is one script call. An idle worker
-//! waits on a pub/sub subscription (a dedicated connection) instead of
-//! polling; the due time of the next scheduled job bounds its wait.
+//! background flusher, and so are concurrent single `enqueue`s (each still
+//! accepted or refused on its own); `enqueue_many` is one script call. An
+//! idle worker waits on a pub/sub subscription (a dedicated connection)
+//! instead of polling; the due time of the next scheduled job bounds its
+//! wait, and the polling interval is only a fallback.
+//!
+//! # Faults
+//!
+//! Every call is bounded by the queue's timeout (5 s by default): while
+//! Redis is unreachable, calls fail with [`Error::Backend`] instead of
+//! hanging, the worker backs off, logs and reports itself unhealthy in
+//! `health_check`, and the connection is re-established on its own when
+//! Redis is back (scripts are reloaded if Redis lost them). A job whose JSON
+//! or state was corrupted (hand-edited) is failed with an error naming the
+//! key and the job when a worker reserves it; the worker carries on.
+//!
+//! # Periodic tasks across processes
+//!
+//! Schedulers in several processes may run the same periodic tasks on one
+//! Redis queue: each occurrence is enqueued once (its job id is derived from
+//! the task and the occurrence, and the queue refuses a taken id). Give them
+//! [`RedisJobQueue::last_run_store`] so a restarted scheduler catches up on
+//! missed runs:
+//!
+//! ```no_run
+//! use jobs::prelude::*;
+//!
+//! # #[tokio::main] async fn main() -> Result<(), jobs::Error> {
+//! let queue = RedisJobQueue::connect("redis://127.0.0.1:6379", "reports").await?;
+//! let scheduler = JobScheduler::builder()
+//!     .last_run_store(queue.last_run_store())
+//!     .build();
+//! let worker = BackgroundJobWorker::builder()
+//!     .queue(queue)
+//!     .scheduler(scheduler)
+//!     .build()?;
+//! # Ok(()) }
+//! ```
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
