@@ -234,6 +234,12 @@ fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
     }
 }
 
+/// Whether a type is written as `Option<..>` (serde lets such a field be
+/// missing).
+pub(crate) fn is_option(ty: &Type) -> bool {
+    last_segment(ty).is_some_and(|s| s.ident == "Option")
+}
+
 /// A reference type as a user would write it (`&str`, `&'a mut T`).
 fn written_reference(reference: &syn::TypeReference) -> String {
     let mut out = String::from("&");

@@ -318,37 +318,48 @@ fn string(errors: &mut Errors, key: &str, value: &Expr) -> Option<LitStr> {
         return Some(lit.clone());
     }
     let example = example(key).unwrap_or_default();
-    let found = match value {
+    let message = match value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(int), ..
-        }) => format!("; quote the value: `{key} = \"{}\"`", int.base10_digits()),
-        Expr::Path(path) if path.path.get_ident().is_some() => {
-            format!("; quote the value: `{key} = \"{}\"`", written(&path.path))
-        }
-        _ => String::new(),
+        }) => format!(
+            "`{key}` takes a string literal: write `{key} = \"{}\"`",
+            int.base10_digits()
+        ),
+        Expr::Path(path) if path.path.get_ident().is_some() => format!(
+            "`{key}` takes a string literal: write `{key} = \"{}\"`",
+            written(&path.path)
+        ),
+        _ => format!("`{key}` takes a string literal, such as `{key} = {example}`"),
     };
-    errors.on(
-        value,
-        format!("`{key}` takes a string literal, such as `{key} = {example}`{found}"),
-    );
+    errors.on(value, message);
     None
 }
 
 fn retries(errors: &mut Errors, value: &Expr) -> Option<u32> {
-    const HOW: &str = "`retries` is how many times a failed job is tried again: a non-negative integer, such as `retries = 3`";
+    const HOW: &str = "write how many times a failed job is tried again, such as `retries = 3`";
     match value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(int), ..
-        }) => match int.base10_parse::<u32>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                errors.on(
-                    int,
-                    format!("`retries = {}` is too large: {HOW}", int.base10_digits()),
-                );
-                None
+        }) => {
+            if int.base10_digits().starts_with('-') {
+                errors.on(value, format!("`retries` cannot be negative: {HOW}"));
+                return None;
             }
-        },
+            match int.base10_parse::<u32>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    errors.on(
+                        value,
+                        format!(
+                            "`retries = {}` is too large: the most is {}",
+                            int.base10_digits(),
+                            u32::MAX
+                        ),
+                    );
+                    None
+                }
+            }
+        }
         Expr::Unary(ExprUnary {
             op: UnOp::Neg(_), ..
         }) => {
@@ -358,18 +369,18 @@ fn retries(errors: &mut Errors, value: &Expr) -> Option<u32> {
         Expr::Lit(ExprLit {
             lit: Lit::Str(lit), ..
         }) => {
-            let hint = match lit.value().trim().parse::<u32>() {
-                Ok(n) => format!("; write `retries = {n}` without quotes"),
-                Err(_) => String::new(),
+            let message = match lit.value().trim().parse::<u32>() {
+                Ok(n) => format!("`retries` takes an integer, not a string: write `retries = {n}`"),
+                Err(_) => format!("`retries` takes a non-negative integer: {HOW}"),
             };
-            errors.on(
-                value,
-                format!("`retries` takes an integer literal{hint}: {HOW}"),
-            );
+            errors.on(value, message);
             None
         }
         _ => {
-            errors.on(value, format!("`retries` takes an integer literal: {HOW}"));
+            errors.on(
+                value,
+                format!("`retries` takes a non-negative integer: {HOW}"),
+            );
             None
         }
     }

@@ -57,6 +57,7 @@ pub(crate) fn written(tokens: impl ToTokens) -> String {
         ("& ", "&"),
         ("' ", "'"),
         (" ;", ";"),
+        (" : ", ": "),
     ] {
         text = text.replace(from, to);
     }

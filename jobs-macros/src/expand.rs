@@ -113,13 +113,31 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
         })
         .collect();
 
-    // Each payload type must be serde: asserted with the type's own span,
-    // so the error underlines it.
-    let argument_checks = payload_types.iter().map(|ty| {
-        quote_spanned! {ty.span()=>
-            ::jobs::__private::assert_argument::<#ty>();
+    // Each payload type must be serde. `Serialize` is written here, each
+    // field through `__private::argument::serialize_field`; `Deserialize` is
+    // derived, each field through `__private::argument::deserialize`. Both
+    // are bounded by `__private` traits and spanned on the parameter's type:
+    // a type that is not serde is reported there, once per missing trait,
+    // rather than from inside serde's derive. An `Option` may be missing
+    // from the arguments, as serde allows without `deserialize_with`.
+    let field_attrs = payload_types.iter().map(|ty| {
+        let with = syn::LitStr::new("::jobs::__private::argument::deserialize", ty.span());
+        let default = ast::is_option(ty).then(|| quote!(default,));
+        quote!(#[serde(#default deserialize_with = #with)])
+    });
+    let field_names: Vec<String> = payload_idents
+        .iter()
+        .map(|i| i.to_string().trim_start_matches("r#").to_owned())
+        .collect();
+    let state = Ident::new("state", Span::mixed_site());
+    let serialize_fields = payload.iter().zip(&field_names).map(|(p, field)| {
+        let mut ident = p.ident.clone();
+        ident.set_span(p.ty.span());
+        quote_spanned! {p.ty.span()=>
+            ::jobs::__private::argument::serialize_field(&mut #state, #field, &self.#ident)?;
         }
     });
+    let field_count = payload.len();
 
     // The dispatcher's call: payload from `Args`, the rest injected.
     let cx = Ident::new("cx", Span::mixed_site());
@@ -157,8 +175,22 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
         },
         None => quote!(::jobs::__private::into_result::<()>(#output)),
     };
-    let handler_future = quote_spanned! {ast::name_span(item)=>
-        ::jobs::__private::handler_future
+    // Spanned on the function's name: "future cannot be sent between
+    // threads safely" points there, with rustc's note on the value held
+    // across an await.
+    let name_span = ast::name_span(item);
+    let handler = quote_spanned! {name_span=>
+        ::jobs::__private::handler_future(async move {
+            let #args_value: self::Args = match ::jobs::__private::deserialize_args(#job_ref) {
+                ::core::result::Result::Ok(value) => value,
+                ::core::result::Result::Err(error) => {
+                    return ::jobs::__private::JobResult::failure(error);
+                }
+            };
+            #(#injections)*
+            let #output = super::#ident(#(#call_args),*).await;
+            #into_result
+        })
     };
 
     let priority = match attr.priority.unwrap_or(Priority::Normal) {
@@ -223,13 +255,30 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
             #vis const NAME: &str = #name;
 
             #[doc = #args_doc]
-            #[derive(::jobs::__private::serde::Serialize, ::jobs::__private::serde::Deserialize)]
+            #[derive(::jobs::__private::serde::Deserialize)]
             #[serde(crate = "::jobs::__private::serde")]
             #vis struct Args {
                 #(
                     #[doc = #field_docs]
+                    #field_attrs
                     #vis #payload_idents: #payload_types,
                 )*
+            }
+
+            #[automatically_derived]
+            impl ::jobs::__private::serde::Serialize for Args {
+                fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
+                where
+                    S: ::jobs::__private::argument::Serializer,
+                {
+                    let mut #state = ::jobs::__private::argument::Serializer::serialize_struct(
+                        serializer,
+                        "Args",
+                        #field_count,
+                    )?;
+                    #(#serialize_fields)*
+                    ::jobs::__private::argument::SerializeStruct::end(#state)
+                }
             }
 
             impl Args {
@@ -268,17 +317,7 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
                 #job_ref: &'a ::jobs::__private::Job,
                 #cx: &'a ::jobs::__private::JobContext,
             ) -> ::jobs::__private::BoxFuture<'a, ::jobs::__private::JobResult> {
-                #handler_future(async move {
-                    let #args_value: self::Args = match ::jobs::__private::deserialize_args(#job_ref) {
-                        ::core::result::Result::Ok(value) => value,
-                        ::core::result::Result::Err(error) => {
-                            return ::jobs::__private::JobResult::failure(error);
-                        }
-                    };
-                    #(#injections)*
-                    let #output = super::#ident(#(#call_args),*).await;
-                    #into_result
-                })
+                #handler
             }
 
             #[doc(hidden)]
@@ -299,12 +338,6 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
                 };
 
             ::jobs::__private::inventory::submit! { __JOBS_REGISTRATION }
-
-            const _: () = {
-                fn __jobs_check_arguments() {
-                    #(#argument_checks)*
-                }
-            };
         }
     }
 }

@@ -73,10 +73,18 @@ pub(crate) fn check_cron(expression: &str) -> Result<(), String> {
 
 fn croner_message(e: &croner::errors::CronError) -> String {
     use croner::errors::CronError;
-    match e {
+    let message = match e {
         CronError::InvalidPattern(m) | CronError::ComponentError(m) => m.clone(),
         CronError::IllegalCharacters(m) => format!("illegal characters: {m}"),
         other => other.to_string(),
+    };
+    // croner writes sentences ("Number out of bounds."); rustc's style is
+    // lower case without a final period.
+    let message = message.trim().trim_end_matches('.');
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 

@@ -94,19 +94,56 @@ pub const fn data_need<T: Send + Sync + 'static>() -> DataNeed {
     }
 }
 
-/// What a job's payload parameter must be. Generated code asserts it on
-/// each parameter's type, so an error underlines that type.
+/// What a job's payload parameter must be, half one: `Serialize`. A
+/// generated `Args` serialises each field through
+/// [`argument::serialize_field`], spanned on the parameter's type, so a type
+/// that is not serde is reported on that type, with the note below, rather
+/// than from inside a derive.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a job parameter: it must implement `Serialize` and `Deserialize`",
-    label = "not `Serialize + DeserializeOwned`",
+    message = "`{Self}` cannot be a job parameter: it does not implement `Serialize`",
+    label = "job parameters must be `Serialize + DeserializeOwned`",
     note = "job arguments are stored as JSON: derive `serde::Serialize` and `serde::Deserialize` on the type, or take it as shared state with `Data<..>`"
 )]
-pub trait JobArgument: Serialize + DeserializeOwned {}
+pub trait SerializeArgument: Serialize {}
 
-impl<T: Serialize + DeserializeOwned> JobArgument for T {}
+impl<T: Serialize + ?Sized> SerializeArgument for T {}
 
-/// Asserts `T: JobArgument` (see there).
-pub fn assert_argument<T: JobArgument>() {}
+/// Half two: `DeserializeOwned`, through [`argument::deserialize`]
+/// (`#[serde(deserialize_with = ..)]`, spanned on the parameter's type).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a job parameter: it does not implement `Deserialize`",
+    label = "job parameters must be `Serialize + DeserializeOwned`",
+    note = "job arguments are stored as JSON: derive `serde::Serialize` and `serde::Deserialize` on the type, or take it as shared state with `Data<..>`"
+)]
+pub trait DeserializeArgument: DeserializeOwned {}
+
+impl<T: DeserializeOwned> DeserializeArgument for T {}
+
+/// How a generated `Args` (de)serialises its fields: plain serde, bounded
+/// by [`SerializeArgument`] and [`DeserializeArgument`].
+pub mod argument {
+    pub use serde::ser::{SerializeStruct, Serializer};
+
+    use serde::Deserializer;
+
+    use super::{DeserializeArgument, SerializeArgument};
+
+    /// Serialises one field of `Args`.
+    pub fn serialize_field<S: SerializeStruct, T: SerializeArgument + ?Sized>(
+        state: &mut S,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), S::Error> {
+        state.serialize_field(name, value)
+    }
+
+    /// Deserialises one field of `Args`.
+    pub fn deserialize<'de, T: DeserializeArgument, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        T::deserialize(deserializer)
+    }
+}
 
 /// Boxes the dispatcher's future; its `Send` bound is where a handler
 /// holding a non-`Send` value across an await is reported.
