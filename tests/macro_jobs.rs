@@ -42,6 +42,15 @@ async fn add(a: i64, b: i64) -> Result<i64, std::num::TryFromIntError> {
     i64::try_from(i128::from(a) + i128::from(b))
 }
 
+/// An `Option` parameter may be missing from the arguments.
+#[job]
+async fn greet(name: String, greeting: Option<String>) -> Result<String, JobError> {
+    Ok(format!(
+        "{}, {name}",
+        greeting.as_deref().unwrap_or("Hello")
+    ))
+}
+
 /// Fails its first attempt; reports the attempt it succeeded on.
 #[job(retries = 2)]
 async fn flaky(cx: JobContext, label: String) -> Result<String, JobError> {
@@ -383,6 +392,7 @@ fn the_registry_holds_every_job_of_the_program() {
             "count",
             "crate_visible",
             "flaky",
+            "greet",
             "heartbeat",
             "nightly",
             "raw-result",
@@ -443,4 +453,18 @@ async fn a_periodic_job_runs_with_no_arguments() {
     // As the scheduler enqueues it: `Value::Null` arguments.
     let done = run_one(Job::new("nightly", serde_json::Value::Null)).await;
     assert_eq!(done.status, JobStatus::Completed, "{:?}", done.last_error);
+}
+
+#[tokio::test]
+async fn an_optional_parameter_may_be_missing() {
+    let done = run_one(Job::new("greet", json!({"name": "Ada"}))).await;
+    assert_eq!(done.result.unwrap().result, Some(json!("Hello, Ada")));
+    let done = run_one(greet::job("Bo".into(), Some("Hi".into()))).await;
+    assert_eq!(done.result.unwrap().result, Some(json!("Hi, Bo")));
+    // A required one may not.
+    let done = run_one(Job::new("greet", json!({"greeting": "Hi"}))).await;
+    assert_eq!(
+        done.last_error.as_deref(),
+        Some("invalid arguments for job `greet`: missing field `name`")
+    );
 }
