@@ -6,7 +6,8 @@
 //! The expansion runs in stages, one per file: [`attr`] parses the
 //! attribute's `key = value` pairs into typed values, [`ast`] reads the
 //! function and classifies its parameters (checking what the signature
-//! alone can tell), and [`expand`] generates the code. Errors from every
+//! alone can tell), [`valid`] checks the two against each other, and
+//! [`expand`] generates the code. Errors from every
 //! stage are collected ([`errors`]) and reported together; rustc checks the
 //! rest (serde bounds, return type, `Send`) on spans that point at the
 //! user's own tokens.
@@ -16,6 +17,7 @@ mod attr;
 mod errors;
 mod expand;
 mod schedule;
+mod valid;
 
 use proc_macro::TokenStream;
 
