@@ -55,9 +55,6 @@ pub(crate) struct Attr {
     pub(crate) timeout: Option<Duration>,
     pub(crate) queue: Option<String>,
     pub(crate) schedule: Option<Schedule>,
-    /// The span of the `cron`/`every` key, for errors about the schedule
-    /// as a whole.
-    pub(crate) schedule_span: Option<Span>,
 }
 
 /// Parses the attribute's arguments, recording every error in `errors`.
@@ -72,8 +69,8 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Attr {
     };
 
     let mut seen: Vec<String> = Vec::new();
-    let mut cron: Option<(String, Span)> = None;
-    let mut every: Option<(Duration, Span)> = None;
+    let mut cron: Option<String> = None;
+    let mut every: Option<Duration> = None;
     let mut timezone: Option<(String, Span)> = None;
 
     for meta in metas {
@@ -183,20 +180,18 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Attr {
             "cron" => {
                 if let Some(lit) = string(errors, &key, &value) {
                     match schedule::check_cron(&lit.value()) {
-                        Ok(()) => cron = Some((lit.value(), key_span)),
+                        Ok(()) => cron = Some(lit.value()),
                         Err(message) => errors.on(&lit, message),
                     }
                 }
-                if let Some((_, every_span)) = every {
-                    both_schedules(errors, key_span, every_span);
+                if seen.iter().any(|k| k == "every") {
+                    both_schedules(errors, key_span);
                 }
             }
             "every" => {
-                if let Some(interval) = duration(errors, &key, &value) {
-                    every = Some((interval, key_span));
-                }
-                if let Some((_, cron_span)) = &cron {
-                    both_schedules(errors, key_span, *cron_span);
+                every = duration(errors, &key, &value);
+                if seen.iter().any(|k| k == "cron") {
+                    both_schedules(errors, key_span);
                 }
             }
             "timezone" => {
@@ -214,17 +209,11 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Attr {
     // `cron` and `every` together is reported where the second one is
     // given (above), when both parsed; the schedule is then dropped.
     attr.schedule = match (cron, every) {
-        (Some((expression, span)), None) => {
-            attr.schedule_span = Some(span);
-            Some(Schedule::Cron {
-                expression,
-                timezone: timezone.take().map(|(tz, _)| tz),
-            })
-        }
-        (None, Some((interval, span))) => {
-            attr.schedule_span = Some(span);
-            Some(Schedule::Every(interval))
-        }
+        (Some(expression), None) => Some(Schedule::Cron {
+            expression,
+            timezone: timezone.take().map(|(tz, _)| tz),
+        }),
+        (None, Some(interval)) => Some(Schedule::Every(interval)),
         _ => None,
     };
     if let Some((_, span)) = timezone {
@@ -245,7 +234,8 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Attr {
     attr
 }
 
-fn both_schedules(errors: &mut Errors, second: Span, _first: Span) {
+/// `cron` and `every` together, reported on the second one.
+fn both_schedules(errors: &mut Errors, second: Span) {
     errors.at(
         second,
         "`cron` and `every` cannot be combined: a job has one schedule; keep one of them",

@@ -10,6 +10,7 @@ use syn::{Ident, Item, Visibility};
 use crate::ast::{self, JobFn, Kind};
 use crate::attr::{self, Attr, Priority, Schedule};
 use crate::errors::Errors;
+use crate::valid;
 
 /// The whole expansion: parse, check, generate; on errors, the errors plus
 /// whatever can still be generated, so one mistake does not cascade.
@@ -40,7 +41,7 @@ pub(crate) fn job(args: TokenStream, input: TokenStream) -> TokenStream {
         let errors = errors.into_compile_errors();
         return quote!(#errors #item);
     };
-    check_schedule(&attr, &function, &mut errors);
+    valid::check(&attr, &function, &mut errors);
     let generated = generate(&attr, &function);
     let errors = errors.into_compile_errors();
     quote!(#errors #generated)
@@ -56,29 +57,6 @@ fn item_span(item: &Item) -> Span {
         Item::Const(c) => c.const_token.span,
         Item::Static(s) => s.static_token.span,
         other => other.span(),
-    }
-}
-
-/// A periodic job is enqueued by the scheduler with no arguments, so it can
-/// take no payload parameter (only `JobContext` and `Data<T>`).
-fn check_schedule(attr: &Attr, function: &JobFn, errors: &mut Errors) {
-    let Some(schedule) = &attr.schedule else {
-        return;
-    };
-    let key = match schedule {
-        Schedule::Cron { .. } => "cron",
-        Schedule::Every(_) => "every",
-    };
-    for param in function.payload() {
-        let (ident, ty) = (&param.ident, &param.ty);
-        errors.push(syn::Error::new_spanned(
-            quote!(#ident: #ty),
-            format!(
-                "a job with `{key} = ..` is enqueued by the scheduler without arguments, so it cannot take `{ident}`; \
-                 remove the parameter (a periodic job may take only `JobContext` and `Data<T>`), \
-                 or remove `{key}` and enqueue the job yourself with a `JobScheduler` task"
-            ),
-        ));
     }
 }
 

@@ -87,7 +87,7 @@ pub fn data<T: Send + Sync + 'static>(cx: &JobContext) -> std::result::Result<Da
 }
 
 /// The `DataNeed` of a `Data<T>` parameter.
-pub const fn data_need<T: Send + Sync + 'static>() -> DataNeed {
+pub const fn data_need<T: ?Sized + 'static>() -> DataNeed {
     DataNeed {
         type_id: TypeId::of::<T>,
         type_name: std::any::type_name::<T>,

@@ -1,10 +1,14 @@
-//! Generated items are as visible as the function.
-#![deny(dead_code, unused)]
+//! Generated items are as visible as the function, documented, and raise
+//! no lint of their own.
+#![deny(dead_code, unused, missing_docs, unreachable_pub)]
 
-mod outer {
+/// Public modules, so that `unreachable_pub` has nothing to say about user code.
+pub mod outer {
+    /// The jobs.
     pub mod inner {
         use jobs::prelude::*;
 
+        /// Public.
         #[job]
         pub async fn public(n: u32) {
             let _ = n;
@@ -30,11 +34,13 @@ mod outer {
             let _ = n;
         }
 
+        /// Uses the private job's items.
         pub fn use_private() -> Job {
             private::job(1)
         }
     }
 
+    /// Uses the restricted jobs' items.
     pub fn use_restricted() -> (jobs::Job, jobs::Job, u32) {
         let args = inner::parent_only::Args { n: 3 };
         (inner::parent_only::job(1), inner::in_path::job(2), args.n)
