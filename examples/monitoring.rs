@@ -166,11 +166,7 @@ async fn generate_report(report_type: String) -> Result<Value, JobError> {
 
 #[tokio::main]
 async fn main() -> Result<(), jobs::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    jobs_examples::init_tracing();
 
     let outage = Arc::new(StorageOutage(AtomicBool::new(true)));
     let worker = BackgroundJobWorker::builder()

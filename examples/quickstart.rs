@@ -36,11 +36,7 @@ async fn send_email(to: String, subject: String, body: String) -> Result<EmailSe
 
 #[tokio::main]
 async fn main() -> Result<(), jobs::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    jobs_examples::init_tracing();
 
     // The worker runs every `#[job]` function of the program (its default
     // processor is the registry).

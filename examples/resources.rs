@@ -116,11 +116,7 @@ async fn charge(card: &str, cents: u64, attempt: u32) -> Result<Value, PaymentEr
 
 #[tokio::main]
 async fn main() -> Result<(), jobs::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    jobs_examples::init_tracing();
 
     // A worker that lacks the resources its jobs take refuses to start,
     // naming them, before it runs anything.

@@ -93,11 +93,7 @@ fn print_tasks(tasks: &[TaskInfo]) {
 
 #[tokio::main]
 async fn main() -> Result<(), jobs::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    jobs_examples::init_tracing();
 
     // The worker runs every `#[job]` function; those with `cron`/`every`
     // become periodic tasks of its scheduler.
