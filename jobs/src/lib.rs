@@ -38,6 +38,8 @@ pub use processor::JobProcessor;
 pub use queue::{
     CancelOutcome, Enqueue, JobQueue, Lease, MemoryJobQueue, Outcome, QueueCounts, Reservation,
 };
+#[cfg(feature = "redis")]
+pub use queue::{RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore};
 pub use registry::{DataNeed, HandlerFn, JobRegistration, Registry, ScheduleSpec};
 pub use result::{JobError, JobResult, Retry};
 pub use schedule::{Schedule, Weekday};
@@ -55,6 +57,8 @@ pub use jobs_macros::job;
 
 /// The names most programs need: `use jobs::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "redis")]
+    pub use crate::RedisJobQueue;
     pub use crate::{
         BackgroundJobWorker, Data, Enqueue, Job, JobContext, JobError, JobId, JobPriority,
         JobProcessor, JobQueue, JobResult, JobScheduler, JobStatus, MemoryJobQueue, MissedRuns,

@@ -24,8 +24,14 @@ use crate::result::JobResult;
 
 pub(crate) mod erased;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use memory::{DEFAULT_MAX_FINISHED, MemoryJobQueue, MemoryJobQueueBuilder};
+#[cfg(feature = "redis")]
+pub use redis::{
+    DEFAULT_REDIS_MAX_FINISHED, RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore,
+};
 
 /// Something jobs can be pushed onto: every queue, and the worker.
 ///
