@@ -468,3 +468,55 @@ async fn an_optional_parameter_may_be_missing() {
         Some("invalid arguments for job `greet`: missing field `name`")
     );
 }
+
+/// A class-based processor for the names no `#[job]` function has.
+struct Legacy;
+
+impl JobProcessor for Legacy {
+    async fn process(&self, job: &Job) -> JobResult {
+        match &*job.name {
+            "legacy_report" => JobResult::success(json!({"legacy": job.args["n"]})),
+            other => JobResult::failure(JobError::permanent(format!("Legacy cannot run {other}"))),
+        }
+    }
+}
+
+#[tokio::test]
+async fn functions_and_an_explicit_processor_combine() {
+    let worker = BackgroundJobWorker::builder()
+        .queue(MemoryJobQueue::new())
+        .processor(Registry::global().unwrap().fallback(Legacy))
+        .data(Counter::default())
+        .data(Secret("s3cret"))
+        .data(Beats::default())
+        .build()
+        .unwrap();
+    let by_function = add::enqueue(&worker, 2, 3).await.unwrap();
+    let by_processor = worker
+        .submit_job(Job::new("legacy_report", json!({"n": 7})))
+        .await
+        .unwrap()
+        .id;
+    let neither = worker
+        .submit_job(Job::new("nobody", json!({})))
+        .await
+        .unwrap()
+        .id;
+    let running = Running::start(worker.clone());
+    let result = |job: Job| job.result.and_then(|r| r.result);
+    assert_eq!(
+        result(worker.wait_for(by_function).await.unwrap()),
+        Some(json!(5))
+    );
+    assert_eq!(
+        result(worker.wait_for(by_processor).await.unwrap()),
+        Some(json!({"legacy": 7}))
+    );
+    let neither = worker.wait_for(neither).await.unwrap();
+    assert_eq!(neither.status, JobStatus::Failed);
+    assert_eq!(
+        neither.last_error.as_deref(),
+        Some("Legacy cannot run nobody")
+    );
+    running.stop().await;
+}
