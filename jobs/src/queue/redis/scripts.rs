@@ -120,7 +120,11 @@ if n > 0 then
     if v then
       local h = parse(v)
       if not h then
-        redis.call('HSET', KEYS[1], id, 'F1|1|0|0|' .. fmt(now) .. '|' .. fmt(now) .. '|' .. v)
+        local msg = 'corrupt job record ' .. KEYS[1] .. ' field ' .. id ..
+          ': the record header does not parse'
+        redis.call('HSET', KEYS[1], id, 'F1|1|0|0|' .. fmt(now) .. '|' .. fmt(now) .. '|' .. v ..
+          '\31{"last_error":"' .. msg .. '","result":{"success":false,"error":"' .. msg ..
+          '","error_type":"CorruptRecord","retryable":false}}')
         redis.call('ZADD', KEYS[7], now, id)
         count('P', -1)
         count('F', 1)

@@ -1,0 +1,849 @@
+//! `RedisJobQueue` against a real Redis: several worker processes, killed
+//! workers, Redis restarts and outages, corrupt records, cancellation
+//! across processes, lease fencing.
+//!
+//! Needs `JOBS_REDIS_URL` (e.g. `redis://127.0.0.1:6379`); without it each
+//! test prints that it skipped and passes, unless `JOBS_REQUIRE_REDIS` is
+//! set. The restart and outage tests start their own `redis-server` (from
+//! `PATH`) on a free loopback port.
+//!
+//! Worker processes are this test binary run again in "child" mode (the
+//! `child_worker` test, which does nothing unless `JOBS_CHILD_WORKER` is
+//! set): a `BackgroundJobWorker` on the Redis queue whose processor records
+//! every execution in Redis, so double or lost executions show.
+#![cfg(feature = "redis")]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use jobs::prelude::*;
+use jobs::{CancelOutcome, Outcome, RedisJobQueue};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde_json::json;
+use tokio::time::Instant;
+
+// ---------------------------------------------------------------- helpers
+
+fn redis_url() -> Option<String> {
+    match std::env::var("JOBS_REDIS_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(
+                std::env::var_os("JOBS_REQUIRE_REDIS").is_none(),
+                "JOBS_REQUIRE_REDIS is set but JOBS_REDIS_URL is not"
+            );
+            eprintln!("skipped: set JOBS_REDIS_URL (e.g. redis://127.0.0.1:6379) to run this test");
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", JobId::new())
+}
+
+async fn raw_conn(url: &str) -> ConnectionManager {
+    redis::Client::open(url)
+        .unwrap()
+        .get_connection_manager()
+        .await
+        .unwrap()
+}
+
+/// Polls `check` until it holds, failing after `limit`.
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn exec_key(queue: &str) -> String {
+    format!("test:{{{queue}}}:exec")
+}
+fn by_pid_key(queue: &str) -> String {
+    format!("test:{{{queue}}}:by_pid")
+}
+fn started_key(queue: &str) -> String {
+    format!("test:{{{queue}}}:started")
+}
+fn dropped_key(queue: &str) -> String {
+    format!("test:{{{queue}}}:dropped")
+}
+
+/// Records executions in Redis.
+///
+/// - `record`: counts the execution, succeeds.
+/// - `hang`: marks itself started, never finishes; marks itself dropped
+///   when its future is dropped (cancelled, abandoned).
+/// - `hang_first`: counts the execution; hangs on attempt 1, succeeds after.
+#[derive(Clone)]
+struct Recorder {
+    conn: ConnectionManager,
+    queue: String,
+}
+
+struct MarkDropped {
+    conn: ConnectionManager,
+    key: String,
+    id: String,
+}
+
+impl Drop for MarkDropped {
+    fn drop(&mut self) {
+        let (mut conn, key, id) = (self.conn.clone(), self.key.clone(), self.id.clone());
+        tokio::spawn(async move {
+            let _: Result<i64, _> = conn.sadd(key, id).await;
+        });
+    }
+}
+
+impl JobProcessor for Recorder {
+    async fn process(&self, job: &Job) -> JobResult {
+        let mut conn = self.conn.clone();
+        let id = job.id.to_string();
+        let count = |conn: &mut ConnectionManager| {
+            let mut pipe = redis::pipe();
+            pipe.hincr(exec_key(&self.queue), &id, 1).hincr(
+                by_pid_key(&self.queue),
+                std::process::id(),
+                1,
+            );
+            let mut conn = conn.clone();
+            async move { pipe.query_async::<()>(&mut conn).await }
+        };
+        match &*job.name {
+            "record" => match count(&mut conn).await {
+                Ok(()) => JobResult::success(json!(null)),
+                Err(e) => JobResult::failure(JobError::new(e.to_string())),
+            },
+            "hang" | "hang_first" => {
+                if job.name == "hang_first" {
+                    count(&mut conn).await.unwrap();
+                    if job.attempts > 1 {
+                        return JobResult::success(json!({"attempt": job.attempts}));
+                    }
+                }
+                let _guard = MarkDropped {
+                    conn: conn.clone(),
+                    key: dropped_key(&self.queue),
+                    id: id.clone(),
+                };
+                let _: i64 = conn.sadd(started_key(&self.queue), &id).await.unwrap();
+                std::future::pending().await
+            }
+            other => JobResult::failure(JobError::permanent(format!("Unknown job type: {other}"))),
+        }
+    }
+}
+
+/// This test binary, run again as a worker process.
+struct ChildWorker {
+    child: Child,
+}
+
+impl ChildWorker {
+    fn spawn(url: &str, queue: &str, lease: Duration) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["child_worker", "--exact", "--nocapture", "--test-threads=1"])
+            .env("JOBS_CHILD_WORKER", "1")
+            .env("JOBS_REDIS_URL", url)
+            .env("JOBS_CHILD_QUEUE", queue)
+            .env("JOBS_CHILD_LEASE_MS", lease.as_millis().to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the worker process");
+        // Wait for its READY line.
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.contains("READY") => break,
+                Some(Ok(_)) => continue,
+                _ => panic!("the worker process exited before it was ready"),
+            }
+        }
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ChildWorker { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Ctrl-C: the worker stops gracefully; waits for the process.
+    fn interrupt(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-INT", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
+
+    /// SIGKILL: the process dies at once, mid-job.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ChildWorker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The worker process: runs until Ctrl-C (SIGINT).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_worker() {
+    if std::env::var_os("JOBS_CHILD_WORKER").is_none() {
+        return;
+    }
+    let url = std::env::var("JOBS_REDIS_URL").unwrap();
+    let queue_name = std::env::var("JOBS_CHILD_QUEUE").unwrap();
+    let lease: u64 = std::env::var("JOBS_CHILD_LEASE_MS")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let queue = RedisJobQueue::connect(&url, &queue_name).await.unwrap();
+    let recorder = Recorder {
+        conn: raw_conn(&url).await,
+        queue: queue_name,
+    };
+    let worker = BackgroundJobWorker::builder()
+        .queue(queue)
+        .processor(recorder)
+        .max_concurrent_jobs(32)
+        .lease_duration(Duration::from_millis(lease))
+        .polling_interval(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let running = tokio::spawn(worker.clone().run_owned());
+    println!("READY {}", std::process::id());
+    tokio::signal::ctrl_c().await.unwrap();
+    worker.stop().await;
+    running.await.unwrap().unwrap();
+}
+
+/// A `redis-server` of our own on a free loopback port, with an
+/// append-only file fsynced on every write, that can be killed and
+/// restarted on the same data.
+struct PrivateRedis {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    /// `None` (the test skips) if there is no `redis-server` on `PATH`.
+    async fn start() -> Option<Self> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("JOBS_REQUIRE_REDIS").is_none(),
+                "JOBS_REQUIRE_REDIS is set but there is no redis-server on PATH"
+            );
+            eprintln!("skipped: no redis-server on PATH");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(unique("jobs-redis"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = PrivateRedis {
+            port,
+            dir,
+            child: None,
+        };
+        redis.up().await;
+        Some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    async fn up(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "yes"])
+            .args(["--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        self.child = Some(child);
+        let addr = format!("127.0.0.1:{}", self.port);
+        eventually(
+            "redis-server accepts connections",
+            Duration::from_secs(10),
+            || {
+                let addr = addr.clone();
+                async move { tokio::net::TcpStream::connect(addr).await.is_ok() }
+            },
+        )
+        .await;
+    }
+
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.down();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn record_jobs(n: usize) -> Vec<Job> {
+    (0..n)
+        .map(|i| Job::new("record", json!({ "i": i })))
+        .collect()
+}
+
+// ---------------------------------------------------------------- tests
+
+/// Two worker processes share 10,000 jobs: each runs exactly once, none is
+/// lost, and both processes take part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_run_10000_jobs_exactly_once() {
+    let Some(url) = redis_url() else { return };
+    let name = unique("two-procs");
+    let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
+    let a = ChildWorker::spawn(&url, &name, Duration::from_secs(30));
+    let b = ChildWorker::spawn(&url, &name, Duration::from_secs(30));
+    let mut ids = Vec::new();
+    for chunk in record_jobs(10_000).chunks(1000) {
+        ids.extend(queue.enqueue_many(chunk.to_vec()).await.unwrap());
+    }
+    eventually(
+        "all 10,000 jobs completed",
+        Duration::from_secs(40),
+        || async { queue.counts().await.unwrap().completed == 10_000 },
+    )
+    .await;
+    let counts = queue.counts().await.unwrap();
+    assert_eq!(counts.waiting() + counts.running + counts.failed, 0);
+
+    let mut conn = raw_conn(&url).await;
+    let exec: HashMap<String, u64> = conn.hgetall(exec_key(&name)).await.unwrap();
+    assert_eq!(exec.len(), 10_000, "every job ran");
+    assert!(exec.values().all(|n| *n == 1), "no job ran twice");
+    for id in &ids {
+        assert_eq!(exec.get(&id.to_string()), Some(&1));
+    }
+    let by_pid: HashMap<u32, u64> = conn.hgetall(by_pid_key(&name)).await.unwrap();
+    assert_eq!(by_pid.values().sum::<u64>(), 10_000);
+    for worker in [&a, &b] {
+        assert!(
+            by_pid.get(&worker.pid()).copied().unwrap_or(0) > 0,
+            "both processes took jobs: {by_pid:?}"
+        );
+    }
+    assert!(a.interrupt().success(), "graceful stop on Ctrl-C");
+    assert!(b.interrupt().success(), "graceful stop on Ctrl-C");
+    queue.purge().await.unwrap();
+}
+
+/// A worker process killed mid-job: once its lease expires, another worker
+/// runs the job again (the lost attempt counted) and completes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_job_is_completed_by_another() {
+    let Some(url) = redis_url() else { return };
+    let name = unique("killed");
+    let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
+    let lease = Duration::from_millis(300);
+    let doomed = ChildWorker::spawn(&url, &name, lease);
+    let id = queue
+        .enqueue(Job::new("hang_first", json!({})))
+        .await
+        .unwrap();
+    let mut conn = raw_conn(&url).await;
+    eventually(
+        "the job started in the first process",
+        Duration::from_secs(10),
+        || {
+            let mut conn = conn.clone();
+            let key = started_key(&name);
+            async move { conn.sismember(key, id.to_string()).await.unwrap() }
+        },
+    )
+    .await;
+    assert_eq!(
+        queue.get(id).await.unwrap().unwrap().status,
+        JobStatus::Running
+    );
+    doomed.kill();
+
+    // Another worker (in this process) takes over after the lease expires.
+    let worker = BackgroundJobWorker::builder()
+        .queue(queue.clone())
+        .processor(Recorder {
+            conn: conn.clone(),
+            queue: name.clone(),
+        })
+        .lease_duration(lease)
+        .build()
+        .unwrap();
+    let killed_at = Instant::now();
+    let running = tokio::spawn(worker.clone().run_owned());
+    let done = tokio::time::timeout(Duration::from_secs(10), worker.wait_for(id))
+        .await
+        .expect("the job was recovered")
+        .unwrap();
+    assert!(killed_at.elapsed() >= Duration::from_millis(100));
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.attempts, 2, "the lost attempt counts");
+    assert!(
+        done.last_error
+            .as_deref()
+            .unwrap()
+            .contains("stopped renewing its lease"),
+        "{:?}",
+        done.last_error
+    );
+    let runs: u64 = conn.hget(exec_key(&name), id.to_string()).await.unwrap();
+    assert_eq!(runs, 2);
+    worker.stop().await;
+    running.await.unwrap().unwrap();
+    let _: () = conn.del(exec_key(&name)).await.unwrap();
+    queue.purge().await.unwrap();
+}
+
+/// Redis is killed (SIGKILL) and restarted during a run: no job whose
+/// completion was acknowledged is lost, and every job completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_loses_no_acknowledged_job() {
+    if redis_url().is_none() {
+        return;
+    }
+    let Some(mut server) = PrivateRedis::start().await else {
+        return;
+    };
+    let url = server.url();
+    let queue = RedisJobQueue::builder(&url)
+        .name("restart")
+        .timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap();
+    let n = 3000;
+    let ids = queue.enqueue_many(record_jobs(n)).await.unwrap();
+    // Executions are recorded in this process (Redis itself goes away).
+    let executed = Arc::new(AtomicUsize::new(0));
+    #[derive(Clone)]
+    struct Count(Arc<AtomicUsize>);
+    impl JobProcessor for Count {
+        async fn process(&self, _job: &Job) -> JobResult {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            JobResult::success(json!(null))
+        }
+    }
+    let worker = BackgroundJobWorker::builder()
+        .queue(queue.clone())
+        .processor(Count(Arc::clone(&executed)))
+        .max_concurrent_jobs(16)
+        .lease_duration(Duration::from_secs(1))
+        .polling_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let mut events = worker.subscribe();
+    let running = tokio::spawn(worker.clone().run_owned());
+
+    // Let some complete, then kill Redis and note what was acknowledged.
+    let mut acknowledged = Vec::new();
+    while acknowledged.len() < n / 3 {
+        let event = events.recv().await.unwrap();
+        if event.kind == jobs::JobEventKind::Completed {
+            acknowledged.push(event.job_id);
+        }
+    }
+    server.down();
+    // Everything acknowledged up to the kill (events already sent).
+    while let Ok(event) = events.try_recv() {
+        if event.kind == jobs::JobEventKind::Completed {
+            acknowledged.push(event.job_id);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.up().await;
+
+    eventually(
+        "all jobs completed after the restart",
+        Duration::from_secs(30),
+        || async {
+            queue
+                .counts()
+                .await
+                .is_ok_and(|c| c.completed == n as u64 && c.waiting() + c.running == 0)
+        },
+    )
+    .await;
+    for id in acknowledged.iter().chain(&ids) {
+        assert_eq!(
+            queue.get(*id).await.unwrap().map(|j| j.status),
+            Some(JobStatus::Completed),
+            "job {id}"
+        );
+    }
+    assert!(executed.load(Ordering::Relaxed) >= n);
+    assert!(worker.health_check().await.healthy);
+    worker.stop().await;
+    running.await.unwrap().unwrap();
+}
+
+/// Redis goes away: the worker keeps running and reports unhealthy,
+/// `enqueue` is an error within the timeout (no hang, no panic); when Redis
+/// is back the worker is healthy again and processes new jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_is_reported_and_survived() {
+    if redis_url().is_none() {
+        return;
+    }
+    let Some(mut server) = PrivateRedis::start().await else {
+        return;
+    };
+    let queue = RedisJobQueue::builder(&server.url())
+        .name("outage")
+        .timeout(Duration::from_millis(500))
+        .connect()
+        .await
+        .unwrap();
+    let worker = BackgroundJobWorker::builder()
+        .queue(queue.clone())
+        .processor(jobs::Registry::empty())
+        .polling_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let running = tokio::spawn(worker.clone().run_owned());
+    let first = worker
+        .submit_job(Job::new("nothing", json!({})).max_retries(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        worker.wait_for(first.id).await.unwrap().status,
+        JobStatus::Failed
+    );
+    assert!(worker.health_check().await.healthy);
+
+    server.down();
+    let started = Instant::now();
+    let err = queue
+        .enqueue(Job::new("nothing", json!({})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, jobs::Error::Backend(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "enqueue took {:?}",
+        started.elapsed()
+    );
+    let health = worker.health_check().await;
+    assert!(!health.healthy && !health.queue_reachable, "{health:?}");
+    assert!(health.error.is_some());
+    assert_eq!(health.state, jobs::WorkerState::Running);
+    assert!(queue.counts().await.is_err());
+
+    server.up().await;
+    eventually("healthy again", Duration::from_secs(15), || async {
+        worker.health_check().await.healthy
+    })
+    .await;
+    let job = queue
+        .enqueue(Job::new("nothing", json!({})).max_retries(0))
+        .await
+        .unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(10), worker.wait_for(job))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        done.last_error.as_deref(),
+        Some("Unknown job type: nothing")
+    );
+    worker.stop().await;
+    running.await.unwrap().unwrap();
+}
+
+/// A hand-edited record (broken JSON, or no header at all) fails that job
+/// with a clear error; the worker carries on with the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_record_fails_only_that_job() {
+    let Some(url) = redis_url() else { return };
+    let name = unique("corrupt");
+    let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
+    let mut conn = raw_conn(&url).await;
+    let broken_json = queue.enqueue(Job::new("record", json!({}))).await.unwrap();
+    let no_header = queue.enqueue(Job::new("record", json!({}))).await.unwrap();
+    let raw: Vec<u8> = conn
+        .hget(queue.jobs_key(), broken_json.to_string())
+        .await
+        .unwrap();
+    let cut = raw.iter().position(|b| *b == b'{').unwrap();
+    let mut edited = raw[..cut].to_vec();
+    edited.extend_from_slice(br#"{"id": "oops", "name": 42"#);
+    let _: () = conn
+        .hset(queue.jobs_key(), broken_json.to_string(), edited)
+        .await
+        .unwrap();
+    let _: () = conn
+        .hset(
+            queue.jobs_key(),
+            no_header.to_string(),
+            r#"{"hand":"edited"}"#,
+        )
+        .await
+        .unwrap();
+    let good = queue.enqueue(Job::new("record", json!({}))).await.unwrap();
+
+    let worker = BackgroundJobWorker::builder()
+        .queue(queue.clone())
+        .processor(Recorder {
+            conn: conn.clone(),
+            queue: name.clone(),
+        })
+        .build()
+        .unwrap();
+    let running = tokio::spawn(worker.clone().run_owned());
+    assert_eq!(
+        worker.wait_for(good).await.unwrap().status,
+        JobStatus::Completed
+    );
+    for id in [broken_json, no_header] {
+        let job = worker.wait_for(id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+        let error = job.last_error.unwrap();
+        assert!(error.contains("corrupt job record"), "{error}");
+        assert!(error.contains(&id.to_string()), "{error}");
+        assert!(job.metadata.contains_key("corrupt_record"));
+    }
+    assert!(worker.health_check().await.healthy);
+    let runs: HashMap<String, u64> = conn.hgetall(exec_key(&name)).await.unwrap();
+    assert_eq!(runs.len(), 1, "only the good job ran");
+    worker.stop().await;
+    running.await.unwrap().unwrap();
+    let _: () = conn.del(exec_key(&name)).await.unwrap();
+    queue.purge().await.unwrap();
+}
+
+/// `cancel` on a job running in another process stops it there and marks
+/// it `Cancelled`; that process carries on with other jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_stops_a_job_running_in_another_process() {
+    let Some(url) = redis_url() else { return };
+    let name = unique("cancel");
+    let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
+    let child = ChildWorker::spawn(&url, &name, Duration::from_millis(600));
+    let id = queue.enqueue(Job::new("hang", json!({}))).await.unwrap();
+    let conn = raw_conn(&url).await;
+    let member = |key: String| {
+        let mut conn = conn.clone();
+        async move {
+            conn.sismember::<_, _, bool>(key, id.to_string())
+                .await
+                .unwrap()
+        }
+    };
+    eventually(
+        "the job runs in the other process",
+        Duration::from_secs(10),
+        || member(started_key(&name)),
+    )
+    .await;
+    assert_eq!(
+        queue.cancel(id).await.unwrap(),
+        CancelOutcome::CancelledRunning
+    );
+    let cancelled = Instant::now();
+    eventually(
+        "the other process dropped the job",
+        Duration::from_secs(5),
+        || member(dropped_key(&name)),
+    )
+    .await;
+    assert!(cancelled.elapsed() < Duration::from_secs(2));
+    let job = queue.get(id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Cancelled);
+    assert!(job.completed_at.is_some());
+    // The other process still takes jobs.
+    let next = queue.enqueue(Job::new("record", json!({}))).await.unwrap();
+    eventually(
+        "the other process runs the next job",
+        Duration::from_secs(10),
+        || async { queue.get(next).await.unwrap().unwrap().status == JobStatus::Completed },
+    )
+    .await;
+    assert_eq!(
+        queue.get(id).await.unwrap().unwrap().status,
+        JobStatus::Cancelled
+    );
+    assert!(child.interrupt().success());
+    queue.purge().await.unwrap();
+}
+
+/// Two connections: a lease that expired and was recovered and taken by
+/// another worker is fenced off — its heartbeat reports it lost and its
+/// late outcome changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_lease_is_fenced() {
+    let Some(url) = redis_url() else { return };
+    let name = unique("fence");
+    let a = RedisJobQueue::connect(&url, &name).await.unwrap();
+    let b = RedisJobQueue::connect(&url, &name).await.unwrap();
+    let id = a.enqueue(Job::new("record", json!({}))).await.unwrap();
+    let short = Duration::from_millis(50);
+    let first = a.reserve("a", 10, short).await.unwrap().remove(0);
+    assert_eq!(first.job.id, id);
+    assert_eq!(b.recover_expired().await.unwrap(), 0, "not yet expired");
+    // A heartbeat keeps it alive past the first deadline.
+    assert!(
+        a.heartbeat(&[first.lease], Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        b.recover_expired().await.unwrap(),
+        0,
+        "extended by the heartbeat"
+    );
+    eventually(
+        "the lease expires and is recovered",
+        Duration::from_secs(5),
+        || async { b.recover_expired().await.unwrap() == 1 },
+    )
+    .await;
+    let recovered = b.get(id).await.unwrap().unwrap();
+    assert_eq!(recovered.status, JobStatus::Retrying);
+    assert_eq!(recovered.attempts, 1);
+    let second = b
+        .reserve("b", 10, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(second.job.attempts, 2);
+    assert_ne!(second.lease.token, first.lease.token);
+
+    assert_eq!(
+        a.heartbeat(&[first.lease], Duration::from_secs(30))
+            .await
+            .unwrap(),
+        [first.lease]
+    );
+    let late = a
+        .finish(first.lease, Outcome::Failed(JobResult::error("late")), None)
+        .await
+        .unwrap();
+    assert!(!late, "the stale worker's outcome is refused");
+    assert_eq!(a.release(&[first.lease]).await.unwrap(), 0);
+    assert_eq!(b.get(id).await.unwrap().unwrap().status, JobStatus::Running);
+    assert!(
+        b.finish(
+            second.lease,
+            Outcome::Completed(JobResult::success(json!(2))),
+            None
+        )
+        .await
+        .unwrap()
+    );
+    let done = a.get(id).await.unwrap().unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.attempts, 2);
+
+    // A job whose last attempt's lease expires is failed, not retried.
+    let id = a
+        .enqueue(Job::new("record", json!({})).max_retries(0))
+        .await
+        .unwrap();
+    a.reserve("a", 1, short).await.unwrap();
+    eventually(
+        "the last attempt is recovered",
+        Duration::from_secs(5),
+        || async { b.recover_expired().await.unwrap() == 1 },
+    )
+    .await;
+    let failed = a.get(id).await.unwrap().unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(
+        failed.result.unwrap().error_type.as_deref(),
+        Some("LeaseExpired")
+    );
+    a.purge().await.unwrap();
+}
+
+/// `stop()` hands unfinished jobs back at once (no lease expiry needed), and
+/// the counts stay exact through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_hands_jobs_back_at_once() {
+    let Some(url) = redis_url() else { return };
+    let name = unique("stop");
+    let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
+    let conn = raw_conn(&url).await;
+    let worker = BackgroundJobWorker::builder()
+        .queue(queue.clone())
+        .processor(Recorder {
+            conn: conn.clone(),
+            queue: name.clone(),
+        })
+        .shutdown_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let ids = queue
+        .enqueue_many((0..3).map(|_| Job::new("hang", json!({}))).collect())
+        .await
+        .unwrap();
+    let running = tokio::spawn(worker.clone().run_owned());
+    eventually("all three run", Duration::from_secs(5), || async {
+        queue.counts().await.unwrap().running == 3
+    })
+    .await;
+    let report = worker.stop().await;
+    running.await.unwrap().unwrap();
+    let mut abandoned = report.abandoned.clone();
+    abandoned.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(abandoned, expected);
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.running), (3, 0));
+    for id in ids {
+        let job = queue.get(id).await.unwrap().unwrap();
+        assert_eq!((job.status, job.attempts), (JobStatus::Pending, 0));
+    }
+    queue.purge().await.unwrap();
+}
