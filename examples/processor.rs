@@ -69,11 +69,7 @@ impl JobProcessor for MultiTypeJobProcessor {
 
 #[tokio::main]
 async fn main() -> Result<(), jobs::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    jobs_examples::init_tracing();
 
     let worker = BackgroundJobWorker::builder()
         .queue(MemoryJobQueue::new())

@@ -1,84 +1,66 @@
-//! The seed's "Simple Email Job Processor" on the in-memory queue: submit
-//! two emails, run the worker, print the results and the stats, exit.
+//! The seed's "Simple Email Job Processor", written with `#[job]`: one
+//! async function becomes a job with typed arguments. Enqueue two emails,
+//! run the worker on the in-memory queue, print the results and the stats,
+//! exit.
 //!
 //! Run: `cargo run --example quickstart`
 
 use std::time::Duration;
 
 use jobs::prelude::*;
-use serde_json::json;
+use serde::Serialize;
 
-/// Where emails are sent from.
-struct SmtpConfig {
-    from_email: String,
+/// What `send_email` returns; stored as the job's result.
+#[derive(Serialize)]
+struct EmailSent {
+    email_sent: bool,
+    recipient: String,
+    subject: String,
 }
 
-/// Sends emails.
-struct EmailJobProcessor {
-    smtp: SmtpConfig,
-}
-
-impl EmailJobProcessor {
-    async fn send_email(&self, to: &str, subject: &str, body: &str) {
-        // A real processor would talk SMTP here; simulate the network delay.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        println!("📧 Email sent to {to} (from {})", self.smtp.from_email);
-        println!("   Subject: {subject}");
-        println!("   Body: {}...", body.chars().take(100).collect::<String>());
-    }
-}
-
-impl JobProcessor for EmailJobProcessor {
-    async fn process(&self, job: &Job) -> JobResult {
-        let field = |name: &str| job.args.get(name).and_then(|v| v.as_str());
-        let (Some(to), Some(subject), Some(body)) = (field("to"), field("subject"), field("body"))
-        else {
-            return JobResult::failure(JobError::permanent("Missing required email parameters"));
-        };
-        self.send_email(to, subject, body).await;
-        JobResult::success(json!({"email_sent": true, "recipient": to, "subject": subject}))
-    }
+/// Sends one email. The arguments arrive typed: a job whose payload lacks
+/// one of them fails with an error naming the missing field.
+#[job(name = "send_email", priority = "high", retries = 3, timeout = "30s")]
+async fn send_email(to: String, subject: String, body: String) -> Result<EmailSent, JobError> {
+    // A real job would talk SMTP here; simulate the network delay.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!("📧 Email sent to {to}");
+    println!("   Subject: {subject}");
+    println!("   Body: {}...", body.chars().take(100).collect::<String>());
+    Ok(EmailSent {
+        email_sent: true,
+        recipient: to,
+        subject,
+    })
 }
 
 #[tokio::main]
 async fn main() -> Result<(), jobs::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    jobs_examples::init_tracing();
 
-    let processor = EmailJobProcessor {
-        smtp: SmtpConfig {
-            from_email: "noreply@example.com".into(),
-        },
-    };
+    // The worker runs every `#[job]` function of the program (its default
+    // processor is the registry).
     let worker = BackgroundJobWorker::builder()
         .queue(MemoryJobQueue::new())
-        .processor(processor)
         .max_concurrent_jobs(5)
         .polling_interval(Duration::from_secs(1))
         .build()?;
 
-    let welcome = Job::new(
-        "send_email",
-        json!({
-            "to": "new_user@example.com",
-            "subject": "Welcome to Our Platform!",
-            "body": "Thank you for joining us. Get started with your first project.",
-        }),
-    );
-    let reset = Job::new(
-        "send_email",
-        json!({
-            "to": "user@example.com",
-            "subject": "Password Reset Request",
-            "body": "Click this link to reset your password: https://example.com/reset",
-        }),
-    );
     let ids = [
-        worker.submit_job(welcome).await?.id,
-        worker.submit_job(reset).await?.id,
+        send_email::enqueue(
+            &worker,
+            "new_user@example.com".into(),
+            "Welcome to Our Platform!".into(),
+            "Thank you for joining us. Get started with your first project.".into(),
+        )
+        .await?,
+        send_email::enqueue(
+            &worker,
+            "user@example.com".into(),
+            "Password Reset Request".into(),
+            "Click this link to reset your password: https://example.com/reset".into(),
+        )
+        .await?,
     ];
 
     println!("🚀 Starting email job worker...");

@@ -1,8 +1,9 @@
-//! Scheduled maintenance jobs, the seed's "Cron-Like Job Scheduling": a
-//! health check every 5 minutes, log cleanup daily at 02:00, a database
-//! backup daily at 03:00 (high priority) and the daily report at 09:00 (all
-//! UTC), plus a heartbeat every 2 seconds so that something fires while the
-//! example runs. It prints the task list, runs for about six seconds, prints
+//! Scheduled maintenance jobs, the seed's "Cron-Like Job Scheduling", with
+//! `#[job(cron = ..)]` and `#[job(every = ..)]`: a health check every 5
+//! minutes, log cleanup daily at 02:00 UTC, a database backup daily at 03:00
+//! UTC (high priority) and the daily report at 09:00 Berlin time, plus a
+//! heartbeat every 2 seconds (added through the `JobScheduler` API) so that
+//! something fires while the example runs. It prints the task list, runs for about six seconds, prints
 //! the list again and stops.
 //!
 //! Run with `cargo run --example scheduled` (`RUST_LOG=info` shows the
@@ -13,73 +14,63 @@ use std::time::Duration;
 use chrono::Utc;
 use jobs::prelude::*;
 use jobs::{JobEventKind, TaskInfo};
-use serde_json::json;
+use serde_json::{Value, json};
 
-/// Handles the scheduled maintenance jobs, routing on `job.name`.
-struct ScheduledJobProcessor;
-
-impl ScheduledJobProcessor {
-    /// Cleans up log files older than 30 days (simulated).
-    async fn cleanup_old_logs(&self) -> JobResult {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        JobResult::success(json!({
-            "task": "log_cleanup",
-            "deleted_files": 15,
-            "freed_space": "2.5GB",
-        }))
-    }
-
-    /// Backs up the database (simulated).
-    async fn backup_database(&self) -> JobResult {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let backup_file = format!("backup_{}.sql", Utc::now().format("%Y%m%d_%H%M%S"));
-        JobResult::success(json!({
-            "task": "database_backup",
-            "backup_file": backup_file,
-            "size": "1.2GB",
-        }))
-    }
-
-    /// Sends the daily report to stakeholders (simulated).
-    async fn send_daily_report(&self) -> JobResult {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        JobResult::success(json!({
-            "task": "daily_report",
-            "recipients": ["manager@example.com", "team@example.com"],
-            "metrics_included": ["users", "revenue", "errors"],
-        }))
-    }
-
-    /// Checks the system's health (simulated).
-    async fn perform_health_check(&self) -> JobResult {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        JobResult::success(json!({
-            "task": "health_check",
-            "status": "healthy",
-            "services_checked": ["database", "cache", "api", "queue"],
-        }))
-    }
+/// Checks the system's health, every 5 minutes.
+#[job(every = "5m")]
+async fn health_check() -> Result<Value, JobError> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(json!({
+        "task": "health_check",
+        "status": "healthy",
+        "services_checked": ["database", "cache", "api", "queue"],
+    }))
 }
 
-impl JobProcessor for ScheduledJobProcessor {
-    async fn process(&self, job: &Job) -> JobResult {
-        match &*job.name {
-            "cleanup_logs" => self.cleanup_old_logs().await,
-            "backup_database" => self.backup_database().await,
-            "send_daily_report" => self.send_daily_report().await,
-            "health_check" => self.perform_health_check().await,
-            "heartbeat" => JobResult::success(json!({
-                "task": "heartbeat",
-                "occurrence": job.metadata.get("occurrence"),
-            })),
-            other => JobResult::error(format!("Unknown scheduled job: {other}")),
-        }
-    }
+/// Cleans up log files older than 30 days, daily at 02:00 UTC.
+#[job(cron = "0 0 2 * * *")]
+async fn cleanup_logs() -> Result<Value, JobError> {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(json!({
+        "task": "log_cleanup",
+        "deleted_files": 15,
+        "freed_space": "2.5GB",
+    }))
+}
+
+/// Backs up the database, daily at 03:00 UTC, with high priority.
+#[job(cron = "0 0 3 * * *", priority = "high", timeout = "1h")]
+async fn backup_database() -> Result<Value, JobError> {
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let backup_file = format!("backup_{}.sql", Utc::now().format("%Y%m%d_%H%M%S"));
+    Ok(json!({
+        "task": "database_backup",
+        "backup_file": backup_file,
+        "size": "1.2GB",
+    }))
+}
+
+/// Sends the daily report to stakeholders at 09:00, Berlin time.
+#[job(cron = "0 9 * * *", timezone = "Europe/Berlin")]
+async fn send_daily_report() -> Result<Value, JobError> {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(json!({
+        "task": "daily_report",
+        "recipients": ["manager@example.com", "team@example.com"],
+        "metrics_included": ["users", "revenue", "errors"],
+    }))
+}
+
+/// A heartbeat, scheduled below through the `JobScheduler` API rather than
+/// the attribute (the two mix freely).
+#[job]
+async fn heartbeat(cx: JobContext) -> Result<Value, JobError> {
+    Ok(json!({ "task": "heartbeat", "job": cx.job_id().to_string() }))
 }
 
 fn print_tasks(tasks: &[TaskInfo]) {
     println!(
-        "   {:<18} {:<12} {:<20} {:<20} {:>4}",
+        "   {:<18} {:<32} {:<20} {:<20} {:>4}",
         "task", "schedule", "next run (UTC)", "last run (UTC)", "runs"
     );
     let time = |t: Option<chrono::DateTime<Utc>>| {
@@ -90,7 +81,7 @@ fn print_tasks(tasks: &[TaskInfo]) {
     };
     for task in tasks {
         println!(
-            "📅 {:<18} {:<12} {:<20} {:<20} {:>4}",
+            "📅 {:<18} {:<32} {:<20} {:<20} {:>4}",
             task.name,
             task.schedule.to_string(),
             time(task.next_run),
@@ -102,60 +93,42 @@ fn print_tasks(tasks: &[TaskInfo]) {
 
 #[tokio::main]
 async fn main() -> Result<(), jobs::Error> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    jobs_examples::init_tracing();
 
-    let scheduler = JobScheduler::new();
-    // Health check every 5 minutes; a late one is not worth running.
-    scheduler.add(
-        PeriodicTask::new(
-            "health_check",
-            Schedule::every_minutes(5)?,
-            Job::new("health_check", json!({})),
-        )
-        .missed_runs(MissedRuns::Skip),
-    )?;
-    // Log cleanup daily at 2 AM.
-    scheduler.add(PeriodicTask::new(
-        "cleanup_logs",
-        Schedule::daily_at(2, 0)?,
-        Job::new("cleanup_logs", json!({})),
-    ))?;
-    // Database backup daily at 3 AM, high priority.
-    scheduler.add(PeriodicTask::new(
-        "backup_database",
-        Schedule::daily_at(3, 0)?,
-        Job::new("backup_database", json!({})).priority(JobPriority::High),
-    ))?;
-    // Daily report at 9 AM. For a local time, add
-    // `.in_timezone("Europe/Berlin")?` to the schedule.
-    scheduler.add(PeriodicTask::new(
-        "send_daily_report",
-        Schedule::daily_at(9, 0)?,
-        Job::new("send_daily_report", json!({})),
-    ))?;
-    // A heartbeat every 2 seconds, to see the scheduler at work.
+    // The worker runs every `#[job]` function; those with `cron`/`every`
+    // become periodic tasks of its scheduler.
+    let worker = BackgroundJobWorker::builder()
+        .max_concurrent_jobs(3)
+        .polling_interval(Duration::from_secs(1))
+        .shutdown_timeout(Duration::from_secs(1))
+        .build()?;
+    let scheduler = worker.scheduler().clone();
+    // One more task by hand: a heartbeat every 2 seconds, to see the
+    // scheduler at work while the example runs.
     scheduler.add(
         PeriodicTask::new(
             "heartbeat",
             Schedule::every(Duration::from_secs(2))?,
-            Job::new("heartbeat", json!({})),
+            heartbeat::job(),
         )
         .missed_runs(MissedRuns::Skip),
     )?;
 
-    let worker = BackgroundJobWorker::builder()
-        .processor(ScheduledJobProcessor)
-        .max_concurrent_jobs(3)
-        .polling_interval(Duration::from_secs(1))
-        .shutdown_timeout(Duration::from_secs(1))
-        .scheduler(scheduler.clone())
-        .build()?;
-
-    print_tasks(&scheduler.tasks());
+    println!("Declared with #[job] (the worker adds them to its scheduler when it starts):");
+    for task in Registry::global()?.periodic_tasks()? {
+        let next: Vec<String> = task
+            .schedule
+            .upcoming(Utc::now(), 2)
+            .iter()
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .collect();
+        println!(
+            "📅 {:<18} {:<32} next: {}",
+            task.name,
+            task.schedule.to_string(),
+            next.join(", ")
+        );
+    }
     let mut events = worker.subscribe();
     let running = tokio::spawn(worker.clone().run_owned());
     println!("\n⏰ Starting scheduled job worker (for about 6 seconds)...");

@@ -123,6 +123,36 @@ async fn delayed_job_waits_an_hour_without_polling() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn delayed_retry_runs_on_time_without_polling() {
+    // The worker is already asleep when the failed attempt schedules its
+    // retry; the queue must wake it so it sleeps towards the retry's time
+    // instead of the day-long polling interval.
+    let probe = Probe::new();
+    let worker = worker(queue(), &probe)
+        .polling_interval(Duration::from_secs(86_400))
+        .build()
+        .unwrap();
+    let job = worker
+        .submit_job(
+            Job::new("flaky", json!({"succeed_on": 2}))
+                .backoff(jobs::Backoff::fixed(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    let running = Running::start(worker.clone());
+    let done = worker.wait_for(job.id).await.unwrap();
+    assert_eq!(done.status, JobStatus::Completed);
+    let attempts = probe.attempts_of(job.id);
+    assert_eq!(attempts.len(), 2);
+    let gap = attempts[1].at - attempts[0].at;
+    assert!(
+        gap >= Duration::from_secs(10) && gap < Duration::from_secs(12),
+        "retry ran {gap:?} after the first attempt"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn default_retry_policy_is_three_retries_with_exponential_backoff() {
     let probe = Probe::new();
     let worker = worker(queue(), &probe).build().unwrap();

@@ -6,11 +6,14 @@
 //! `JOBS_REQUIRE_REDIS` is set.
 #![cfg(feature = "redis")]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use jobs::prelude::*;
 use jobs::{LastRunStore, RedisJobQueue, TaskOutcome};
+use redis::AsyncCommands;
 use serde_json::json;
 
 fn redis_url() -> Option<String> {
@@ -261,5 +264,192 @@ async fn restarted_scheduler_catches_up_from_redis() {
             .unwrap()
             .is_some()
     );
+    queue.purge().await.unwrap();
+}
+
+// ------------------------------------------------- two worker processes
+
+/// Counts each execution of a job in a Redis hash (job id → runs).
+struct CountRuns {
+    conn: redis::aio::ConnectionManager,
+    key: String,
+}
+
+impl JobProcessor for CountRuns {
+    async fn process(&self, job: &Job) -> JobResult {
+        let mut conn = self.conn.clone();
+        match conn
+            .hincr::<_, _, _, i64>(&self.key, job.id.to_string(), 1)
+            .await
+        {
+            Ok(_) => JobResult::success(json!(null)),
+            Err(e) => JobResult::failure(JobError::new(e.to_string())),
+        }
+    }
+}
+
+fn runs_key(queue: &str) -> String {
+    format!("test:{queue}:runs")
+}
+
+/// A worker process with its own scheduler running `tick_task` (this test
+/// binary run again; does nothing unless `JOBS_SCHEDULER_CHILD` is set).
+/// Prints `READY` once running and, after Ctrl-C, `TASK <run_count>
+/// <enqueued_count>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_scheduler() {
+    if std::env::var_os("JOBS_SCHEDULER_CHILD").is_none() {
+        return;
+    }
+    let url = std::env::var("JOBS_REDIS_URL").unwrap();
+    let name = std::env::var("JOBS_CHILD_QUEUE").unwrap();
+    let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let scheduler = JobScheduler::new();
+    scheduler.add(tick_task()).unwrap();
+    let worker = BackgroundJobWorker::builder()
+        .queue(queue)
+        .processor(CountRuns {
+            conn,
+            key: runs_key(&name),
+        })
+        .scheduler(scheduler.clone())
+        .build()
+        .unwrap();
+    let running = tokio::spawn(worker.clone().run_owned());
+    println!("READY");
+    tokio::signal::ctrl_c().await.unwrap();
+    worker.stop().await;
+    running.await.unwrap().unwrap();
+    let info = scheduler.task("tick").unwrap();
+    println!("TASK {} {}", info.run_count, info.enqueued_count);
+}
+
+struct SchedulerProcess {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl SchedulerProcess {
+    fn spawn(url: &str, queue: &str) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "child_scheduler",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("JOBS_SCHEDULER_CHILD", "1")
+            .env("JOBS_REDIS_URL", url)
+            .env("JOBS_CHILD_QUEUE", queue)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the worker process");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut process = SchedulerProcess { child, lines };
+        process.line_starting("READY");
+        process
+    }
+
+    /// The first line with `word` (libtest may print its own text before
+    /// it on the same line), from `word` on.
+    fn line_starting(&mut self, word: &str) -> String {
+        for line in &mut self.lines {
+            let line = line.unwrap();
+            if let Some(at) = line.find(word) {
+                return line[at..].to_owned();
+            }
+        }
+        panic!("the worker process exited without printing {word}");
+    }
+
+    /// Ctrl-C, then its task's `(run_count, enqueued_count)`.
+    fn stop(mut self) -> (u64, u64) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let line = self.line_starting("TASK");
+        assert!(self.child.wait().unwrap().success());
+        let numbers: Vec<u64> = line
+            .split_whitespace()
+            .skip(1)
+            .map(|n| n.parse().unwrap())
+            .collect();
+        (numbers[0], numbers[1])
+    }
+}
+
+impl Drop for SchedulerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two worker processes, each with a scheduler running the same task, on
+/// one Redis queue: over several occurrences each occurrence is enqueued
+/// once and run once, and both schedulers saw every occurrence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_fire_each_occurrence_once() {
+    let Some(url) = redis_url() else { return };
+    let name = unique("sched2p");
+    let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
+    let a = SchedulerProcess::spawn(&url, &name);
+    let b = SchedulerProcess::spawn(&url, &name);
+
+    // Wait for eight occurrences to have run (about two seconds).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while queue.counts().await.unwrap().completed < 8 {
+        assert!(tokio::time::Instant::now() < deadline, "fewer than 8 runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (a_runs, a_enqueued) = a.stop();
+    let (b_runs, b_enqueued) = b.stop();
+
+    let jobs = queue.list(None, 1000).await.unwrap();
+    let task = tick_task();
+    let occurrences: HashSet<String> = jobs
+        .iter()
+        .map(|job| job.metadata["occurrence"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(occurrences.len(), jobs.len(), "one job per occurrence");
+    for job in &jobs {
+        let at = job.metadata["occurrence"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(job.id, task.occurrence_id(at));
+    }
+    assert_eq!(
+        a_enqueued + b_enqueued,
+        jobs.len() as u64,
+        "the processes enqueued {a_enqueued} and {b_enqueued} of {} jobs",
+        jobs.len()
+    );
+    // Both schedulers were at work the whole time: each saw (almost) every
+    // occurrence, enqueued by itself or found enqueued by the other.
+    let at_least = jobs.len() as u64 - 2;
+    assert!(
+        a_runs >= at_least && b_runs >= at_least,
+        "runs seen: {a_runs} and {b_runs} of {}",
+        jobs.len()
+    );
+    // Every job that completed ran exactly once.
+    let mut conn = redis::aio::ConnectionManager::new(redis::Client::open(url.as_str()).unwrap())
+        .await
+        .unwrap();
+    let runs: HashMap<String, u64> = conn.hgetall(runs_key(&name)).await.unwrap();
+    let completed = queue.list(Some(JobStatus::Completed), 1000).await.unwrap();
+    assert!(completed.len() >= 8);
+    for job in &completed {
+        assert_eq!(runs.get(&job.id.to_string()), Some(&1), "job {}", job.id);
+    }
+    assert!(runs.values().all(|&n| n == 1), "{runs:?}");
+    let _: () = conn.del(runs_key(&name)).await.unwrap();
     queue.purge().await.unwrap();
 }

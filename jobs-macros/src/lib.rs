@@ -1,12 +1,28 @@
 //! The `#[job]` attribute of the [`jobs`](https://docs.rs/jobs) framework.
 //!
-//! Use it through `jobs::job`; this crate is an implementation detail.
+//! Use it through `jobs::job`, whose documentation is the reference; this
+//! crate is an implementation detail.
+
+// The expansion runs in stages, one per file: `attr.rs` parses the
+// attribute's `key = value` pairs into typed values, `ast.rs` reads the
+// function and classifies its parameters (checking what the signature alone
+// can tell), `valid.rs` checks the two against each other, and `expand.rs`
+// generates the code. Errors from every stage are collected (`errors.rs`)
+// and reported together; rustc checks the rest (serde bounds, return type,
+// `Send`) on spans that point at the user's own tokens.
+
+mod ast;
+mod attr;
+mod errors;
+mod expand;
+mod schedule;
+mod valid;
 
 use proc_macro::TokenStream;
 
-/// Turns an `async fn` into a background job. See `jobs::job` for the full
-/// documentation.
+/// The `#[job]` attribute of `jobs`, re-exported and documented as
+/// `jobs::job`.
 #[proc_macro_attribute]
-pub fn job(_args: TokenStream, input: TokenStream) -> TokenStream {
-    input
+pub fn job(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::job(args.into(), input.into()).into()
 }

@@ -52,7 +52,7 @@ pub use worker::{
     WorkerHealth, WorkerState, WorkerStats,
 };
 
-/// Turns an `async fn` into a background job.
+#[doc = include_str!("job_attribute.md")]
 pub use jobs_macros::job;
 
 /// The names most programs need: `use jobs::prelude::*;`.

@@ -443,9 +443,10 @@ impl JobQueue for MemoryJobQueue {
                 .moved(Some(JobStatus::Running), Some(record.job.status));
             let id = record.job.id;
             if record.job.status == JobStatus::Retrying {
-                if state.place(&mut record, now) {
-                    woken += 1;
-                }
+                // Wake a waiting worker even when the retry is delayed: the
+                // retry may come due before the time it sleeps towards.
+                state.place(&mut record, now);
+                woken += 1;
                 state.jobs.insert(id, record);
             } else {
                 record.token = state.token();
@@ -549,7 +550,7 @@ impl JobQueue for MemoryJobQueue {
 
     async fn retry(&self, id: JobId) -> Result<bool> {
         let now = self.inner.clock.now();
-        let ready = {
+        {
             let mut guard = self.inner.state.lock();
             let state = &mut *guard;
             let Some(mut record) = state.jobs.remove(&id) else {
@@ -573,13 +574,11 @@ impl JobQueue for MemoryJobQueue {
             if record.job.expires_at.is_some_and(|at| at <= now) {
                 record.job.expires_at = None;
             }
-            let ready = state.place(&mut record, now);
+            state.place(&mut record, now);
             state.jobs.insert(id, record);
-            ready
         };
-        if ready {
-            self.wake(1);
-        }
+        // Ready now or later: a waiting worker re-evaluates how long to sleep.
+        self.wake(1);
         Ok(true)
     }
 

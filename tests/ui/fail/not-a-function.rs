@@ -1,0 +1,8 @@
+use jobs::prelude::*;
+
+#[job]
+struct SendEmail {
+    to: String,
+}
+
+fn main() {}

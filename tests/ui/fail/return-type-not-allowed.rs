@@ -1,0 +1,8 @@
+use jobs::prelude::*;
+
+#[job]
+async fn word_count(text: String) -> usize {
+    text.split_whitespace().count()
+}
+
+fn main() {}

@@ -1,0 +1,13 @@
+use jobs::prelude::*;
+
+#[job(prio = "high")]
+async fn send_email(to: String) {
+    let _ = to;
+}
+
+#[job(max_attempts = 3)]
+async fn resize(width: u32) {
+    let _ = width;
+}
+
+fn main() {}
