@@ -44,71 +44,18 @@ fn tick_task() -> PeriodicTask {
     )
 }
 
-/// A scheduler in its own process: this test binary run again with
-/// `JOBS_CHILD_SCHEDULER` set. Runs the tick task until its stdin closes,
-/// then prints how many occurrences it enqueued.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn child_scheduler() {
-    if std::env::var_os("JOBS_CHILD_SCHEDULER").is_none() {
-        return;
-    }
-    let url = std::env::var("JOBS_REDIS_URL").unwrap();
-    let name = std::env::var("JOBS_CHILD_QUEUE").unwrap();
-    let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
-    let scheduler = JobScheduler::new();
-    scheduler.add(tick_task()).unwrap();
-    println!("READY");
-    let stdin_closed = tokio::task::spawn_blocking(|| {
-        use std::io::BufRead;
-        for _ in std::io::stdin().lock().lines() {}
-    });
-    scheduler
-        .run(&queue, async move {
-            let _ = stdin_closed.await;
-        })
-        .await
-        .unwrap();
-    let info = scheduler.task("tick").unwrap();
-    println!("ENQUEUED {} RAN {}", info.enqueued_count, info.run_count);
-}
-
-/// Schedulers in two processes (one here, with two independent schedulers
-/// on connections of their own, and one in a child process) run the same
-/// task on one queue for several occurrences: every occurrence is enqueued
-/// exactly once.
+/// Three schedulers, each with its own connection (as in separate
+/// processes; `two_worker_processes_fire_each_occurrence_once` below runs
+/// them in real ones), run the same task on one queue for several
+/// occurrences: every occurrence is enqueued once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_occurrence_is_enqueued_once_across_schedulers() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-
     let Some(url) = redis_url() else { return };
     let name = unique("sched");
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_scheduler",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("JOBS_CHILD_SCHEDULER", "1")
-        .env("JOBS_REDIS_URL", &url)
-        .env("JOBS_CHILD_QUEUE", &name)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn the scheduler process");
-    let mut child_out = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        match child_out.next() {
-            Some(Ok(line)) if line.contains("READY") => break,
-            Some(Ok(_)) => {}
-            _ => panic!("the scheduler process exited before it was ready"),
-        }
-    }
     let mut runs = Vec::new();
     let mut schedulers = Vec::new();
     let stop = tokio_util_like_stop();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
         let scheduler = JobScheduler::new();
         scheduler.add(tick_task()).unwrap();
@@ -132,20 +79,6 @@ async fn each_occurrence_is_enqueued_once_across_schedulers() {
     for run in runs {
         run.await.unwrap().unwrap();
     }
-    drop(child.stdin.take());
-    let (child_enqueued, child_ran): (u64, u64) = child_out
-        .find_map(|line| {
-            let line = line.ok()?;
-            let (_, counts) = line.split_once("ENQUEUED ")?;
-            let (enqueued, ran) = counts.split_once(" RAN ")?;
-            Some((enqueued.trim().parse().ok()?, ran.trim().parse().ok()?))
-        })
-        .expect("the scheduler process reports what it enqueued");
-    assert!(
-        child_ran >= 6,
-        "the child process handled only {child_ran} occurrences"
-    );
-    assert!(child.wait().unwrap().success());
 
     let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
     let jobs = queue.list(None, 1000).await.unwrap();
@@ -167,12 +100,8 @@ async fn each_occurrence_is_enqueued_once_across_schedulers() {
     // The schedulers enqueued them between them, once each; the others saw
     // duplicates.
     let infos: Vec<_> = schedulers.iter().map(|s| s.task("tick").unwrap()).collect();
-    let enqueued: u64 = infos.iter().map(|i| i.enqueued_count).sum::<u64>() + child_enqueued;
-    assert_eq!(
-        enqueued,
-        jobs.len() as u64,
-        "{infos:?}, child process: {child_enqueued}"
-    );
+    let enqueued: u64 = infos.iter().map(|i| i.enqueued_count).sum();
+    assert_eq!(enqueued, jobs.len() as u64, "{infos:?}");
     let duplicates = infos
         .iter()
         .filter(|i| matches!(i.last_outcome, Some(TaskOutcome::Duplicate(_))))
