@@ -157,8 +157,20 @@ async fn enqueue_single(url: &str, n: usize) -> f64 {
         task.await.unwrap();
     }
     let r = rate(n / 50 * 50, start.elapsed());
-    queue.purge().await.unwrap();
+    remove(url, &queue).await;
     r
+}
+
+/// Purges a bench queue and deletes its sequence counter too.
+async fn remove(url: &str, queue: &RedisJobQueue) {
+    queue.purge().await.unwrap();
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("jobs:{{{}}}:seq", queue.name()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 }
 
 async fn fill(queue: &RedisJobQueue, n: usize) -> Duration {
@@ -180,7 +192,7 @@ async fn enqueue_many(url: &str, n: usize) -> f64 {
         .await
         .unwrap();
     let r = rate(n, fill(&queue, n).await);
-    queue.purge().await.unwrap();
+    remove(url, &queue).await;
     r
 }
 
@@ -189,7 +201,7 @@ async fn processing(url: &str, n: usize, processes: usize) -> f64 {
     let queue = RedisJobQueue::connect(url, &name).await.unwrap();
     fill(&queue, n).await;
     let r = drain(url, &queue, n, processes, 1024).await;
-    queue.purge().await.unwrap();
+    remove(url, &queue).await;
     r
 }
 
@@ -211,7 +223,7 @@ async fn processing_slow(
         queue.enqueue_many(chunk.to_vec()).await.unwrap();
     }
     let r = drain(url, &queue, n, processes, concurrency).await;
-    queue.purge().await.unwrap();
+    remove(url, &queue).await;
     r
 }
 
@@ -349,7 +361,7 @@ async fn backlog(url: &str, n: usize) {
     queue.release(&leases).await.unwrap();
     let r = drain(url, &queue, n, 2, 1024).await;
     println!("backlog: processed by 2 worker processes at {r:.0} jobs/s");
-    queue.purge().await.unwrap();
+    remove(url, &queue).await;
 }
 
 #[tokio::main]

@@ -328,6 +328,25 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// Removes everything a test left in the shared Redis: the queue's keys
+/// (its sequence counter included) and the recorder's.
+async fn cleanup(url: &str, name: &str) {
+    let mut conn = raw_conn(url).await;
+    let keys: Vec<String> = [
+        "jobs", "state", "ready", "delayed", "running", "done", "counts", "seq",
+    ]
+    .iter()
+    .map(|k| format!("jobs:{{{name}}}:{k}"))
+    .chain([
+        exec_key(name),
+        by_pid_key(name),
+        started_key(name),
+        dropped_key(name),
+    ])
+    .collect();
+    let _: () = conn.del(keys).await.unwrap();
+}
+
 fn record_jobs(n: usize) -> Vec<Job> {
     (0..n)
         .map(|i| Job::new("record", json!({ "i": i })))
@@ -375,7 +394,7 @@ async fn two_processes_run_10000_jobs_exactly_once() {
     }
     assert!(a.interrupt().success(), "graceful stop on Ctrl-C");
     assert!(b.interrupt().success(), "graceful stop on Ctrl-C");
-    queue.purge().await.unwrap();
+    cleanup(&url, &name).await;
 }
 
 /// A worker process killed mid-job: once its lease expires, another worker
@@ -439,8 +458,7 @@ async fn killed_worker_job_is_completed_by_another() {
     assert_eq!(runs, 2);
     worker.stop().await;
     running.await.unwrap().unwrap();
-    let _: () = conn.del(exec_key(&name)).await.unwrap();
-    queue.purge().await.unwrap();
+    cleanup(&url, &name).await;
 }
 
 /// Redis is killed (SIGKILL) and restarted during a run: no job whose
@@ -679,8 +697,7 @@ async fn corrupt_record_fails_only_that_job() {
     assert_eq!(runs.len(), 1, "only the good job ran");
     worker.stop().await;
     running.await.unwrap().unwrap();
-    let _: () = conn.del(exec_key(&name)).await.unwrap();
-    queue.purge().await.unwrap();
+    cleanup(&url, &name).await;
 }
 
 /// `cancel` on a job running in another process stops it there and marks
@@ -741,7 +758,7 @@ async fn cancel_stops_a_job_running_in_another_process() {
         JobStatus::Cancelled
     );
     assert!(child.interrupt().success());
-    queue.purge().await.unwrap();
+    cleanup(&url, &name).await;
 }
 
 /// Two connections: a lease that expired and was recovered and taken by
@@ -832,7 +849,7 @@ async fn expired_lease_is_fenced() {
         failed.result.unwrap().error_type.as_deref(),
         Some("LeaseExpired")
     );
-    a.purge().await.unwrap();
+    cleanup(&url, &name).await;
 }
 
 /// `stop()` hands unfinished jobs back at once (no lease expiry needed), and
@@ -874,7 +891,7 @@ async fn stop_hands_jobs_back_at_once() {
         let job = queue.get(id).await.unwrap().unwrap();
         assert_eq!((job.status, job.attempts), (JobStatus::Pending, 0));
     }
-    queue.purge().await.unwrap();
+    cleanup(&url, &name).await;
 }
 
 /// Concurrent single enqueues travel together, yet each is accepted or
@@ -882,9 +899,8 @@ async fn stop_hands_jobs_back_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_enqueues_are_independent() {
     let Some(url) = redis_url() else { return };
-    let queue = RedisJobQueue::connect(&url, &unique("concurrent"))
-        .await
-        .unwrap();
+    let name = unique("concurrent");
+    let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
     let twin = Job::new("record", json!({"twin": true}));
     let mut jobs: Vec<Job> = record_jobs(200);
     jobs.insert(100, twin.clone());
@@ -908,5 +924,5 @@ async fn concurrent_enqueues_are_independent() {
     assert_eq!(ok, 201);
     assert_eq!(duplicates, [twin.id]);
     assert_eq!(queue.counts().await.unwrap().pending, 201);
-    queue.purge().await.unwrap();
+    cleanup(&url, &name).await;
 }
