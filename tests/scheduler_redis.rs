@@ -73,8 +73,14 @@ async fn each_occurrence_is_enqueued_once_across_schedulers() {
         runs.push(handle);
         schedulers.push(scheduler);
     }
-    // Long enough for about eight occurrences.
-    tokio::time::sleep(EVERY * 8 + EVERY / 2).await;
+    // Long enough for about eight occurrences; then stop half-way between
+    // two (occurrences fall on multiples of EVERY since the epoch), so no
+    // enqueue is in flight: each one a scheduler made is counted by it.
+    tokio::time::sleep(EVERY * 8).await;
+    let every_ms = EVERY.as_millis() as i64;
+    let into = chrono::Utc::now().timestamp_millis().rem_euclid(every_ms);
+    let to_midpoint = (every_ms / 2 - into).rem_euclid(every_ms);
+    tokio::time::sleep(Duration::from_millis(to_midpoint as u64)).await;
     let _ = stop.send(());
     for run in runs {
         run.await.unwrap().unwrap();
