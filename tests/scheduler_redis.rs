@@ -360,9 +360,13 @@ async fn two_worker_processes_fire_each_occurrence_once() {
             .unwrap();
         assert_eq!(job.id, task.occurrence_id(at));
     }
-    assert_eq!(
-        a_enqueued + b_enqueued,
-        jobs.len() as u64,
+    // Between them they enqueued each job once: had both enqueued an
+    // occurrence, the sum would exceed the jobs. (An enqueue cut off by a
+    // process's stop may have reached Redis without being counted: at most
+    // one per process.)
+    let enqueued = a_enqueued + b_enqueued;
+    assert!(
+        enqueued <= jobs.len() as u64 && enqueued + 2 >= jobs.len() as u64,
         "the processes enqueued {a_enqueued} and {b_enqueued} of {} jobs",
         jobs.len()
     );
