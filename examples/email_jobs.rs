@@ -1,4 +1,4 @@
-//! The seed's email jobs with `#[job]`: the SMTP settings are shared state
+//! Email jobs with `#[job]`: the SMTP settings are shared state
 //! injected into the handler (`Data<SmtpConfig>`), the email fields are the
 //! typed payload. Shows the welcome and password-reset emails, an email
 //! scheduled a moment later, and what happens to a payload that lacks a

@@ -1,4 +1,4 @@
-//! The seed's "Simple Email Job Processor", ported one-to-one in the
+//! A "Simple Email Job Processor", ported one-to-one in the
 //! class-based style: a `JobProcessor` reads the arguments out of `job.args`.
 //! Submit two emails, run the worker, print the results and the stats, exit.
 //! (`quickstart` is the same program written with `#[job]`.)

@@ -1,4 +1,4 @@
-//! The seed's "Job Status Dashboard": a `JobManager` over a worker that
+//! A "Job Status Dashboard": a `JobManager` over a worker that
 //! summarises the queue and the worker's health, lists jobs by status,
 //! retries the failed ones, cancels pending ones by name, and monitors in a
 //! loop. An upload job fails while a (simulated) storage outage lasts; after

@@ -1,4 +1,4 @@
-//! The seed's "Multi-Type Job Processor" with `#[job]`: four job types
+//! A "Multi-Type Job Processor" with `#[job]`: four job types
 //! (email, image, data sync, report), each its own typed function; the
 //! generated registry routes by name. Jobs go in with different priorities
 //! and one is scheduled for later; a monitor prints the queue and each job's
@@ -133,7 +133,7 @@ async fn main() -> Result<(), jobs::Error> {
         ),
         // Low priority.
         sync_data::job("shopify".into(), "warehouse".into()),
-        // Scheduled: the seed runs it in 5 minutes; two seconds keeps the
+        // Scheduled for later: two seconds rather than minutes keep the
         // example short.
         generate_report::job("monthly_sales".into(), "2024-01-01 to 2024-01-31".into())
             .scheduled_at(Utc::now() + Duration::from_secs(2)),

@@ -1,4 +1,4 @@
-//! The seed's "Multi-Type Job Processor": one processor routing on
+//! A "Multi-Type Job Processor": one processor routing on
 //! `job.name` (email, image, sync, report), jobs with different priorities,
 //! and a report scheduled for later, with a monitor printing the queue.
 //!
@@ -103,7 +103,7 @@ async fn main() -> Result<(), jobs::Error> {
             json!({"source": "shopify", "destination": "warehouse"}),
         )
         .priority(JobPriority::Low),
-        // A report scheduled for later (the seed waits five minutes; two
+        // A report scheduled for later (a real one might wait five minutes; two
         // seconds keep the example short).
         Job::new(
             "generate_report",

@@ -1,4 +1,4 @@
-//! The seed's "Simple Email Job Processor", written with `#[job]`: one
+//! A "Simple Email Job Processor", written with `#[job]`: one
 //! async function becomes a job with typed arguments. Enqueue two emails,
 //! run the worker on the in-memory queue, print the results and the stats,
 //! exit.

@@ -1,4 +1,4 @@
-//! A worker process on a Redis queue: the seed's `RedisJobQueue(host, port,
+//! A worker process on a Redis queue: `RedisJobQueue(host, port,
 //! db, queue_name)` scenario. Start as many as you like, on as many
 //! machines; they share the queue, and each job runs once (again only if
 //! its worker dies mid-job).
@@ -7,37 +7,36 @@
 //! cargo run --features redis --example redis_worker -- redis://127.0.0.1:6379 [queue]
 //! ```
 //!
-//! It handles the jobs `send_email` (`{to, subject, body}`), `sleep`
-//! (`{ms}`) and `noop`; with `--demo` it first enqueues a few. Ctrl-C stops
+//! It runs the `#[job]` functions `send_email(to, subject, body)`,
+//! `sleep(ms)` and `noop()`; with `--demo` it first enqueues a few. Ctrl-C stops
 //! it gracefully: running jobs get the shutdown timeout to finish, the rest
 //! go back to the queue at once. Set `RUST_LOG=info` (or `debug`) for logs.
 
 use std::time::Duration;
 
 use jobs::prelude::*;
-use serde_json::json;
+use jobs::queue::RedisJobQueue;
+use serde_json::{Value, json};
 
-struct DemoProcessor;
-
-impl JobProcessor for DemoProcessor {
-    async fn process(&self, job: &Job) -> JobResult {
-        match &*job.name {
-            "send_email" => {
-                let to = job.args["to"].as_str().unwrap_or("?");
-                tracing::info!(%to, subject = job.args["subject"].as_str().unwrap_or(""), "sending email");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                JobResult::success(json!({ "sent_to": to }))
-            }
-            "sleep" => {
-                let ms = job.args["ms"].as_u64().unwrap_or(100);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                JobResult::success(json!({ "slept_ms": ms }))
-            }
-            "noop" => JobResult::success(serde_json::Value::Null),
-            other => JobResult::failure(JobError::permanent(format!("Unknown job type: {other}"))),
-        }
-    }
+/// Sends an email (simulated).
+#[job(priority = "high", timeout = "30s")]
+async fn send_email(to: String, subject: String, body: String) -> Result<Value, JobError> {
+    tracing::info!(%to, %subject, "sending email");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = body;
+    Ok(json!({ "sent_to": to }))
 }
+
+/// Sleeps for `ms` milliseconds.
+#[job]
+async fn sleep(ms: u64) -> Result<Value, JobError> {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok(json!({ "slept_ms": ms }))
+}
+
+/// Does nothing.
+#[job]
+async fn noop() {}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -53,28 +52,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .cloned()
         .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-    let name = positional
-        .next()
-        .cloned()
-        .unwrap_or_else(|| "pythia_jobs".into());
+    let name = positional.next().cloned().unwrap_or_else(|| "jobs".into());
 
     let queue = RedisJobQueue::connect(&url, &name).await?;
     let worker = BackgroundJobWorker::builder()
         .queue(queue.clone())
-        .processor(DemoProcessor)
         .max_concurrent_jobs(10)
         .polling_interval(Duration::from_millis(500))
         .build()?;
 
     if demo {
         let jobs = vec![
-            Job::new(
-                "send_email",
-                json!({"to": "urgent@example.com", "subject": "Urgent: System Alert", "body": "..."}),
-            )
-            .priority(JobPriority::High),
-            Job::new("sleep", json!({"ms": 200})),
-            Job::new("noop", json!({})).delay(Duration::from_secs(2)),
+            send_email::job(
+                "urgent@example.com".into(),
+                "Urgent: System Alert".into(),
+                "...".into(),
+            ),
+            sleep::job(200),
+            noop::job().delay(Duration::from_secs(2)),
         ];
         let ids = queue.enqueue_many(jobs).await?;
         println!("enqueued {} demo jobs", ids.len());

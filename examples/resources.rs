@@ -1,4 +1,4 @@
-//! The seed's best practices with `#[job]`: shared resources (a database
+//! Best practices with `#[job]`: shared resources (a database
 //! pool and an HTTP client) are created once, registered on the worker and
 //! injected into handlers as `Data<T>`; jobs are idempotent (a sync that
 //! already ran does nothing); errors say whether a retry can help (a

@@ -1,4 +1,4 @@
-//! Scheduled maintenance jobs, the seed's "Cron-Like Job Scheduling", with
+//! Scheduled maintenance jobs ("cron-like job scheduling"), with
 //! `#[job(cron = ..)]` and `#[job(every = ..)]`: a health check every 5
 //! minutes, log cleanup daily at 02:00 UTC, a database backup daily at 03:00
 //! UTC (high priority) and the daily report at 09:00 Berlin time, plus a

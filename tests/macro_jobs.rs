@@ -18,7 +18,7 @@ pub struct EmailSent {
     words: usize,
 }
 
-/// The seed's email job, with every key.
+/// email job, with every key.
 #[job(
     name = "send_email",
     priority = "high",

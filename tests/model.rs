@@ -76,7 +76,7 @@ fn minimal_json_gets_the_defaults() {
 }
 
 #[test]
-fn defaults_follow_the_seed() {
+fn defaults_are_three_retries_and_exponential_backoff() {
     let job = Job::new("x", json!({}));
     assert_eq!(job.max_retries, 3);
     assert_eq!(job.priority, JobPriority::Normal);

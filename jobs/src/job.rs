@@ -188,7 +188,7 @@ impl JobStatus {
         )
     }
 
-    /// The lower-case name (`"pending"`), the seed's `status.value`.
+    /// The lower-case name (`"pending"`).
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Pending => "pending",
@@ -356,7 +356,7 @@ pub struct Job {
     pub id: JobId,
     /// The handler this job routes to.
     pub name: Cow<'static, str>,
-    /// The arguments, as a JSON object of named values (the seed's kwargs).
+    /// The arguments, as a JSON object of named values (like keyword arguments).
     #[serde(default)]
     pub args: Value,
     /// How urgent it is.

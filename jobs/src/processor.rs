@@ -10,7 +10,8 @@ use crate::job::Job;
 use crate::result::{JobError, JobResult};
 use crate::scheduler::PeriodicTask;
 
-/// Handles jobs: the seed's class-based processor.
+/// Handles jobs, in the class-based style: one `process` method that
+/// routes on `job.name`.
 ///
 /// Implement [`process`](JobProcessor::process) (and, if the processor
 /// holds resources, [`startup`](JobProcessor::startup) and

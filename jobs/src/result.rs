@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The outcome of one attempt of a job, the seed's `JobResult`.
+/// The outcome of one attempt of a job.
 ///
 /// ```
 /// use jobs::{JobError, JobResult};

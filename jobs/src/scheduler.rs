@@ -361,9 +361,8 @@ impl SchedulerBuilder {
     }
 }
 
-/// Enqueues named periodic tasks on their schedules: the seed's
-/// `JobScheduler`, for health checks every five minutes, a cleanup at 02:00,
-/// a backup at 03:00.
+/// Enqueues named periodic tasks on their schedules: health checks every
+/// five minutes, a cleanup at 02:00, a backup at 03:00.
 ///
 /// Add [`PeriodicTask`]s, then either [`run`](JobScheduler::run) it onto
 /// any [`Enqueue`] target (a queue, a worker), or give it to a worker with

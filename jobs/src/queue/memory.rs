@@ -111,8 +111,7 @@ impl MemoryJobQueue {
         }
     }
 
-    /// How many jobs are waiting (pending or retrying), the seed's
-    /// `queue.size()`.
+    /// How many jobs are waiting (pending or retrying).
     pub fn len(&self) -> usize {
         let state = self.inner.state.lock();
         (state.counts.get(JobStatus::Pending) + state.counts.get(JobStatus::Retrying)) as usize

@@ -137,7 +137,7 @@ pub struct WorkerStats {
     pub jobs_panicked: u64,
 }
 
-/// The seed's `get_queue_stats()`, typed.
+/// What [`BackgroundJobWorker::get_queue_stats`] returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct QueueStats {
@@ -505,7 +505,7 @@ impl BackgroundJobWorker {
         self.inner.report.lock().clone().unwrap_or_default()
     }
 
-    /// The seed's `get_queue_stats()`.
+    /// The queue's size, the worker's slots and its counters.
     pub async fn get_queue_stats(&self) -> Result<QueueStats> {
         let counts = self.inner.queue.counts().await?;
         let active_jobs = self.inner.running.lock().len();

@@ -128,7 +128,7 @@ const MAX_FINISH_BATCH: usize = 512;
 /// A queue in Redis, shared by any number of worker processes.
 ///
 /// Build it from a URL ([`connect`](Self::connect), [`from_url`](Self::from_url),
-/// [`builder`](Self::builder)) or, as in the seed, from host, port, database
+/// [`builder`](Self::builder)) or, in the classic form, from host, port, database
 /// and queue name ([`new`](Self::new)). Clones share one multiplexed
 /// connection (a `ConnectionManager`, which reconnects on its own). Every
 /// call is bounded by a timeout, so an unreachable Redis is an `Err`, never
@@ -349,7 +349,7 @@ impl RedisJobQueue {
         Self::builder(url).name(name).build()
     }
 
-    /// The seed's form: `RedisJobQueue(host, port, db, queue_name)`.
+    /// The classic form: `RedisJobQueue(host, port, db, queue_name)`.
     pub async fn new(host: &str, port: u16, db: u32, name: &str) -> Result<Self> {
         Self::connect(&format!("redis://{host}:{port}/{db}"), name).await
     }
@@ -399,7 +399,7 @@ impl RedisJobQueue {
         }
     }
 
-    /// Waiting jobs (pending or retrying), the seed's `queue.size()`.
+    /// Waiting jobs (pending or retrying).
     pub async fn len(&self) -> Result<u64> {
         Ok(self.counts().await?.waiting())
     }
