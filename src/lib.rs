@@ -21,3 +21,26 @@ pub fn init_tracing() {
         )
         .init();
 }
+
+/// The Redis URL tests run against (`JOBS_REDIS_URL`), or `None` after
+/// printing that the calling test skipped. With `JOBS_REQUIRE_REDIS` set (as
+/// in CI) a missing URL fails the test instead.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("JOBS_REDIS_URL") {
+        Ok(url) => Some(url),
+        Err(_) => {
+            assert!(
+                std::env::var_os("JOBS_REQUIRE_REDIS").is_none(),
+                "JOBS_REQUIRE_REDIS is set but JOBS_REDIS_URL is not"
+            );
+            eprintln!("skipped: set JOBS_REDIS_URL (e.g. redis://127.0.0.1:6379) to run this test");
+            None
+        }
+    }
+}
+
+/// A name no other test uses (`prefix-<uuid>`), for queues and keys, so
+/// tests can share one Redis and run in parallel.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", jobs::JobId::new())
+}

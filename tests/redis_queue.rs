@@ -23,30 +23,13 @@ use std::time::Duration;
 
 use jobs::prelude::*;
 use jobs::{CancelOutcome, Outcome, RedisJobQueue};
+use jobs_examples::{redis_url, unique_name as unique};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde_json::json;
 use tokio::time::Instant;
 
 // ---------------------------------------------------------------- helpers
-
-fn redis_url() -> Option<String> {
-    match std::env::var("JOBS_REDIS_URL") {
-        Ok(url) => Some(url),
-        Err(_) => {
-            assert!(
-                std::env::var_os("JOBS_REQUIRE_REDIS").is_none(),
-                "JOBS_REQUIRE_REDIS is set but JOBS_REDIS_URL is not"
-            );
-            eprintln!("skipped: set JOBS_REDIS_URL (e.g. redis://127.0.0.1:6379) to run this test");
-            None
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", JobId::new())
-}
 
 async fn raw_conn(url: &str) -> ConnectionManager {
     redis::Client::open(url)

@@ -9,17 +9,8 @@ use jobs::RedisJobQueue;
 
 /// A fresh queue with a unique name, or `None` (skip) without Redis.
 async fn queue() -> Option<RedisJobQueue> {
-    let Ok(url) = std::env::var("JOBS_REDIS_URL") else {
-        assert!(
-            std::env::var_os("JOBS_REQUIRE_REDIS").is_none(),
-            "JOBS_REQUIRE_REDIS is set but JOBS_REDIS_URL is not"
-        );
-        eprintln!(
-            "skipped: set JOBS_REDIS_URL (e.g. redis://127.0.0.1:6379) to run the Redis suite"
-        );
-        return None;
-    };
-    let name = format!("suite-{}", jobs::JobId::new());
+    let url = jobs_examples::redis_url()?;
+    let name = jobs_examples::unique_name("suite");
     let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
     Some(queue)
 }

@@ -122,8 +122,8 @@ use scripts::Scripts;
 /// How many finished jobs a [`RedisJobQueue`] keeps by default.
 pub const DEFAULT_REDIS_MAX_FINISHED: u64 = 10_000;
 
-/// The most finish reports sent in one script call.
-const MAX_FINISH_BATCH: usize = 512;
+/// The most finish reports, or single enqueues, sent in one script call.
+const MAX_BATCH: usize = 512;
 
 /// A queue in Redis, shared by any number of worker processes.
 ///
@@ -571,24 +571,34 @@ struct FinishRequest {
     reply: oneshot::Sender<Result<bool>>,
 }
 
+/// Waits for a request, then takes whatever else is queued (up to
+/// [`MAX_BATCH`]) into `batch`. `false` once the queue is dropped.
+async fn next_batch<T>(
+    shared: &Shared,
+    rx: &mut mpsc::UnboundedReceiver<T>,
+    batch: &mut Vec<T>,
+) -> bool {
+    let first = tokio::select! {
+        biased;
+        first = rx.recv() => first,
+        _ = shared.stop.cancelled() => None,
+    };
+    let Some(first) = first else { return false };
+    batch.push(first);
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(request) => batch.push(request),
+            Err(_) => break,
+        }
+    }
+    true
+}
+
 /// Sends finish reports in batches: whatever queued up while the previous
 /// batch was on its way goes in the next script call.
 async fn flush_finishes(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<FinishRequest>) {
     let mut batch: Vec<FinishRequest> = Vec::new();
-    loop {
-        let first = tokio::select! {
-            biased;
-            first = rx.recv() => first,
-            _ = shared.stop.cancelled() => None,
-        };
-        let Some(first) = first else { return };
-        batch.push(first);
-        while batch.len() < MAX_FINISH_BATCH {
-            match rx.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
-        }
+    while next_batch(&shared, &mut rx, &mut batch).await {
         let (entries, replies): (Vec<FinishEntry>, Vec<oneshot::Sender<Result<bool>>>) =
             batch.drain(..).map(|r| (r.entry, r.reply)).unzip();
         match shared.finish_batch(&entries).await {
@@ -724,20 +734,7 @@ impl Shared {
 /// batch was on its way goes in the next script call.
 async fn flush_enqueues(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<EnqueueRequest>) {
     let mut batch: Vec<EnqueueRequest> = Vec::new();
-    loop {
-        let first = tokio::select! {
-            biased;
-            first = rx.recv() => first,
-            _ = shared.stop.cancelled() => None,
-        };
-        let Some(first) = first else { return };
-        batch.push(first);
-        while batch.len() < MAX_FINISH_BATCH {
-            match rx.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
-        }
+    while next_batch(&shared, &mut rx, &mut batch).await {
         let result = shared
             .enqueue_batch(
                 batch
