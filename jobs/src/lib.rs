@@ -6,12 +6,41 @@
 //! tracking — on an in-memory queue in one process ([`MemoryJobQueue`]) or,
 //! with the `redis` feature, on Redis across many processes.
 //!
-//! The class-based style works too: implement [`JobProcessor`] and route on
-//! `job.name`.
+//! ```rust,standalone_crate,no_run
+//! use jobs::prelude::*;
 //!
-//! See the README for a tour and `examples/` for every scenario.
+//! #[job(priority = "high", retries = 3, timeout = "30s")]
+//! async fn send_email(to: String, subject: String) -> Result<(), JobError> {
+//!     // ... talk SMTP; an `Err` is retried with backoff ...
+//!     # let _ = (to, subject);
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), jobs::Error> {
+//!     let worker = BackgroundJobWorker::builder().build()?;
+//!     let id = send_email::enqueue(&worker, "a@example.com".into(), "Hi".into()).await?;
+//!     let running = tokio::spawn(worker.clone().run_owned());
+//!     println!("{:?}", worker.wait_for(id).await?.status);
+//!     worker.stop().await;
+//!     running.await.unwrap()
+//! }
+//! ```
+//!
+//! Where to look:
+//!
+//! - [`job`](macro@job): the attribute, every key and what it generates.
+//! - [`BackgroundJobWorker`]: running jobs, and managing them (status,
+//!   cancel, retry, stats, health).
+//! - [`Job`], [`JobResult`], [`JobError`]: the job model and outcomes.
+//! - [`queue`]: the [`JobQueue`] protocol, [`MemoryJobQueue`] and, with the
+//!   `redis` feature, `RedisJobQueue`.
+//! - [`Schedule`] and [`JobScheduler`]: periodic tasks.
+//! - [`JobProcessor`]: the class-based style, routing on `job.name`.
+//!
+//! The README has a tour, and `examples/` a program for every scenario.
 
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod clock;
 mod context;
