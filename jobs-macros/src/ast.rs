@@ -226,6 +226,18 @@ fn classify(ty: &Type, errors: &mut Errors) -> Option<Kind> {
     }
 }
 
+/// Whether a parameter's type is one the worker injects (`JobContext` or
+/// `Data<..>`, by reference too): callers of `job(..)` do not pass it.
+pub(crate) fn is_injected(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(reference) => is_injected(&reference.elem),
+        Type::Paren(paren) => is_injected(&paren.elem),
+        _ => last_segment(ty).is_some_and(|s| {
+            (s.ident == "JobContext" && s.arguments.is_none()) || s.ident == "Data"
+        }),
+    }
+}
+
 fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
     match ty {
         Type::Path(TypePath { qself: None, path }) => path.segments.last(),

@@ -5,12 +5,12 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Ident, Item, Visibility};
+use syn::{Attribute, Ident, Item, ItemFn, Visibility};
 
 use crate::ast::{self, JobFn, Kind};
 use crate::attr::{self, Attr, Priority, Schedule};
 use crate::errors::Errors;
-use crate::valid;
+use crate::{fallback, valid};
 
 /// The whole expansion: parse, check, generate; on errors, the errors plus
 /// whatever can still be generated, so one mistake does not cascade.
@@ -36,10 +36,12 @@ pub(crate) fn job(args: TokenStream, input: TokenStream) -> TokenStream {
     };
 
     let Some(function) = ast::parse(item.clone(), &mut errors) else {
-        // The signature cannot be expanded: keep the function as written so
-        // its uses still resolve, and report.
+        // The signature cannot be expanded: keep the function as written,
+        // and beside it a module whose items let the job's uses compile, so
+        // that its errors are the only ones.
+        let fallback = fallback::generate(&attr, &item);
         let errors = errors.into_compile_errors();
-        return quote!(#errors #item);
+        return quote!(#errors #item #fallback);
     };
     valid::check(&attr, &function, &mut errors);
     let generated = generate(&attr, &function);
@@ -65,15 +67,8 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
     let ident = &item.sig.ident;
     let fn_vis = &item.vis;
     let vis = inner_visibility(fn_vis);
-    let name = attr
-        .name
-        .clone()
-        .unwrap_or_else(|| ident.to_string().trim_start_matches("r#").to_owned());
-    let cfgs: Vec<_> = item
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("cfg"))
-        .collect();
+    let name = job_name(attr, ident);
+    let cfgs = cfg_attrs(item);
 
     // `target` is the caller's, not the user's: a mixed-site name cannot
     // clash with a parameter of that name.
@@ -319,6 +314,22 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
     }
 }
 
+/// The job's name: the attribute's `name`, or the function's (without
+/// `r#`).
+pub(crate) fn job_name(attr: &Attr, ident: &Ident) -> String {
+    attr.name
+        .clone()
+        .unwrap_or_else(|| ident.to_string().trim_start_matches("r#").to_owned())
+}
+
+/// The function's `#[cfg(..)]` attributes, which the module repeats.
+pub(crate) fn cfg_attrs(item: &ItemFn) -> Vec<&Attribute> {
+    item.attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"))
+        .collect()
+}
+
 fn option(value: Option<TokenStream>) -> TokenStream {
     match value {
         Some(value) => quote!(::core::option::Option::Some(#value)),
@@ -329,7 +340,7 @@ fn option(value: Option<TokenStream>) -> TokenStream {
 /// The visibility, inside the generated module, that makes an item as
 /// visible as the function: `pub` stays `pub`, private becomes
 /// `pub(super)`, `pub(super)` becomes `pub(in super::super)`.
-fn inner_visibility(vis: &Visibility) -> TokenStream {
+pub(crate) fn inner_visibility(vis: &Visibility) -> TokenStream {
     match vis {
         Visibility::Public(_) => quote!(pub),
         Visibility::Inherited => quote!(pub(super)),

@@ -7,7 +7,8 @@
 // attribute's `key = value` pairs into typed values, `ast.rs` reads the
 // function and classifies its parameters (checking what the signature alone
 // can tell), `valid.rs` checks the two against each other, and `expand.rs`
-// generates the code. Errors from every stage are collected (`errors.rs`)
+// generates the code (`fallback.rs`, when the signature is rejected: items
+// that let the job's uses compile). Errors from every stage are collected (`errors.rs`)
 // and reported together; rustc checks the rest (serde bounds, return type,
 // `Send`) on spans that point at the user's own tokens.
 
@@ -15,6 +16,7 @@ mod ast;
 mod attr;
 mod errors;
 mod expand;
+mod fallback;
 mod schedule;
 mod valid;
 

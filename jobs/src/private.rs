@@ -195,3 +195,10 @@ pub fn enqueue<'a, E: Enqueue + ?Sized>(
 ) -> impl Future<Output = Result<JobId>> + Send + 'a {
     target.enqueue(job)
 }
+
+/// The body of every item `#[job]` generates beside a function it rejected
+/// (so that the job's uses elsewhere report no error of their own). Never
+/// called: the crate does not compile.
+pub fn rejected<T>() -> T {
+    unreachable!("`#[job]` rejected this function, so this crate cannot have compiled")
+}
