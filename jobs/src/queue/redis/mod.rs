@@ -525,22 +525,19 @@ impl Shared {
     async fn finish_batch(&self, entries: &[FinishEntry]) -> Result<Vec<bool>> {
         let mut call = self.common().call(&self.scripts.finish);
         for e in entries {
+            // The status, with `+` if the next job's 5 values follow.
+            let status = [e.status, b'+'];
             call.arg(e.id.to_string())
                 .arg(e.token)
-                .arg(&[e.status][..])
+                .arg(&status[..if e.next.is_some() { 2 } else { 1 }])
                 .arg(&e.patch[..])
                 .arg(e.at_us);
-            match &e.next {
-                Some(next) => {
-                    call.arg(next.id.to_string())
-                        .arg(&next.state)
-                        .arg(&next.body[..])
-                        .arg(next.due_us)
-                        .arg(next.rank);
-                }
-                None => {
-                    call.arg("").arg("").arg("").arg(0).arg(0);
-                }
+            if let Some(next) = &e.next {
+                call.arg(next.id.to_string())
+                    .arg(&next.state)
+                    .arg(&next.body[..])
+                    .arg(next.due_us)
+                    .arg(next.rank);
             }
         }
         let res: Vec<i64> = self.script("finish", &call).await?;

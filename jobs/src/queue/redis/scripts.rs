@@ -190,19 +190,32 @@ if #due > 0 then
   redis.call('ZREM', K_DELAYED, unpack(due))
 end
 local out = { '-1' }
-local popped = redis.call('ZPOPMIN', K_READY, max)
-if #popped > 0 then
+-- ZRANGE + ZREMRANGEBYRANK, not ZPOPMIN: no scores to format and convert.
+local ids = redis.call('ZRANGE', K_READY, 0, max - 1)
+if #ids > 0 then
+  redis.call('ZREMRANGEBYRANK', K_READY, 0, #ids - 1)
   local nows, deadline = fmt(now), fmt(now + lease)
-  local ids = {}
-  for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
   local states = redis.call('HMGET', K_STATE, unpack(ids))
   local tok = redis.call('INCRBY', K_SEQ, #ids) - #ids
   local hs, za, failed, taken, tstates = {}, {}, {}, {}, {}
+  local from = { P = 0, T = 0 }
   for i, id in ipairs(ids) do
     local v = states[i]
     if v then
-      local h = parse(v)
-      if not h then
+      -- The header of a waiting job, without building a table.
+      local s, r, a, m, pos = string.match(v, '^([PT])(%d)|(%d+)|(%d+)|%d+|%d*|%d*|()')
+      if s then
+        tok = tok + 1
+        from[s] = from[s] + 1
+        local st = 'R' .. r .. '|' .. inc(a) .. '|' .. m .. '|' .. fmt(tok) .. '|' .. nows ..
+          '||' .. string.sub(v, pos)
+        hs[#hs + 1] = id
+        hs[#hs + 1] = st
+        za[#za + 1] = deadline
+        za[#za + 1] = id
+        taken[#taken + 1] = id
+        tstates[#tstates + 1] = st
+      elseif not parse(v) then
         local msg = 'corrupt job record ' .. K_STATE .. ' field ' .. id ..
           ': the state does not parse'
         hs[#hs + 1] = id
@@ -212,25 +225,12 @@ if #popped > 0 then
         failed[#failed + 1] = done_entry('F', id, nows)
         count('P', -1)
         count('F', 1)
-      elseif h.s == 'P' or h.s == 'T' then
-        tok = tok + 1
-        count(h.s, -1)
-        count('R', 1)
-        h.s = 'R'
-        h.a = inc(h.a)
-        h.t = fmt(tok)
-        h.st = nows
-        h.co = ''
-        local st = state(h)
-        hs[#hs + 1] = id
-        hs[#hs + 1] = st
-        za[#za + 1] = deadline
-        za[#za + 1] = id
-        taken[#taken + 1] = id
-        tstates[#tstates + 1] = st
       end
     end
   end
+  count('P', -from.P)
+  count('T', -from.T)
+  count('R', from.P + from.T)
   if #hs > 0 then redis.call('HSET', K_STATE, unpack(hs)) end
   if #za > 0 then redis.call('ZADD', K_RUNNING, unpack(za)) end
   if #taken > 0 then
@@ -271,38 +271,52 @@ if #za > 0 then redis.call('ZADD', K_RUNNING, 'XX', unpack(za)) end
 return lost
 "#;
 
-/// ARGV: per entry 10 values: id, token, new status, patch ('' = none),
-/// retry at (us), next id ('' = none), next state, next JSON, next due (us),
-/// next rank. Returns 1 per entry whose lease was held (and is now
-/// settled), else 0.
+/// ARGV: per entry 5 values: id, token, new status (followed by `+` if a
+/// next job follows), patch ('' = none), retry at (us); then, after a `+`,
+/// 5 more: next id, next state, next JSON, next due (us), next rank.
+/// Returns 1 per entry whose lease was held (and is now settled), else 0.
 const FINISH: &str = r#"
 local now = now_us()
 local res = {}
-local ids = {}
-for b = 4, #ARGV, 10 do ids[#ids + 1] = ARGV[b] end
+local ids, base = {}, {}
+local b = 4
+while b <= #ARGV do
+  ids[#ids + 1] = ARGV[b]
+  base[#base + 1] = b
+  if #ARGV[b + 2] > 1 then b = b + 10 else b = b + 5 end
+end
 local states = redis.call('HMGET', K_STATE, unpack(ids))
 local hs, zrem, fin = {}, {}, {}
 local co = fmt(now)
+local running = 0
 for k, id in ipairs(ids) do
-  local b = 4 + (k - 1) * 10
+  local b = base[k]
   local st, patch = ARGV[b + 2], ARGV[b + 3]
-  local h = parse(states[k])
-  if h and h.s == 'R' and h.t == ARGV[b + 1] then
+  local nxt = #st > 1
+  if nxt then st = string.sub(st, 1, 1) end
+  -- The header of a running job, without building a table.
+  local r, a, m, t, started, done, pos
+  if states[k] then
+    r, a, m, t, started, done, pos =
+      string.match(states[k], '^R(%d)|(%d+)|(%d+)|(%d+)|(%d*)|(%d*)|()')
+  end
+  if r and t == ARGV[b + 1] then
     zrem[#zrem + 1] = id
-    if patch ~= '' then h.p = h.p .. '\31' .. patch end
-    h.s = st
-    count('R', -1)
+    local p = string.sub(states[k], pos)
+    if patch ~= '' then p = p .. '\31' .. patch end
+    running = running + 1
     count(st, 1)
     if st == 'T' then
-      place(id, tonumber(ARGV[b + 4]), h.r, now)
+      place(id, tonumber(ARGV[b + 4]), r, now)
     else
-      h.co = co
+      done = co
       fin[#fin + 1] = done_entry(st, id, co)
     end
     hs[#hs + 1] = id
-    hs[#hs + 1] = state(h)
-    local nid = ARGV[b + 5]
-    if nid ~= '' then
+    hs[#hs + 1] = st .. r .. '|' .. a .. '|' .. m .. '|' .. t .. '|' .. started .. '|' .. done ..
+      '|' .. p
+    if nxt then
+      local nid = ARGV[b + 5]
       if redis.call('HSETNX', K_STATE, nid, ARGV[b + 6]) == 1 then
         redis.call('HSET', K_JOBS, nid, ARGV[b + 7])
         place(nid, tonumber(ARGV[b + 8]), ARGV[b + 9], now)
@@ -316,6 +330,7 @@ for k, id in ipairs(ids) do
 end
 if #hs > 0 then redis.call('HSET', K_STATE, unpack(hs)) end
 if #zrem > 0 then redis.call('ZREM', K_RUNNING, unpack(zrem)) end
+count('R', -running)
 finished(fin, now)
 flush_counts()
 publish()
