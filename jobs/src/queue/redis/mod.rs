@@ -96,6 +96,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -937,23 +938,23 @@ impl JobQueue for RedisJobQueue {
         let (patch, at_us) = match &outcome {
             Outcome::Completed(result) => (
                 Patch {
-                    result: Some(Box::new(result.clone())),
+                    result: Some(Cow::Borrowed(result)),
                     ..Patch::default()
                 },
                 0,
             ),
             Outcome::Retry { result, at } => (
                 Patch {
-                    result: Some(Box::new(result.clone())),
-                    last_error: result.error.clone(),
+                    result: Some(Cow::Borrowed(result)),
+                    last_error: result.error.as_deref().map(Cow::Borrowed),
                     scheduled_at: Some(*at),
                 },
                 record::micros_ceil(*at),
             ),
             Outcome::Failed(result) => (
                 Patch {
-                    result: Some(Box::new(result.clone())),
-                    last_error: result.error.clone(),
+                    result: Some(Cow::Borrowed(result)),
+                    last_error: result.error.as_deref().map(Cow::Borrowed),
                     ..Patch::default()
                 },
                 0,

@@ -14,6 +14,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 use crate::job::{Job, JobId, JobStatus};
 use crate::result::JobResult;
@@ -50,14 +51,31 @@ pub(super) fn status_of(code: u8) -> Option<JobStatus> {
 }
 
 /// What a finished attempt changes besides the header.
+/// Written from borrowed parts (a finish does not copy the result to
+/// store it), read back owned.
 #[derive(Default, Serialize, Deserialize)]
-pub(super) struct Patch {
+pub(super) struct Patch<'a> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) result: Option<Box<JobResult>>,
+    pub(super) result: Option<Cow<'a, JobResult>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(super) last_error: Option<String>,
+    pub(super) last_error: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) scheduled_at: Option<DateTime<Utc>>,
+}
+
+impl Patch<'_> {
+    /// Lays this attempt's outcome over the job; later patches win.
+    fn apply(self, job: &mut Job) {
+        if let Some(result) = self.result {
+            job.result = Some(Box::new(result.into_owned()));
+        }
+        if let Some(error) = self.last_error {
+            job.last_error = Some(error.into_owned());
+        }
+        if self.scheduled_at.is_some() {
+            job.scheduled_at = self.scheduled_at;
+        }
+    }
 }
 
 /// Microseconds since the epoch, rounded up (a job due at `t` is never
@@ -145,11 +163,11 @@ pub(super) fn parse_state(raw: &[u8]) -> Option<(Header, &[u8])> {
     ))
 }
 
-fn patches(results: &[u8]) -> impl Iterator<Item = Patch> + '_ {
+fn patches(results: &[u8]) -> impl Iterator<Item = Patch<'static>> + '_ {
     results
         .split(|b| *b == PATCH_SEP)
         .filter(|p| !p.is_empty())
-        .filter_map(|p| serde_json::from_slice::<Patch>(p).ok())
+        .filter_map(|p| serde_json::from_slice::<Patch<'static>>(p).ok())
 }
 
 /// A stored job read back. A job that does not parse gives `Err` with the
@@ -159,15 +177,7 @@ pub(super) fn decode(id: JobId, state: &[u8], body: &[u8]) -> Result<(Job, u64),
         parse_state(state).ok_or_else(|| "the state does not parse".to_owned())?;
     let mut job: Job = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     for patch in patches(results) {
-        if patch.result.is_some() {
-            job.result = patch.result;
-        }
-        if patch.last_error.is_some() {
-            job.last_error = patch.last_error;
-        }
-        if patch.scheduled_at.is_some() {
-            job.scheduled_at = patch.scheduled_at;
-        }
+        patch.apply(&mut job);
     }
     job.id = id;
     job.status = header.status;
@@ -191,8 +201,7 @@ pub(super) fn placeholder(id: JobId, state: &[u8], body: &[u8], reason: &str, ke
         job.started_at = header.started;
         job.completed_at = header.completed;
         for patch in patches(results) {
-            job.result = patch.result.or(job.result);
-            job.last_error = patch.last_error.or(job.last_error);
+            patch.apply(&mut job);
         }
     }
     if job.last_error.is_none() {
