@@ -4,6 +4,7 @@
 //! [`suite`] is the queue behaviour suite: written once, generic over the
 //! queue, and run against every backend with [`queue_behaviour_suite!`].
 
+pub mod child;
 pub mod probe;
 pub mod suite;
 

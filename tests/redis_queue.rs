@@ -14,7 +14,6 @@
 #![cfg(feature = "redis")]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -23,6 +22,7 @@ use std::time::Duration;
 
 use jobs::prelude::*;
 use jobs::{CancelOutcome, Outcome, RedisJobQueue};
+use jobs_examples::child::ChildProcess;
 use jobs_examples::{redis_url, unique_name as unique};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -134,63 +134,38 @@ impl JobProcessor for Recorder {
     }
 }
 
-/// This test binary, run again as a worker process.
-struct ChildWorker {
-    child: Child,
-}
+/// This test binary, run again as a worker process (`child_worker`).
+struct ChildWorker(ChildProcess);
 
 impl ChildWorker {
     fn spawn(url: &str, queue: &str, lease: Duration) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["child_worker", "--exact", "--nocapture", "--test-threads=1"])
-            .env("JOBS_CHILD_WORKER", "1")
-            .env("JOBS_REDIS_URL", url)
-            .env("JOBS_CHILD_QUEUE", queue)
-            .env("JOBS_CHILD_LEASE_MS", lease.as_millis().to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the worker process");
-        // Wait for its READY line.
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(line)) if line.contains("READY") => break,
-                Some(Ok(_)) => continue,
-                _ => panic!("the worker process exited before it was ready"),
-            }
-        }
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        ChildWorker { child }
+        let lease = lease.as_millis().to_string();
+        let mut child = ChildProcess::spawn(
+            "child_worker",
+            &[
+                ("JOBS_CHILD_WORKER", "1"),
+                ("JOBS_REDIS_URL", url),
+                ("JOBS_CHILD_QUEUE", queue),
+                ("JOBS_CHILD_LEASE_MS", &lease),
+            ],
+        );
+        child.drain_output();
+        ChildWorker(child)
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.0.pid()
     }
 
     /// Ctrl-C: the worker stops gracefully; waits for the process.
     fn interrupt(mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-INT", &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.child.wait().unwrap()
+        self.0.interrupt();
+        self.0.wait()
     }
 
     /// SIGKILL: the process dies at once, mid-job.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for ChildWorker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn kill(self) {
+        self.0.kill();
     }
 }
 

@@ -7,12 +7,11 @@
 #![cfg(feature = "redis")]
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Lines};
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use jobs::prelude::*;
 use jobs::{LastRunStore, RedisJobQueue, TaskOutcome};
+use jobs_examples::child::ChildProcess;
 use jobs_examples::{redis_url, unique_name as unique};
 use redis::AsyncCommands;
 use serde_json::json;
@@ -244,67 +243,32 @@ async fn child_scheduler() {
     println!("TASK {} {}", info.run_count, info.enqueued_count);
 }
 
-struct SchedulerProcess {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
+/// This test binary, run again as a worker process (`child_scheduler`).
+struct SchedulerProcess(ChildProcess);
 
 impl SchedulerProcess {
     fn spawn(url: &str, queue: &str) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "child_scheduler",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("JOBS_SCHEDULER_CHILD", "1")
-            .env("JOBS_REDIS_URL", url)
-            .env("JOBS_CHILD_QUEUE", queue)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the worker process");
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut process = SchedulerProcess { child, lines };
-        process.line_starting("READY");
-        process
-    }
-
-    /// The first line with `word` (libtest may print its own text before
-    /// it on the same line), from `word` on.
-    fn line_starting(&mut self, word: &str) -> String {
-        for line in &mut self.lines {
-            let line = line.unwrap();
-            if let Some(at) = line.find(word) {
-                return line[at..].to_owned();
-            }
-        }
-        panic!("the worker process exited without printing {word}");
+        SchedulerProcess(ChildProcess::spawn(
+            "child_scheduler",
+            &[
+                ("JOBS_SCHEDULER_CHILD", "1"),
+                ("JOBS_REDIS_URL", url),
+                ("JOBS_CHILD_QUEUE", queue),
+            ],
+        ))
     }
 
     /// Ctrl-C, then its task's `(run_count, enqueued_count)`.
     fn stop(mut self) -> (u64, u64) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let line = self.line_starting("TASK");
-        assert!(self.child.wait().unwrap().success());
+        self.0.interrupt();
+        let line = self.0.line_with("TASK");
+        assert!(self.0.wait().success());
         let numbers: Vec<u64> = line
             .split_whitespace()
             .skip(1)
             .map(|n| n.parse().unwrap())
             .collect();
         (numbers[0], numbers[1])
-    }
-}
-
-impl Drop for SchedulerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
