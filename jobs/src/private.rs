@@ -13,7 +13,6 @@ pub use crate::registry::{DataNeed, HandlerFn, JobRegistration, ScheduleSpec};
 pub use futures_util::future::BoxFuture;
 pub use inventory;
 pub use serde;
-pub use serde_json;
 
 pub use crate::error::Error;
 pub use crate::job::{Job, JobId};
