@@ -1,6 +1,11 @@
 //! Compile-time checks of durations, cron expressions and time zones, with
 //! the parsers the runtime uses (`humantime`, `croner`, `chrono-tz`), so an
 //! attribute that compiles never fails to schedule at start-up.
+//!
+//! The cron check and its messages mirror `Schedule::cron` in
+//! `jobs/src/schedule.rs`: this crate cannot call it (`jobs` depends on
+//! this crate), so a change to one belongs in the other; the `bad-cron` UI
+//! case and `tests/schedule.rs` pin both messages.
 
 use std::time::Duration;
 
