@@ -15,4 +15,4 @@ async fn queue() -> Option<RedisJobQueue> {
     Some(queue)
 }
 
-jobs_examples::queue_behaviour_suite!(queue());
+jobs_testkit::queue_behaviour_suite!(queue());

@@ -1,13 +1,16 @@
 //! The queue behaviour suite: what every backend must do, written once and
 //! generic over the queue.
 //!
-//! Instantiate it in a test file with [`queue_behaviour_suite!`], giving an
+//! Instantiate it in a test file with [`queue_behaviour_suite!`](crate::queue_behaviour_suite), giving an
 //! async expression that yields `Some(queue)` (a fresh, empty queue for each
 //! test) or `None` to skip.
 //!
 //! The cases use real time with short delays (tens of milliseconds), so they
 //! also run against networked backends; they wait on events and states, and
 //! only measure time to check that something did *not* happen too early.
+
+// A case function not listed in `define_suite!` is dead code: refuse it.
+#![deny(dead_code)]
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -21,45 +24,77 @@ use tokio::time::Instant;
 
 use crate::probe::Probe;
 
-/// Runs the whole suite as `#[tokio::test]`s against queues made by `$make`
-/// (an async expression yielding `Option<Q>`).
-#[macro_export]
-macro_rules! queue_behaviour_suite {
-    ($make:expr) => {
-        $crate::queue_behaviour_suite!(@cases $make;
-            priority_order_and_fifo,
-            worker_runs_in_priority_order,
-            delayed_job_does_not_start_early,
-            retries_with_growing_backoff,
-            permanent_error_is_not_retried,
-            timeout_fails_the_attempt,
-            panic_fails_only_that_job,
-            cancel_pending_job,
-            cancel_running_job,
-            retry_failed_job,
-            recurring_job_runs_repeatedly,
-            expired_job_does_not_run,
-            graceful_stop_hands_back_abandoned_jobs,
-            stats_are_exact,
-            unknown_job_name_fails,
-            bad_input_is_an_error,
-            lease_fencing,
-            release_returns_job_to_the_front,
-            get_list_counts_and_purge,
-            duplicate_id_is_rejected,
-            enqueue_many_keeps_order,
-            push_wakes_idle_worker,
-        );
+// The list of cases, written once. It generates both the exported
+// [`queue_behaviour_suite!`] (one `#[tokio::test]` per case) and the public
+// `cases` module the tests call. The case functions themselves are private,
+// so a case missing from this list is dead code, which this module denies:
+// a new case cannot be forgotten, and a listed name that does not exist does
+// not compile.
+macro_rules! define_suite {
+    ($d:tt $($case:ident),* $(,)?) => {
+        /// Runs every case of the conformance suite as a
+        /// `#[tokio::test]` against queues made by `$make`: an async
+        /// expression yielding `Option<Q>` — a fresh, empty queue for each
+        /// case, or `None` to skip it (e.g. when the backend's server is
+        /// not configured).
+        ///
+        /// ```ignore
+        /// jobs_testkit::queue_behaviour_suite!(async { Some(jobs::MemoryJobQueue::new()) });
+        /// ```
+        #[macro_export]
+        macro_rules! queue_behaviour_suite {
+            ($d make:expr) => {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $case() {
+                        let Some(queue) = $d make.await else { return };
+                        $d crate::suite::cases::$case(queue).await;
+                    }
+                )*
+            };
+        }
+
+        /// The cases, one function each; [`queue_behaviour_suite!`] runs
+        /// them all.
+        pub mod cases {
+            use jobs::JobQueue;
+
+            $(
+                #[doc = concat!("The case `", stringify!($case), "`.")]
+                pub async fn $case<Q: JobQueue + Clone>(queue: Q) {
+                    super::$case(queue).await
+                }
+            )*
+        }
+
+        /// The names of every case, in the order they run.
+        pub const CASES: &[&str] = &[$(stringify!($case)),*];
     };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let Some(queue) = $make.await else { return };
-                $crate::suite::$case(queue).await;
-            }
-        )*
-    };
+}
+
+define_suite! {$
+    priority_order_and_fifo,
+    worker_runs_in_priority_order,
+    delayed_job_does_not_start_early,
+    retries_with_growing_backoff,
+    permanent_error_is_not_retried,
+    timeout_fails_the_attempt,
+    panic_fails_only_that_job,
+    cancel_pending_job,
+    cancel_running_job,
+    retry_failed_job,
+    recurring_job_runs_repeatedly,
+    expired_job_does_not_run,
+    graceful_stop_hands_back_abandoned_jobs,
+    stats_are_exact,
+    unknown_job_name_fails,
+    bad_input_is_an_error,
+    lease_fencing,
+    release_returns_job_to_the_front,
+    get_list_counts_and_purge,
+    duplicate_id_is_rejected,
+    enqueue_many_keeps_order,
+    push_wakes_idle_worker,
 }
 
 fn worker<Q: JobQueue + Clone>(queue: &Q, probe: &Probe) -> jobs::WorkerBuilder {
@@ -132,7 +167,7 @@ async fn drain_names<Q: JobQueue>(queue: &Q) -> Vec<String> {
 }
 
 /// Critical, High, Normal, Low; FIFO within a level.
-pub async fn priority_order_and_fifo<Q: JobQueue + Clone>(queue: Q) {
+async fn priority_order_and_fifo<Q: JobQueue + Clone>(queue: Q) {
     let plan = [
         ("low-1", JobPriority::Low),
         ("normal-1", JobPriority::Normal),
@@ -167,7 +202,7 @@ pub async fn priority_order_and_fifo<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// The same order through a worker running one job at a time.
-pub async fn worker_runs_in_priority_order<Q: JobQueue + Clone>(queue: Q) {
+async fn worker_runs_in_priority_order<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe)
         .max_concurrent_jobs(1)
@@ -209,7 +244,7 @@ pub async fn worker_runs_in_priority_order<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// A delayed job is not handed out before its time, and runs after it.
-pub async fn delayed_job_does_not_start_early<Q: JobQueue + Clone>(queue: Q) {
+async fn delayed_job_does_not_start_early<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe).build().unwrap();
     let submitted = Instant::now();
@@ -235,7 +270,7 @@ pub async fn delayed_job_does_not_start_early<Q: JobQueue + Clone>(queue: Q) {
 
 /// A retryable failure is retried `max_retries` times with growing delays,
 /// then the job is `Failed` with its last error kept.
-pub async fn retries_with_growing_backoff<Q: JobQueue + Clone>(queue: Q) {
+async fn retries_with_growing_backoff<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe).build().unwrap();
     let job = Job::new("flaky", json!({ "succeed_on": 99 }))
@@ -277,7 +312,7 @@ pub async fn retries_with_growing_backoff<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// A permanent error fails the job at once.
-pub async fn permanent_error_is_not_retried<Q: JobQueue + Clone>(queue: Q) {
+async fn permanent_error_is_not_retried<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe).build().unwrap();
     let job = worker
@@ -296,7 +331,7 @@ pub async fn permanent_error_is_not_retried<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// An attempt that runs past its timeout fails (and its future is dropped).
-pub async fn timeout_fails_the_attempt<Q: JobQueue + Clone>(queue: Q) {
+async fn timeout_fails_the_attempt<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe).build().unwrap();
     let job = Job::new("hang", json!({}))
@@ -319,7 +354,7 @@ pub async fn timeout_fails_the_attempt<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// A panicking job fails with the panic message; the worker carries on.
-pub async fn panic_fails_only_that_job<Q: JobQueue + Clone>(queue: Q) {
+async fn panic_fails_only_that_job<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe).build().unwrap();
     let boom = worker
@@ -345,7 +380,7 @@ pub async fn panic_fails_only_that_job<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// A waiting job that is cancelled never runs.
-pub async fn cancel_pending_job<Q: JobQueue + Clone>(queue: Q) {
+async fn cancel_pending_job<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe).build().unwrap();
     let later = worker
@@ -378,7 +413,7 @@ pub async fn cancel_pending_job<Q: JobQueue + Clone>(queue: Q) {
 
 /// A running job that is cancelled is stopped (its future dropped) and
 /// ends `Cancelled`.
-pub async fn cancel_running_job<Q: JobQueue + Clone>(queue: Q) {
+async fn cancel_running_job<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe).build().unwrap();
     let job = worker
@@ -404,7 +439,7 @@ pub async fn cancel_running_job<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// `retry_job` puts a failed job back, and it can then succeed.
-pub async fn retry_failed_job<Q: JobQueue + Clone>(queue: Q) {
+async fn retry_failed_job<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe).build().unwrap();
     let job = worker
@@ -439,7 +474,7 @@ pub async fn retry_failed_job<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// A recurring job enqueues its next run each time one finishes.
-pub async fn recurring_job_runs_repeatedly<Q: JobQueue + Clone>(queue: Q) {
+async fn recurring_job_runs_repeatedly<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe).build().unwrap();
     let first = worker
@@ -481,7 +516,7 @@ pub async fn recurring_job_runs_repeatedly<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// A job past its `expires_at` becomes `Expired` without running.
-pub async fn expired_job_does_not_run<Q: JobQueue + Clone>(queue: Q) {
+async fn expired_job_does_not_run<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe).build().unwrap();
     let now = chrono::Utc::now();
@@ -499,7 +534,7 @@ pub async fn expired_job_does_not_run<Q: JobQueue + Clone>(queue: Q) {
 
 /// `stop` waits for running jobs up to the shutdown timeout, then drops
 /// the rest and hands them back to the queue.
-pub async fn graceful_stop_hands_back_abandoned_jobs<Q: JobQueue + Clone>(queue: Q) {
+async fn graceful_stop_hands_back_abandoned_jobs<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe)
         .shutdown_timeout(Duration::from_millis(300))
@@ -551,7 +586,7 @@ pub async fn graceful_stop_hands_back_abandoned_jobs<Q: JobQueue + Clone>(queue:
 }
 
 /// Stats after a known mix of outcomes.
-pub async fn stats_are_exact<Q: JobQueue + Clone>(queue: Q) {
+async fn stats_are_exact<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = worker(&queue, &probe).build().unwrap();
     let mut ids = Vec::new();
@@ -601,7 +636,7 @@ pub async fn stats_are_exact<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// A job whose name no handler has fails with `Unknown job type: NAME`.
-pub async fn unknown_job_name_fails<Q: JobQueue + Clone>(queue: Q) {
+async fn unknown_job_name_fails<Q: JobQueue + Clone>(queue: Q) {
     let worker = BackgroundJobWorker::builder()
         .queue(queue.clone())
         .processor(Registry::empty())
@@ -624,7 +659,7 @@ pub async fn unknown_job_name_fails<Q: JobQueue + Clone>(queue: Q) {
 
 /// Settings that make no sense are an `Err`, never a panic, and nothing is
 /// stored.
-pub async fn bad_input_is_an_error<Q: JobQueue + Clone>(queue: Q) {
+async fn bad_input_is_an_error<Q: JobQueue + Clone>(queue: Q) {
     let bad = [
         Job::new("ok", json!({})).every(Duration::ZERO),
         Job::new("ok", json!({})).timeout(Duration::ZERO),
@@ -677,7 +712,7 @@ pub async fn bad_input_is_an_error<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// A lease that was taken over cannot record an outcome.
-pub async fn lease_fencing<Q: JobQueue + Clone>(queue: Q) {
+async fn lease_fencing<Q: JobQueue + Clone>(queue: Q) {
     let id = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
     let lease = Duration::from_secs(30);
     let first = queue.reserve("a", 1, lease).await.unwrap().remove(0);
@@ -749,7 +784,7 @@ pub async fn lease_fencing<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// Released jobs go back to the head of their priority.
-pub async fn release_returns_job_to_the_front<Q: JobQueue + Clone>(queue: Q) {
+async fn release_returns_job_to_the_front<Q: JobQueue + Clone>(queue: Q) {
     for label in ["one", "two", "three"] {
         queue
             .enqueue(Job::new("ok", json!({ "label": label })))
@@ -767,7 +802,7 @@ pub async fn release_returns_job_to_the_front<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// Management: get, list by status (newest first, limited), counts, purge.
-pub async fn get_list_counts_and_purge<Q: JobQueue + Clone>(queue: Q) {
+async fn get_list_counts_and_purge<Q: JobQueue + Clone>(queue: Q) {
     let mut ids = Vec::new();
     for n in 0..5 {
         let job = Job::new("ok", json!({ "n": n }))
@@ -830,7 +865,7 @@ pub async fn get_list_counts_and_purge<Q: JobQueue + Clone>(queue: Q) {
 
 /// Enqueueing a job whose id is already stored is `Error::Duplicate` and
 /// leaves the first job as it was.
-pub async fn duplicate_id_is_rejected<Q: JobQueue + Clone>(queue: Q) {
+async fn duplicate_id_is_rejected<Q: JobQueue + Clone>(queue: Q) {
     let job = Job::new("ok", json!({"first": true}));
     queue.enqueue(job.clone()).await.unwrap();
     let mut again = job.clone();
@@ -847,7 +882,7 @@ pub async fn duplicate_id_is_rejected<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// `enqueue_many` stores all jobs, in order.
-pub async fn enqueue_many_keeps_order<Q: JobQueue + Clone>(queue: Q) {
+async fn enqueue_many_keeps_order<Q: JobQueue + Clone>(queue: Q) {
     let jobs: Vec<Job> = (0..50)
         .map(|n| Job::new("ok", json!({ "label": format!("{n:02}") })))
         .collect();
@@ -858,7 +893,7 @@ pub async fn enqueue_many_keeps_order<Q: JobQueue + Clone>(queue: Q) {
 }
 
 /// A push wakes an idle worker at once, long before the polling interval.
-pub async fn push_wakes_idle_worker<Q: JobQueue + Clone>(queue: Q) {
+async fn push_wakes_idle_worker<Q: JobQueue + Clone>(queue: Q) {
     let probe = Probe::new();
     let worker = BackgroundJobWorker::builder()
         .queue(queue.clone())

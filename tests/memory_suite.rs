@@ -1,3 +1,0 @@
-//! The queue behaviour suite against the in-memory queue.
-
-jobs_examples::queue_behaviour_suite!(async { Some(jobs::MemoryJobQueue::new()) });
