@@ -531,6 +531,30 @@ impl Job {
         self
     }
 
+    /// Makes a finished job (`Failed`, `Cancelled` or `Expired`) a fresh
+    /// waiting one, as an operator's retry does: `Pending`, no attempts
+    /// counted, no start, finish or schedule, and no expiry if it had
+    /// passed by `now`. Its last error and result stay, for the record.
+    /// Returns `false`, changing nothing, for a job in any other state.
+    /// Every backend's `retry` goes through this.
+    pub fn reset_for_retry(&mut self, now: DateTime<Utc>) -> bool {
+        if !matches!(
+            self.status,
+            JobStatus::Failed | JobStatus::Cancelled | JobStatus::Expired
+        ) {
+            return false;
+        }
+        self.status = JobStatus::Pending;
+        self.attempts = 0;
+        self.completed_at = None;
+        self.started_at = None;
+        self.scheduled_at = None;
+        if self.expires_at.is_some_and(|at| at <= now) {
+            self.expires_at = None;
+        }
+        true
+    }
+
     /// Puts the job on a named queue.
     pub fn queue(mut self, queue: impl Into<Cow<'static, str>>) -> Self {
         self.queue = queue.into();

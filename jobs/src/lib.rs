@@ -61,7 +61,7 @@ pub mod __private;
 
 pub use clock::Clock;
 pub use context::{Data, DataMap, JobContext};
-pub use error::{Error, Result};
+pub use error::{BackendError, Error, Result};
 pub use job::{Backoff, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus};
 pub use processor::JobProcessor;
 pub use queue::{

@@ -884,7 +884,7 @@ impl JobScheduler {
                     advance(entry);
                     save = true;
                 }
-                Err(e @ Error::Backend(_)) => {
+                Err(e) if e.is_transient() => {
                     let delay = entry.retry_delay;
                     tracing::warn!(task = %firing.name, occurrence = %firing.occurrence, error = %e, retry_in = ?delay, "could not enqueue the periodic task; will retry");
                     entry.last_outcome = Some(TaskOutcome::Error(e.to_string()));

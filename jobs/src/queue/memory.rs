@@ -555,24 +555,12 @@ impl JobQueue for MemoryJobQueue {
             let Some(mut record) = state.jobs.remove(&id) else {
                 return Ok(false);
             };
-            if !matches!(
-                record.job.status,
-                JobStatus::Failed | JobStatus::Cancelled | JobStatus::Expired
-            ) {
+            let was = record.job.status;
+            if !record.job.reset_for_retry(now) {
                 state.jobs.insert(id, record);
                 return Ok(false);
             }
-            state
-                .counts
-                .moved(Some(record.job.status), Some(JobStatus::Pending));
-            record.job.status = JobStatus::Pending;
-            record.job.attempts = 0;
-            record.job.completed_at = None;
-            record.job.started_at = None;
-            record.job.scheduled_at = None;
-            if record.job.expires_at.is_some_and(|at| at <= now) {
-                record.job.expires_at = None;
-            }
+            state.counts.moved(Some(was), Some(JobStatus::Pending));
             state.place(&mut record, now);
             state.jobs.insert(id, record);
         };

@@ -109,7 +109,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{CancelOutcome, Enqueue, JobQueue, Lease, Outcome, QueueCounts, Reservation};
-use crate::error::{Error, Result};
+use crate::error::{BackendError, Error, Result};
 use crate::job::{Job, JobId, JobStatus};
 use crate::result::JobResult;
 use crate::scheduler::LastRunStore;
@@ -325,7 +325,9 @@ impl RedisJobQueueBuilder {
             tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
                 .await
                 .map_err(|_| {
-                    Error::Backend(format!("connecting to Redis timed out after {timeout:?}"))
+                    Error::Backend(BackendError::new(format!(
+                        "connecting to Redis timed out after {timeout:?}"
+                    )))
                 })?
                 .map_err(backend)?;
         shared.conn = conn;
@@ -336,7 +338,27 @@ impl RedisJobQueueBuilder {
 }
 
 fn backend(e: RedisError) -> Error {
-    Error::Backend(format!("redis: {e}"))
+    // Connection-level failures (refused, reset, timed out, a server that
+    // is loading or failing over) may pass; a command Redis refuses will not.
+    let transient = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::Server(
+                redis::ServerErrorKind::BusyLoading
+                    | redis::ServerErrorKind::TryAgain
+                    | redis::ServerErrorKind::MasterDown
+                    | redis::ServerErrorKind::ClusterDown
+                    | redis::ServerErrorKind::ReadOnly
+            )
+        );
+    Error::Backend(
+        BackendError::new("redis")
+            .with_source(e)
+            .transient(transient),
+    )
 }
 
 impl RedisJobQueue {
@@ -507,7 +529,10 @@ impl Shared {
     }
 
     fn timed_out(&self, what: &str) -> Error {
-        Error::Backend(format!("redis: {what} timed out after {:?}", self.timeout))
+        Error::Backend(BackendError::new(format!(
+            "redis: {what} timed out after {:?}",
+            self.timeout
+        )))
     }
 
     /// The keys and arguments every queue script takes.
@@ -607,7 +632,7 @@ async fn flush_finishes(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Fin
             }
             Err(e) => {
                 for reply in replies {
-                    let _ = reply.send(Err(Error::Backend(e.to_string())));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -721,9 +746,9 @@ impl Shared {
                 .and_then(|id| id.parse().ok())
                 .or(first)
                 .unwrap_or_default())),
-            _ => Err(Error::Backend(format!(
+            _ => Err(Error::Backend(BackendError::new(format!(
                 "redis: unexpected reply to enqueue: {reply:?}"
-            ))),
+            )))),
         }
     }
 }
@@ -755,7 +780,7 @@ async fn flush_enqueues(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Enq
             Ok(Err(_)) => unreachable!("`each` mode reports per job"),
             Err(e) => {
                 for request in batch.drain(..) {
-                    let _ = request.reply.send(Err(Error::Backend(e.to_string())));
+                    let _ = request.reply.send(Err(e.clone()));
                 }
             }
         }
@@ -789,10 +814,10 @@ impl Enqueue for RedisJobQueue {
         match self.enqueuer().send(request) {
             Ok(()) => match tokio::time::timeout(shared.timeout * 2, answer).await {
                 Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(Error::Backend(
-                    "the enqueue flusher stopped before answering".into(),
-                )),
-                Err(_) => Err(Error::Backend("enqueue timed out".into())),
+                Ok(Err(_)) => Err(Error::Backend(BackendError::new(
+                    "the enqueue flusher stopped before answering",
+                ))),
+                Err(_) => Err(Error::Backend(BackendError::new("enqueue timed out"))),
             },
             // The flusher is gone (its runtime shut down): send directly.
             Err(mpsc::error::SendError(r)) => {
@@ -981,10 +1006,10 @@ impl JobQueue for RedisJobQueue {
         match self.finisher().send(FinishRequest { entry, reply }) {
             Ok(()) => match tokio::time::timeout(self.shared().timeout * 2, answer).await {
                 Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(Error::Backend(
-                    "the finish flusher stopped before answering".into(),
-                )),
-                Err(_) => Err(Error::Backend("finish timed out".into())),
+                Ok(Err(_)) => Err(Error::Backend(BackendError::new(
+                    "the finish flusher stopped before answering",
+                ))),
+                Err(_) => Err(Error::Backend(BackendError::new("finish timed out"))),
             },
             // The flusher is gone (its runtime shut down): report directly.
             Err(mpsc::error::SendError(request)) => self
@@ -1088,20 +1113,8 @@ impl JobQueue for RedisJobQueue {
                 // A corrupt job cannot be run again.
                 return Ok(false);
             };
-            if !matches!(
-                job.status,
-                JobStatus::Failed | JobStatus::Cancelled | JobStatus::Expired
-            ) {
+            if !job.reset_for_retry(Utc::now()) {
                 return Ok(false);
-            }
-            let now = Utc::now();
-            job.status = JobStatus::Pending;
-            job.attempts = 0;
-            job.completed_at = None;
-            job.started_at = None;
-            job.scheduled_at = None;
-            if job.expires_at.is_some_and(|at| at <= now) {
-                job.expires_at = None;
             }
             let (fresh_state, fresh_body) = encode(&job)?;
             let mut call = shared.common().call(&shared.scripts.retry);
@@ -1118,9 +1131,9 @@ impl JobQueue for RedisJobQueue {
                 _ => continue,
             }
         }
-        Err(Error::Backend(format!(
+        Err(Error::Backend(BackendError::new(format!(
             "redis: job {id} kept changing while it was being retried"
-        )))
+        ))))
     }
 
     async fn counts(&self) -> Result<QueueCounts> {
