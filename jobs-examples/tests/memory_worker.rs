@@ -71,6 +71,9 @@ impl JobQueue for Counting {
     async fn recover_expired(&self) -> jobs::Result<usize> {
         self.queue.recover_expired().await
     }
+}
+
+impl QueueAdmin for Counting {
     async fn get(&self, id: JobId) -> jobs::Result<Option<Job>> {
         self.queue.get(id).await
     }

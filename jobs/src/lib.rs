@@ -65,7 +65,8 @@ pub use error::{BackendError, Error, Result};
 pub use job::{Backoff, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus};
 pub use processor::JobProcessor;
 pub use queue::{
-    CancelOutcome, Enqueue, JobQueue, Lease, MemoryJobQueue, Outcome, QueueCounts, Reservation,
+    CancelOutcome, Enqueue, JobQueue, Lease, MemoryJobQueue, Outcome, QueueAdmin, QueueCounts,
+    Reservation,
 };
 #[cfg(feature = "redis")]
 pub use queue::{RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore};
@@ -91,6 +92,6 @@ pub mod prelude {
     pub use crate::{
         BackgroundJobWorker, Data, Enqueue, Job, JobContext, JobError, JobId, JobPriority,
         JobProcessor, JobQueue, JobResult, JobScheduler, JobStatus, MemoryJobQueue, MissedRuns,
-        PeriodicTask, QueueStats, Registry, Schedule, job,
+        PeriodicTask, QueueAdmin, QueueStats, Registry, Schedule, job,
     };
 }

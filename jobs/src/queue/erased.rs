@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use super::{CancelOutcome, JobQueue, Lease, Outcome, QueueCounts, Reservation};
+use super::{CancelOutcome, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, Reservation};
 use crate::error::Result;
 use crate::job::{Job, JobId, JobStatus};
 
@@ -82,25 +82,25 @@ impl<Q: JobQueue> DynQueue for Q {
         Box::pin(JobQueue::recover_expired(self))
     }
     fn get(&self, id: JobId) -> BoxFuture<'_, Result<Option<Job>>> {
-        Box::pin(JobQueue::get(self, id))
+        Box::pin(QueueAdmin::get(self, id))
     }
     fn list(&self, status: Option<JobStatus>, limit: usize) -> BoxFuture<'_, Result<Vec<Job>>> {
-        Box::pin(JobQueue::list(self, status, limit))
+        Box::pin(QueueAdmin::list(self, status, limit))
     }
     fn cancel(&self, id: JobId) -> BoxFuture<'_, Result<CancelOutcome>> {
-        Box::pin(JobQueue::cancel(self, id))
+        Box::pin(QueueAdmin::cancel(self, id))
     }
     fn retry(&self, id: JobId) -> BoxFuture<'_, Result<bool>> {
-        Box::pin(JobQueue::retry(self, id))
+        Box::pin(QueueAdmin::retry(self, id))
     }
     fn counts(&self) -> BoxFuture<'_, Result<QueueCounts>> {
-        Box::pin(JobQueue::counts(self))
+        Box::pin(QueueAdmin::counts(self))
     }
     fn purge(&self) -> BoxFuture<'_, Result<u64>> {
-        Box::pin(JobQueue::purge(self))
+        Box::pin(QueueAdmin::purge(self))
     }
     fn ping(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(JobQueue::ping(self))
+        Box::pin(QueueAdmin::ping(self))
     }
     fn revocations(&self) -> BoxFuture<'_, ()> {
         Box::pin(JobQueue::revocations(self))

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::{CancelOutcome, Enqueue, JobQueue, Lease, Outcome, QueueCounts, Reservation};
+use super::{
+    CancelOutcome, Enqueue, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, Reservation,
+};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId, JobPriority, JobStatus};
@@ -499,7 +501,9 @@ impl JobQueue for MemoryJobQueue {
         // Leases of an in-memory queue live as long as the process.
         Ok(0)
     }
+}
 
+impl QueueAdmin for MemoryJobQueue {
     async fn get(&self, id: JobId) -> Result<Option<Job>> {
         Ok(self.inner.state.lock().jobs.get(&id).map(|r| r.job.clone()))
     }

@@ -238,7 +238,13 @@ impl QueueCounts {
 /// Implemented by [`MemoryJobQueue`] and, with the `redis` feature,
 /// `RedisJobQueue`. The worker knows nothing else of a backend; see the
 /// [module docs](self) for the reservation protocol.
-pub trait JobQueue: Enqueue + 'static {
+///
+/// The trait holds the protocol a worker runs; what an operator does with
+/// the jobs (look up, list, cancel, retry, count, purge) is the
+/// [`QueueAdmin`] supertrait, which tools that only inspect a queue (a
+/// dashboard, a CLI) take on its own. A backend implements both; the
+/// conformance suite in `jobs-testkit` checks both.
+pub trait JobQueue: Enqueue + QueueAdmin + 'static {
     /// Reserves up to `max` ready jobs for `worker`, most urgent first (and
     /// in the order they became ready within a priority). Each is marked
     /// `Running`, its `attempts` counted, under a lease of `lease`.
@@ -281,6 +287,20 @@ pub trait JobQueue: Enqueue + 'static {
     /// queue, or fails them if that was their last attempt. Returns how many.
     fn recover_expired(&self) -> impl Future<Output = Result<usize>> + Send;
 
+    /// Resolves when a job running under this queue may have been cancelled
+    /// (or taken over) from elsewhere, e.g. by another process, so that the
+    /// worker checks its leases with a [`heartbeat`](Self::heartbeat) at once
+    /// instead of at its next period. The default never resolves: leases
+    /// are then checked every heartbeat period.
+    fn revocations(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
+}
+
+/// What an operator does with a queue's jobs: look them up, list, cancel,
+/// retry, count and purge them. Every [`JobQueue`] is one; the worker's
+/// management methods (`get_job`, `cancel_job`, ..) call these.
+pub trait QueueAdmin: Send + Sync {
     /// One job by id, in its current state.
     fn get(&self, id: JobId) -> impl Future<Output = Result<Option<Job>>> + Send;
 
@@ -308,14 +328,5 @@ pub trait JobQueue: Enqueue + 'static {
     /// Whether the backend is reachable.
     fn ping(&self) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
-    }
-
-    /// Resolves when a job running under this queue may have been cancelled
-    /// (or taken over) from elsewhere, e.g. by another process, so that the
-    /// worker checks its leases with a [`heartbeat`](Self::heartbeat) at once
-    /// instead of at its next period. The default never resolves: leases
-    /// are then checked every heartbeat period.
-    fn revocations(&self) -> impl Future<Output = ()> + Send {
-        std::future::pending()
     }
 }

@@ -108,7 +108,9 @@ use redis::{Client, RedisError};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{CancelOutcome, Enqueue, JobQueue, Lease, Outcome, QueueCounts, Reservation};
+use super::{
+    CancelOutcome, Enqueue, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, Reservation,
+};
 use crate::error::{BackendError, Error, Result};
 use crate::job::{Job, JobId, JobStatus};
 use crate::result::JobResult;
@@ -1042,6 +1044,15 @@ impl JobQueue for RedisJobQueue {
         Ok(n)
     }
 
+    /// Resolves when a running job was cancelled by any process (a message
+    /// on the wake channel), so the worker checks its leases at once.
+    async fn revocations(&self) {
+        self.ensure_subscriber();
+        self.shared().revoked.notified().await;
+    }
+}
+
+impl QueueAdmin for RedisJobQueue {
     async fn get(&self, id: JobId) -> Result<Option<Job>> {
         let shared = self.shared();
         let mut call = shared.common().call(&shared.scripts.get);
@@ -1161,13 +1172,6 @@ impl JobQueue for RedisJobQueue {
         let shared = self.shared();
         let call = shared.common().call(&shared.scripts.purge);
         shared.script("purge", &call).await
-    }
-
-    /// Resolves when a running job was cancelled by any process (a message
-    /// on the wake channel), so the worker checks its leases at once.
-    async fn revocations(&self) {
-        self.ensure_subscriber();
-        self.shared().revoked.notified().await;
     }
 
     async fn ping(&self) -> Result<()> {
