@@ -51,7 +51,7 @@ async fn whole_path(n: usize) -> Duration {
         target: n,
         all_done: Arc::new(Notify::new()),
     };
-    let queue = MemoryJobQueue::builder().max_finished(n).build();
+    let queue = MemoryJobQueue::builder().max_finished(n as u64).build();
     let worker = BackgroundJobWorker::builder()
         .queue(queue.clone())
         .processor(noop.clone())

@@ -16,8 +16,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId, JobPriority, JobStatus};
 
-/// How many finished jobs a [`MemoryJobQueue`] keeps by default.
-pub const DEFAULT_MAX_FINISHED: usize = 10_000;
+use super::DEFAULT_MAX_FINISHED;
 
 /// A queue in the memory of one process, shared by every clone.
 ///
@@ -51,7 +50,7 @@ struct Inner {
     state: Mutex<State>,
     notify: Notify,
     clock: Clock,
-    max_finished: usize,
+    max_finished: u64,
     finished_ttl: Option<chrono::Duration>,
 }
 
@@ -59,7 +58,7 @@ struct Inner {
 #[derive(Clone, Debug)]
 pub struct MemoryJobQueueBuilder {
     clock: Clock,
-    max_finished: usize,
+    max_finished: u64,
     finished_ttl: Option<Duration>,
 }
 
@@ -71,7 +70,7 @@ impl MemoryJobQueueBuilder {
     }
 
     /// Keeps at most this many finished jobs (the oldest go first).
-    pub fn max_finished(mut self, max: usize) -> Self {
+    pub fn max_finished(mut self, max: u64) -> Self {
         self.max_finished = max;
         self
     }
@@ -290,7 +289,7 @@ impl State {
 
     fn evict(&mut self, now: DateTime<Utc>, inner: &Inner) {
         while let Some(&(id, at)) = self.finished.front() {
-            let over = self.finished.len() > inner.max_finished;
+            let over = self.finished.len() as u64 > inner.max_finished;
             let old = inner.finished_ttl.is_some_and(|ttl| at + ttl < now);
             if !over && !old {
                 break;

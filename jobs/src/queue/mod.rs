@@ -27,11 +27,13 @@ mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
 
-pub use memory::{DEFAULT_MAX_FINISHED, MemoryJobQueue, MemoryJobQueueBuilder};
+pub use memory::{MemoryJobQueue, MemoryJobQueueBuilder};
 #[cfg(feature = "redis")]
-pub use redis::{
-    DEFAULT_REDIS_MAX_FINISHED, RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore,
-};
+pub use redis::{RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore};
+
+/// How many finished jobs a queue keeps for inspection by default, on every
+/// backend (the oldest go first; see each builder's `max_finished`).
+pub const DEFAULT_MAX_FINISHED: u64 = 10_000;
 
 /// Something jobs can be pushed onto: every queue, and the worker.
 ///

@@ -122,9 +122,6 @@ mod scripts;
 use record::Patch;
 use scripts::Scripts;
 
-/// How many finished jobs a [`RedisJobQueue`] keeps by default.
-pub const DEFAULT_REDIS_MAX_FINISHED: u64 = 10_000;
-
 /// The most finish reports, or single enqueues, sent in one script call.
 const MAX_BATCH: usize = 512;
 
@@ -387,7 +384,7 @@ impl RedisJobQueue {
             name: crate::job::DEFAULT_QUEUE.to_owned(),
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
-            max_finished: DEFAULT_REDIS_MAX_FINISHED,
+            max_finished: super::DEFAULT_MAX_FINISHED,
             finished_ttl: None,
         }
     }
