@@ -23,7 +23,7 @@ use super::DEFAULT_MAX_FINISHED;
 /// Jobs are served most urgent first and in the order they became ready
 /// within a priority; scheduled jobs become ready at their time; a push wakes
 /// a waiting worker at once. Finished jobs are kept for inspection
-/// ([`get`](JobQueue::get), [`list`](JobQueue::list)) up to a bound
+/// ([`get`](QueueAdmin::get), [`list`](QueueAdmin::list)) up to a bound
 /// ([`MemoryJobQueueBuilder::max_finished`], 10,000 by default, and optionally
 /// an age), so memory does not grow without limit.
 ///
