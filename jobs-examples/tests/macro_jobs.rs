@@ -55,7 +55,7 @@ async fn greet(name: String, greeting: Option<String>) -> Result<String, JobErro
 #[job(retries = 2)]
 async fn flaky(cx: JobContext, label: String) -> Result<String, JobError> {
     if cx.attempt() < 2 {
-        return Err(JobError::new(format!(
+        return Err(JobError::retryable(format!(
             "attempt {} of {label} fails",
             cx.attempt()
         )));
@@ -92,7 +92,7 @@ async fn raw(ok: bool) -> JobResult {
     if ok {
         JobResult::success(json!({"raw": true}))
     } else {
-        JobResult::error("raw failure").with_error_type("Raw")
+        JobResult::failure(JobError::retryable("raw failure").with_type("Raw"))
     }
 }
 
