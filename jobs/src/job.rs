@@ -17,7 +17,9 @@ use crate::result::JobResult;
 /// The default number of retries after a job's first failed attempt.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
-/// The default queue name.
+/// The queue name a backend uses when none is given: a `RedisJobQueue`
+/// from `RedisJobQueue::builder(url)` without `.name(..)` keeps its keys
+/// under this name.
 pub const DEFAULT_QUEUE: &str = "default";
 
 /// A job's unique id (a random UUID v4).
@@ -362,9 +364,6 @@ pub struct Job {
     /// How urgent it is.
     #[serde(default)]
     pub priority: JobPriority,
-    /// The queue it belongs to.
-    #[serde(default = "default_queue")]
-    pub queue: Cow<'static, str>,
     /// Where it is in its life.
     #[serde(default = "pending")]
     pub status: JobStatus,
@@ -421,10 +420,6 @@ pub struct Job {
     pub metadata: BTreeMap<String, Value>,
 }
 
-fn default_queue() -> Cow<'static, str> {
-    Cow::Borrowed(DEFAULT_QUEUE)
-}
-
 fn pending() -> JobStatus {
     JobStatus::Pending
 }
@@ -436,7 +431,7 @@ fn default_max_retries() -> u32 {
 impl Job {
     /// A pending job for handler `name` with the given arguments (a JSON
     /// object of named values; `Value::Null` for none), with the defaults:
-    /// normal priority, queue `"default"`, 3 retries, exponential backoff,
+    /// normal priority, 3 retries, exponential backoff,
     /// the worker's timeout, ready now.
     pub fn new(name: impl Into<Cow<'static, str>>, args: Value) -> Self {
         Job {
@@ -444,7 +439,6 @@ impl Job {
             name: name.into(),
             args,
             priority: JobPriority::Normal,
-            queue: default_queue(),
             status: JobStatus::Pending,
             attempts: 0,
             max_retries: DEFAULT_MAX_RETRIES,
@@ -553,12 +547,6 @@ impl Job {
             self.expires_at = None;
         }
         true
-    }
-
-    /// Puts the job on a named queue.
-    pub fn queue(mut self, queue: impl Into<Cow<'static, str>>) -> Self {
-        self.queue = queue.into();
-        self
     }
 
     /// Adds a tag.
