@@ -1,4 +1,6 @@
-//! The job model: [`Job`], its id, priority, status and retry policy.
+//! The job model: [`Job`] (which handler runs, with which arguments, and
+//! how), its [`JobId`], [`JobPriority`] and [`JobStatus`], and the
+//! [`Backoff`] between its retries.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -120,7 +122,8 @@ impl JobPriority {
         }
     }
 
-    /// 0 for `Critical` up to 3 for `Low`: the order in which queues are served.
+    /// 0 for `Critical` up to 3 for `Low`: the order in which a queue serves
+    /// the priorities.
     pub fn rank(self) -> usize {
         3 - self as usize
     }
@@ -519,7 +522,8 @@ impl Job {
     }
 
     /// Makes the job recurring: each time a run finishes, the next one is
-    /// enqueued `interval` after the previous run was due.
+    /// enqueued, due `interval` after the finished run was due (or at once,
+    /// if that time has passed). See [`next_occurrence`](Self::next_occurrence).
     pub fn every(mut self, interval: Duration) -> Self {
         self.every = Some(interval);
         self
@@ -575,8 +579,9 @@ impl Job {
     }
 
     /// Checks that the job's settings make sense: a name, an `every` and a
-    /// `timeout` longer than zero, a sane backoff. Queues call this on
-    /// enqueue, so a bad job is an `Err` there and never reaches a worker.
+    /// `timeout` longer than zero, a sane backoff, and arguments that are a
+    /// JSON object (or null). Queues call this on enqueue, so a bad job is
+    /// an `Err` there and never reaches a worker.
     pub fn validate(&self) -> Result<(), Error> {
         if self.name.trim().is_empty() {
             return Err(Error::InvalidJob {
@@ -619,9 +624,39 @@ impl Job {
         self.scheduled_at.unwrap_or(self.created_at)
     }
 
-    /// The next run of a recurring job: a fresh pending job with a new id,
-    /// due `every` after this run was due (or now, if that is already past
-    /// by more than one interval, so a long pause does not start a flood).
+    /// The next run of a recurring job, or `None` if the job is not
+    /// recurring (no `every`) or the next due time would overflow.
+    ///
+    /// The next run is this job with a new id, created `now`, `Pending`, no
+    /// attempts, no start, finish, error or result; its name, arguments,
+    /// priority, retries, backoff, timeout, interval, tags and metadata are
+    /// kept. It is due `every` after this run was due, or `now` if that time
+    /// has already passed: a run that finishes late, or after a pause, is
+    /// followed by one run at once, never by a burst of the runs it missed.
+    /// An expiry moves by as much as the due time does, so each run has the
+    /// same window to start in.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use chrono::{TimeZone, Utc};
+    /// use jobs::Job;
+    ///
+    /// let due = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+    /// let job = Job::new("report", serde_json::Value::Null)
+    ///     .scheduled_at(due)
+    ///     .every(Duration::from_secs(3600));
+    ///
+    /// // Finished on time: the next run is due an hour after this one was.
+    /// let next = job.next_occurrence(due + Duration::from_secs(60)).unwrap();
+    /// assert_eq!(next.scheduled_at, Some(due + Duration::from_secs(3600)));
+    /// assert_ne!(next.id, job.id);
+    ///
+    /// // Finished three hours late: the next run is due at once.
+    /// let late = due + Duration::from_secs(3 * 3600);
+    /// assert_eq!(job.next_occurrence(late).unwrap().scheduled_at, Some(late));
+    ///
+    /// assert!(Job::new("once", serde_json::Value::Null).next_occurrence(late).is_none());
+    /// ```
     pub fn next_occurrence(&self, now: DateTime<Utc>) -> Option<Job> {
         let every = self.every?;
         let step = chrono::Duration::from_std(every).ok()?;

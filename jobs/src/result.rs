@@ -1,5 +1,6 @@
-//! What a job returns: [`JobResult`], and the error a handler fails with,
-//! [`JobError`].
+//! How an attempt ends: [`JobResult`] (what a processor returns and a job
+//! keeps as its `result`), the error a handler fails with, [`JobError`], and
+//! [`Retry`], which says whether and when a failed job runs again.
 
 use std::fmt;
 use std::time::Duration;
