@@ -254,7 +254,7 @@ async fn wide_path(n: usize) -> Duration {
         .max_concurrent_jobs(64)
         .build()
         .expect("worker");
-    let running = tokio::spawn(worker.clone().run_owned());
+    let running = jobs_examples::start(&worker);
     let start = Instant::now();
     let producer = tokio::spawn(async move {
         for _ in 0..n {
@@ -264,8 +264,7 @@ async fn wide_path(n: usize) -> Duration {
     noop.all_done.notified().await;
     let elapsed = start.elapsed();
     producer.await.expect("producer");
-    worker.stop().await;
-    running.await.expect("worker task").expect("worker");
+    running.stop().await.expect("worker");
     elapsed
 }
 

@@ -28,7 +28,7 @@ struct EmailSent {
 }
 
 /// Sends an email through the configured SMTP server (simulated).
-#[job(name = "send_email", retries = 3, timeout = "30s", queue = "emails")]
+#[job(name = "send_email", retries = 3, timeout = "30s")]
 async fn send_email(
     smtp: Data<SmtpConfig>,
     to: String,
@@ -113,33 +113,18 @@ async fn main() -> Result<(), jobs::Error> {
         .id;
 
     println!("🚀 Starting email job worker...");
-    let running = tokio::spawn(worker.clone().run_owned());
-    for (label, id) in [
-        ("welcome", welcome),
-        ("password reset", reset),
-        ("reminder", reminder),
-        ("invalid recipient", invalid),
-        ("malformed payload", malformed),
-    ] {
-        let job = worker.wait_for(id).await?;
-        match (&job.status, &job.last_error) {
-            (JobStatus::Completed, _) => println!("✅ {label}: completed"),
-            (status, Some(error)) => println!(
-                "❌ {label}: {status} after {} attempt(s): {error}",
-                job.attempts
-            ),
-            (status, None) => println!("❔ {label}: {status}"),
-        }
+    let labels = [
+        "welcome",
+        "password reset",
+        "reminder",
+        "invalid recipient",
+        "malformed payload",
+    ];
+    let ids = [welcome, reset, reminder, invalid, malformed];
+    let finished = jobs_examples::run_until_done(&worker, &ids).await?;
+    for (label, job) in labels.into_iter().zip(&finished) {
+        jobs_examples::print_outcome_as(label, job);
     }
-
-    let stats = worker.get_queue_stats().await?;
-    println!(
-        "📊 processed={} failed={} retried={}",
-        stats.worker_stats.jobs_processed,
-        stats.worker_stats.jobs_failed,
-        stats.worker_stats.jobs_retried,
-    );
-    worker.stop().await;
-    running.await.expect("worker task")?;
+    jobs_examples::print_stats(&worker.get_queue_stats().await?);
     Ok(())
 }

@@ -80,24 +80,9 @@ async fn main() -> Result<(), jobs::Error> {
     ];
 
     println!("🚀 Starting email job worker...");
-    let running = tokio::spawn(worker.clone().run_owned());
-    for id in ids {
-        let job = worker.wait_for(id).await?;
-        let result = job.result.as_ref().and_then(|r| r.result.clone());
-        println!("✅ job {id}: {} {}", job.status, result.unwrap_or_default());
+    for job in jobs_examples::run_until_done(&worker, &ids).await? {
+        jobs_examples::print_outcome(&job);
     }
-
-    let stats = worker.get_queue_stats().await?;
-    println!(
-        "📊 queue_size={} active_jobs={} available_slots={} processed={} failed={} retried={}",
-        stats.queue_size,
-        stats.active_jobs,
-        stats.available_slots,
-        stats.worker_stats.jobs_processed,
-        stats.worker_stats.jobs_failed,
-        stats.worker_stats.jobs_retried,
-    );
-    worker.stop().await;
-    running.await.expect("worker task")?;
+    jobs_examples::print_stats(&worker.get_queue_stats().await?);
     Ok(())
 }

@@ -185,17 +185,12 @@ async fn main() -> Result<(), jobs::Error> {
             .await?;
     }
 
-    let running = tokio::spawn(worker.clone().run_owned());
+    let running = jobs_examples::start(&worker);
     let monitor = manager.monitor_continuously(Duration::from_millis(400), 3);
     let upload_failed = worker.wait_for(upload);
     let ((), failed) = tokio::join!(monitor, upload_failed);
-    let failed = failed?;
-    println!(
-        "\n⚠️  {} is {}: {}",
-        failed.name,
-        failed.status,
-        failed.last_error.as_deref().unwrap_or("-")
-    );
+    println!();
+    jobs_examples::print_outcome(&failed?);
 
     let cancelled = manager
         .cancel_pending_jobs(Some(&["generate_report"]))
@@ -206,12 +201,10 @@ async fn main() -> Result<(), jobs::Error> {
     outage.0.store(false, Ordering::SeqCst);
     let retried = manager.retry_failed_jobs().await?;
     println!("🔁 Retried {retried} failed job(s)");
-    let done = worker.wait_for(upload).await?;
-    println!("✅ {} is now {}", done.name, done.status);
+    jobs_examples::print_outcome(&worker.wait_for(upload).await?);
 
     worker.wait_until_idle().await?;
     manager.print_summary().await?;
-    worker.stop().await;
-    running.await.expect("worker task")?;
+    running.stop().await?;
     Ok(())
 }

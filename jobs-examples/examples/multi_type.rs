@@ -119,7 +119,7 @@ async fn main() -> Result<(), jobs::Error> {
         .polling_interval(Duration::from_millis(500))
         .build()?;
 
-    let submitted = [
+    let jobs = [
         // High priority (the attribute's default for this job).
         send_email::job(
             "urgent@example.com".into(),
@@ -138,45 +138,14 @@ async fn main() -> Result<(), jobs::Error> {
         generate_report::job("monthly_sales".into(), "2024-01-01 to 2024-01-31".into())
             .scheduled_at(Utc::now() + Duration::from_secs(2)),
     ];
-    let mut jobs = Vec::new();
-    for job in submitted {
-        let job = worker.submit_job(job).await?;
-        println!(
-            "📝 Submitted job: {} (ID: {}, priority {})",
-            job.name, job.id, job.priority
-        );
-        jobs.push(job);
-    }
+    let submitted = jobs_examples::submit_all(&worker, jobs).await?;
 
     println!("🚀 Starting multi-type job worker...");
-    let running = tokio::spawn(worker.clone().run_owned());
-
     // Monitor until every job is done.
-    loop {
-        let stats = worker.get_queue_stats().await?;
-        println!(
-            "📊 Queue: {} | Active: {} | Processed: {}",
-            stats.queue_size, stats.active_jobs, stats.worker_stats.jobs_processed
-        );
-        let mut all_done = true;
-        for job in &jobs {
-            if let Some(status) = worker.get_job_status(job.id).await? {
-                println!("   Job {}: {status}", job.name);
-                all_done &= status.is_final();
-            }
-        }
-        if all_done {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let finished =
+        jobs_examples::monitor_until_done(&worker, &submitted, Duration::from_millis(500)).await?;
+    for job in &finished {
+        jobs_examples::print_outcome(job);
     }
-
-    for job in &jobs {
-        let job = worker.get_job(job.id).await?.expect("kept for inspection");
-        let result = job.result.and_then(|r| r.result).unwrap_or_default();
-        println!("✅ {}: {result}", job.name);
-    }
-    worker.stop().await;
-    running.await.expect("worker task")?;
     Ok(())
 }

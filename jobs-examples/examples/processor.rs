@@ -112,42 +112,14 @@ async fn main() -> Result<(), jobs::Error> {
         .delay(Duration::from_secs(2)),
     ];
 
-    let mut submitted = Vec::new();
-    for job in jobs {
-        let job = worker.submit_job(job).await?;
-        println!("📝 Submitted job: {} (ID: {})", job.name, job.id);
-        submitted.push(job);
-    }
+    let submitted = jobs_examples::submit_all(&worker, jobs).await?;
 
     println!("🚀 Starting multi-type job worker...");
-    let running = tokio::spawn(worker.clone().run_owned());
-
     // Monitor until every job has finished.
-    loop {
-        let stats = worker.get_queue_stats().await?;
-        println!(
-            "📊 Queue: {} | Active: {} | Processed: {}",
-            stats.queue_size, stats.active_jobs, stats.worker_stats.jobs_processed
-        );
-        let mut all_done = true;
-        for job in &submitted {
-            if let Some(status) = worker.get_job_status(job.id).await? {
-                println!("   Job {}: {}", job.name, status);
-                all_done &= status.is_final();
-            }
-        }
-        if all_done {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let finished =
+        jobs_examples::monitor_until_done(&worker, &submitted, Duration::from_millis(500)).await?;
+    for job in &finished {
+        jobs_examples::print_outcome(job);
     }
-
-    for job in &submitted {
-        let job = worker.get_job(job.id).await?.expect("kept after finishing");
-        let result = job.result.as_ref().and_then(|r| r.result.clone());
-        println!("✅ {} → {}", job.name, result.unwrap_or_default());
-    }
-    worker.stop().await;
-    running.await.expect("worker task")?;
     Ok(())
 }

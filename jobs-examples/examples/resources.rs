@@ -133,43 +133,24 @@ async fn main() -> Result<(), jobs::Error> {
             user_agent: "jobs-example/1.0",
         })
         .build()?;
-    let running = tokio::spawn(worker.clone().run_owned());
+    let running = jobs_examples::start(&worker);
 
     let first = sync_data::enqueue(&worker, "sync-42".into(), "shopify".into()).await?;
-    let first = worker.wait_for(first).await?;
-    println!("🔄 first sync: {}", result_of(&first));
+    jobs_examples::print_outcome_as("first sync", &worker.wait_for(first).await?);
     // The same sync delivered again (at-least-once delivery, a user
     // clicking twice): it notices and does nothing.
     let again = sync_data::enqueue(&worker, "sync-42".into(), "shopify".into()).await?;
-    let again = worker.wait_for(again).await?;
-    println!("🔄 same sync again: {}", result_of(&again));
+    jobs_examples::print_outcome_as("same sync again", &worker.wait_for(again).await?);
 
     let ok = charge_card::enqueue(&worker, "4242 4242 4242 4242".into(), 1999).await?;
     let declined = charge_card::enqueue(&worker, "4000 0000 0000 0002".into(), 1999).await?;
     for id in [ok, declined] {
         let job = worker.wait_for(id).await?;
-        println!(
-            "💳 charge {}: {} after {} attempt(s) {}",
-            job.args["card"],
-            job.status,
-            job.attempts,
-            result_of(&job)
-        );
+        jobs_examples::print_outcome_as(&format!("charge {}", job.args["card"]), &job);
     }
 
     // Shutdown: stop the worker, then release the resources.
-    worker.stop().await;
-    running.await.expect("worker task")?;
+    running.stop().await?;
     db.close().await;
     Ok(())
-}
-
-fn result_of(job: &Job) -> String {
-    match (&job.result, &job.last_error) {
-        (Some(result), _) if result.success => {
-            result.result.clone().unwrap_or_default().to_string()
-        }
-        (_, Some(error)) => format!("({error})"),
-        _ => String::new(),
-    }
 }

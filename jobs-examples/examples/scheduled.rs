@@ -12,8 +12,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use jobs::TaskInfo;
 use jobs::prelude::*;
-use jobs::{JobEventKind, TaskInfo};
 use serde_json::{Value, json};
 
 /// Checks the system's health, every 5 minutes.
@@ -130,7 +130,7 @@ async fn main() -> Result<(), jobs::Error> {
         );
     }
     let mut events = worker.subscribe();
-    let running = tokio::spawn(worker.clone().run_owned());
+    let running = jobs_examples::start(&worker);
     println!("\n⏰ Starting scheduled job worker (for about 6 seconds)...");
 
     let deadline = tokio::time::sleep(Duration::from_secs(6));
@@ -139,15 +139,11 @@ async fn main() -> Result<(), jobs::Error> {
         tokio::select! {
             _ = &mut deadline => break,
             event = events.recv() => match event {
-                Ok(event) if event.kind == JobEventKind::Completed => {
-                    let job = worker.get_job(event.job_id).await?;
-                    let result = job.and_then(|j| j.result).and_then(|r| r.result);
-                    println!(
-                        "✅ {} completed at {}: {}",
-                        event.name,
-                        Utc::now().format("%H:%M:%S"),
-                        result.unwrap_or_default()
-                    );
+                Ok(event) if event.kind.status().is_final() => {
+                    if let Some(job) = worker.get_job(event.job_id).await? {
+                        let label = format!("{} ({})", event.name, Utc::now().format("%H:%M:%S"));
+                        jobs_examples::print_outcome_as(&label, &job);
+                    }
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
@@ -155,8 +151,7 @@ async fn main() -> Result<(), jobs::Error> {
         }
     }
 
-    let report = worker.stop().await;
-    running.await.expect("the worker task panicked")?;
+    let report = running.stop().await?;
     if !report.abandoned.is_empty() {
         println!(
             "↩️  {} unfinished job(s) handed back to the queue",

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use jobs::prelude::*;
-use jobs::{Backoff, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Error, ScheduleSpec};
+use jobs::{Backoff, DEFAULT_MAX_RETRIES, Error, ScheduleSpec};
 use jobs_examples::suite::Running;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -19,13 +19,7 @@ pub struct EmailSent {
 }
 
 /// email job, with every key.
-#[job(
-    name = "send_email",
-    priority = "high",
-    retries = 3,
-    timeout = "30s",
-    queue = "emails"
-)]
+#[job(name = "send_email", priority = "high", retries = 3, timeout = "30s")]
 pub async fn send_email(to: String, subject: String, body: String) -> Result<EmailSent, JobError> {
     if to.is_empty() {
         return Err(JobError::permanent("no recipient"));
@@ -55,7 +49,7 @@ async fn greet(name: String, greeting: Option<String>) -> Result<String, JobErro
 #[job(retries = 2)]
 async fn flaky(cx: JobContext, label: String) -> Result<String, JobError> {
     if cx.attempt() < 2 {
-        return Err(JobError::new(format!(
+        return Err(JobError::retryable(format!(
             "attempt {} of {label} fails",
             cx.attempt()
         )));
@@ -92,7 +86,7 @@ async fn raw(ok: bool) -> JobResult {
     if ok {
         JobResult::success(json!({"raw": true}))
     } else {
-        JobResult::error("raw failure").with_error_type("Raw")
+        JobResult::failure(JobError::retryable("raw failure").with_type("Raw"))
     }
 }
 
@@ -358,7 +352,6 @@ fn the_attribute_sets_the_defaults_of_job() {
     assert_eq!(job.priority, JobPriority::High);
     assert_eq!(job.max_retries, 3);
     assert_eq!(job.timeout, Some(Duration::from_secs(30)));
-    assert_eq!(job.queue, "emails");
 
     let plain = add::job(1, 2);
     let reference = Job::new("add", json!({"a": 1, "b": 2}));
@@ -366,7 +359,6 @@ fn the_attribute_sets_the_defaults_of_job() {
     assert_eq!(plain.priority, JobPriority::Normal);
     assert_eq!(plain.max_retries, DEFAULT_MAX_RETRIES);
     assert_eq!(plain.timeout, reference.timeout);
-    assert_eq!(plain.queue, DEFAULT_QUEUE);
 
     let nested = nested::crate_visible::job(4);
     assert_eq!(nested.timeout, Some(Duration::from_millis(250)));
@@ -403,7 +395,6 @@ fn the_registry_holds_every_job_of_the_program() {
     let email = registry.get("send_email").unwrap();
     assert_eq!(email.function, "macro_jobs::send_email");
     assert!(email.file.ends_with("macro_jobs.rs"), "{}", email.file);
-    assert_eq!(send_email::registration().queue, Some("emails"));
     assert_eq!(email.data.len(), 0);
     let reveal = registry.get("reveal").unwrap();
     assert_eq!(reveal.data.len(), 1);

@@ -26,7 +26,6 @@ fn every_type_round_trips_through_json() {
         .scheduled_at(now)
         .expires_at(now + chrono::Duration::hours(1))
         .every(Duration::from_secs(300))
-        .queue("emails")
         .tag("welcome")
         .meta("tenant", 42);
     job.status = JobStatus::Retrying;
@@ -71,8 +70,44 @@ fn minimal_json_gets_the_defaults() {
     assert_eq!(job.priority, JobPriority::Normal);
     assert_eq!(job.status, JobStatus::Pending);
     assert_eq!(job.max_retries, 3);
-    assert_eq!(job.queue, "default");
     assert_eq!(job.args, serde_json::Value::Null);
+}
+
+/// Records stored before `Job` lost its `queue` field (by the in-memory
+/// queue's users, in Redis) still load: the key is ignored, everything else
+/// is kept, and the job is written back without it.
+#[test]
+fn a_stored_record_with_a_queue_field_still_loads() {
+    let id = JobId::new();
+    let stored = json!({
+        "id": id.to_string(),
+        "name": "send_email",
+        "args": {"to": "a@example.com"},
+        "priority": "high",
+        "queue": "x",
+        "status": "retrying",
+        "attempts": 2,
+        "max_retries": 5,
+        "timeout": 30000,
+        "created_at": "2026-01-01T00:00:00Z",
+        "last_error": "smtp timeout",
+        "tags": ["welcome"],
+    });
+    let job: Job = serde_json::from_value(stored).unwrap();
+    assert_eq!(job.id, id);
+    assert_eq!(job.name, "send_email");
+    assert_eq!(job.args, json!({"to": "a@example.com"}));
+    assert_eq!(job.priority, JobPriority::High);
+    assert_eq!(job.status, JobStatus::Retrying);
+    assert_eq!(job.attempts, 2);
+    assert_eq!(job.max_retries, 5);
+    assert_eq!(job.timeout, Some(Duration::from_secs(30)));
+    assert_eq!(job.last_error.as_deref(), Some("smtp timeout"));
+    assert_eq!(job.tags, ["welcome"]);
+
+    let written = serde_json::to_value(&job).unwrap();
+    assert!(written.get("queue").is_none(), "{written}");
+    assert_eq!(serde_json::from_value::<Job>(written).unwrap(), job);
 }
 
 #[test]

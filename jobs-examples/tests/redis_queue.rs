@@ -112,7 +112,7 @@ impl JobProcessor for Recorder {
         match &*job.name {
             "record" => match count(&mut conn).await {
                 Ok(()) => JobResult::success(json!(null)),
-                Err(e) => JobResult::failure(JobError::new(e.to_string())),
+                Err(e) => JobResult::failure(JobError::retryable(e.to_string())),
             },
             "hang" | "hang_first" => {
                 if job.name == "hang_first" {

@@ -200,7 +200,7 @@ impl JobProcessor for CountRuns {
             .await
         {
             Ok(_) => JobResult::success(json!(null)),
-            Err(e) => JobResult::failure(JobError::new(e.to_string())),
+            Err(e) => JobResult::failure(JobError::retryable(e.to_string())),
         }
     }
 }

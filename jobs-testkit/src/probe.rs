@@ -166,7 +166,7 @@ impl JobProcessor for Probe {
                 if u64::from(job.attempts) >= succeed_on {
                     JobResult::success(serde_json::json!({"attempt": job.attempts}))
                 } else {
-                    JobResult::failure(JobError::new(format!(
+                    JobResult::failure(JobError::retryable(format!(
                         "transient failure on attempt {}",
                         job.attempts
                     )))

@@ -1,4 +1,6 @@
-//! The job model: [`Job`], its id, priority, status and retry policy.
+//! The job model: [`Job`] (which handler runs, with which arguments, and
+//! how), its [`JobId`], [`JobPriority`] and [`JobStatus`], and the
+//! [`Backoff`] between its retries.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -17,7 +19,9 @@ use crate::result::JobResult;
 /// The default number of retries after a job's first failed attempt.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
-/// The default queue name.
+/// The queue name a backend uses when none is given: a `RedisJobQueue`
+/// from `RedisJobQueue::builder(url)` without `.name(..)` keeps its keys
+/// under this name.
 pub const DEFAULT_QUEUE: &str = "default";
 
 /// A job's unique id (a random UUID v4).
@@ -118,7 +122,8 @@ impl JobPriority {
         }
     }
 
-    /// 0 for `Critical` up to 3 for `Low`: the order in which queues are served.
+    /// 0 for `Critical` up to 3 for `Low`: the order in which a queue serves
+    /// the priorities.
     pub fn rank(self) -> usize {
         3 - self as usize
     }
@@ -362,9 +367,6 @@ pub struct Job {
     /// How urgent it is.
     #[serde(default)]
     pub priority: JobPriority,
-    /// The queue it belongs to.
-    #[serde(default = "default_queue")]
-    pub queue: Cow<'static, str>,
     /// Where it is in its life.
     #[serde(default = "pending")]
     pub status: JobStatus,
@@ -421,10 +423,6 @@ pub struct Job {
     pub metadata: BTreeMap<String, Value>,
 }
 
-fn default_queue() -> Cow<'static, str> {
-    Cow::Borrowed(DEFAULT_QUEUE)
-}
-
 fn pending() -> JobStatus {
     JobStatus::Pending
 }
@@ -436,7 +434,7 @@ fn default_max_retries() -> u32 {
 impl Job {
     /// A pending job for handler `name` with the given arguments (a JSON
     /// object of named values; `Value::Null` for none), with the defaults:
-    /// normal priority, queue `"default"`, 3 retries, exponential backoff,
+    /// normal priority, 3 retries, exponential backoff,
     /// the worker's timeout, ready now.
     pub fn new(name: impl Into<Cow<'static, str>>, args: Value) -> Self {
         Job {
@@ -444,7 +442,6 @@ impl Job {
             name: name.into(),
             args,
             priority: JobPriority::Normal,
-            queue: default_queue(),
             status: JobStatus::Pending,
             attempts: 0,
             max_retries: DEFAULT_MAX_RETRIES,
@@ -525,7 +522,8 @@ impl Job {
     }
 
     /// Makes the job recurring: each time a run finishes, the next one is
-    /// enqueued `interval` after the previous run was due.
+    /// enqueued, due `interval` after the finished run was due (or at once,
+    /// if that time has passed). See [`next_occurrence`](Self::next_occurrence).
     pub fn every(mut self, interval: Duration) -> Self {
         self.every = Some(interval);
         self
@@ -555,12 +553,6 @@ impl Job {
         true
     }
 
-    /// Puts the job on a named queue.
-    pub fn queue(mut self, queue: impl Into<Cow<'static, str>>) -> Self {
-        self.queue = queue.into();
-        self
-    }
-
     /// Adds a tag.
     pub fn tag(mut self, tag: impl Into<String>) -> Self {
         self.tags.push(tag.into());
@@ -587,8 +579,9 @@ impl Job {
     }
 
     /// Checks that the job's settings make sense: a name, an `every` and a
-    /// `timeout` longer than zero, a sane backoff. Queues call this on
-    /// enqueue, so a bad job is an `Err` there and never reaches a worker.
+    /// `timeout` longer than zero, a sane backoff, and arguments that are a
+    /// JSON object (or null). Queues call this on enqueue, so a bad job is
+    /// an `Err` there and never reaches a worker.
     pub fn validate(&self) -> Result<(), Error> {
         if self.name.trim().is_empty() {
             return Err(Error::InvalidJob {
@@ -631,9 +624,39 @@ impl Job {
         self.scheduled_at.unwrap_or(self.created_at)
     }
 
-    /// The next run of a recurring job: a fresh pending job with a new id,
-    /// due `every` after this run was due (or now, if that is already past
-    /// by more than one interval, so a long pause does not start a flood).
+    /// The next run of a recurring job, or `None` if the job is not
+    /// recurring (no `every`) or the next due time would overflow.
+    ///
+    /// The next run is this job with a new id, created `now`, `Pending`, no
+    /// attempts, no start, finish, error or result; its name, arguments,
+    /// priority, retries, backoff, timeout, interval, tags and metadata are
+    /// kept. It is due `every` after this run was due, or `now` if that time
+    /// has already passed: a run that finishes late, or after a pause, is
+    /// followed by one run at once, never by a burst of the runs it missed.
+    /// An expiry moves by as much as the due time does, so each run has the
+    /// same window to start in.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use chrono::{TimeZone, Utc};
+    /// use jobs::Job;
+    ///
+    /// let due = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
+    /// let job = Job::new("report", serde_json::Value::Null)
+    ///     .scheduled_at(due)
+    ///     .every(Duration::from_secs(3600));
+    ///
+    /// // Finished on time: the next run is due an hour after this one was.
+    /// let next = job.next_occurrence(due + Duration::from_secs(60)).unwrap();
+    /// assert_eq!(next.scheduled_at, Some(due + Duration::from_secs(3600)));
+    /// assert_ne!(next.id, job.id);
+    ///
+    /// // Finished three hours late: the next run is due at once.
+    /// let late = due + Duration::from_secs(3 * 3600);
+    /// assert_eq!(job.next_occurrence(late).unwrap().scheduled_at, Some(late));
+    ///
+    /// assert!(Job::new("once", serde_json::Value::Null).next_occurrence(late).is_none());
+    /// ```
     pub fn next_occurrence(&self, now: DateTime<Utc>) -> Option<Job> {
         let every = self.every?;
         let step = chrono::Duration::from_std(every).ok()?;

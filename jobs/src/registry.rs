@@ -88,9 +88,6 @@ impl JobRegistration {
         if let Some(timeout) = self.timeout {
             job = job.timeout(timeout);
         }
-        if let Some(queue) = self.queue {
-            job = job.queue(queue);
-        }
         job
     }
 }

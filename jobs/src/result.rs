@@ -1,5 +1,6 @@
-//! What a job returns: [`JobResult`], and the error a handler fails with,
-//! [`JobError`].
+//! How an attempt ends: [`JobResult`] (what a processor returns and a job
+//! keeps as its `result`), the error a handler fails with, [`JobError`], and
+//! [`Retry`], which says whether and when a failed job runs again.
 
 use std::fmt;
 use std::time::Duration;
@@ -94,15 +95,12 @@ impl JobResult {
         }
     }
 
-    /// A failed outcome with a message, retryable.
+    /// A failed outcome with a message, retryable: short for
+    /// `JobResult::failure(JobError::retryable(message))`. To record an
+    /// error type as well, build the [`JobError`] and pass it to
+    /// [`failure`](Self::failure).
     pub fn error(message: impl Into<String>) -> Self {
-        JobResult::failure(JobError::new(message))
-    }
-
-    /// Sets the error type.
-    pub fn with_error_type(mut self, error_type: impl Into<String>) -> Self {
-        self.error_type = Some(error_type.into());
-        self
+        JobResult::failure(JobError::retryable(message))
     }
 
     /// Sets whether a failure is retried.
@@ -172,8 +170,9 @@ pub struct JobError {
 }
 
 impl JobError {
-    /// A retryable error with a message.
-    pub fn new(message: impl Into<String>) -> Self {
+    /// A retryable error with a message: the job is tried again after its
+    /// backoff delay, until its retries run out.
+    pub fn retryable(message: impl Into<String>) -> Self {
         JobError {
             message: message.into(),
             error_type: None,
@@ -182,16 +181,11 @@ impl JobError {
         }
     }
 
-    /// A retryable error with a message (the same as [`JobError::new`]).
-    pub fn retryable(message: impl Into<String>) -> Self {
-        JobError::new(message)
-    }
-
     /// An error that is not retried: the job fails at once.
     pub fn permanent(message: impl Into<String>) -> Self {
         JobError {
             retry: Retry::Never,
-            ..JobError::new(message)
+            ..JobError::retryable(message)
         }
     }
 
@@ -200,7 +194,7 @@ impl JobError {
     pub fn retry_after(message: impl Into<String>, delay: Duration) -> Self {
         JobError {
             retry: Retry::After(delay),
-            ..JobError::new(message)
+            ..JobError::retryable(message)
         }
     }
 

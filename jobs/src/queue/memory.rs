@@ -1,4 +1,7 @@
-//! The in-memory queue.
+//! The in-memory queue, [`MemoryJobQueue`]: the whole queue protocol inside
+//! one process. Its leases never expire (the workers live as long as the
+//! queue), so `heartbeat` only reports leases lost to a cancel or a purge, and
+//! `recover_expired` finds nothing; jobs do not survive the process.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -24,8 +27,9 @@ use super::DEFAULT_MAX_FINISHED;
 /// within a priority; scheduled jobs become ready at their time; a push wakes
 /// a waiting worker at once. Finished jobs are kept for inspection
 /// ([`get`](QueueAdmin::get), [`list`](QueueAdmin::list)) up to a bound
-/// ([`MemoryJobQueueBuilder::max_finished`], 10,000 by default, and optionally
-/// an age), so memory does not grow without limit.
+/// ([`MemoryJobQueueBuilder::max_finished`],
+/// [`DEFAULT_MAX_FINISHED`](super::DEFAULT_MAX_FINISHED) by default, and
+/// optionally an age), so memory does not grow without limit.
 ///
 /// Nothing survives the process: use `RedisJobQueue` for that.
 ///
@@ -75,7 +79,8 @@ impl MemoryJobQueueBuilder {
         self
     }
 
-    /// Forgets finished jobs older than this.
+    /// Forgets finished jobs older than this (looked at whenever a job
+    /// finishes or a worker reserves).
     pub fn finished_ttl(mut self, ttl: Duration) -> Self {
         self.finished_ttl = Some(ttl);
         self
@@ -112,7 +117,8 @@ impl MemoryJobQueue {
         }
     }
 
-    /// How many jobs are waiting (pending or retrying).
+    /// How many jobs are waiting (pending or retrying, scheduled ones
+    /// included).
     pub fn len(&self) -> usize {
         let state = self.inner.state.lock();
         (state.counts.get(JobStatus::Pending) + state.counts.get(JobStatus::Retrying)) as usize

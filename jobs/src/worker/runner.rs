@@ -286,14 +286,15 @@ async fn run_job(inner: &Inner, job: Job, control: &Control) {
                 let message = panic_message(&*panic);
                 tracing::error!(panic = %message, "job panicked");
                 JobResult::failure(
-                    JobError::new(format!("job panicked: {message}")).with_type("Panic"),
+                    JobError::retryable(format!("job panicked: {message}")).with_type("Panic"),
                 )
             }
             Err(limit) => {
                 count(&inner.stats.timed_out);
                 tracing::warn!(timeout = ?limit, "job timed out");
                 JobResult::failure(
-                    JobError::new(format!("job timed out after {limit:?}")).with_type("Timeout"),
+                    JobError::retryable(format!("job timed out after {limit:?}"))
+                        .with_type("Timeout"),
                 )
             }
         };

@@ -38,7 +38,6 @@ fn main() {
     assert_eq!(job.priority, JobPriority::High);
     assert_eq!(job.max_retries, 3);
     assert_eq!(job.timeout, Some(Duration::from_secs(30)));
-    assert_eq!(job.queue, "emails");
     assert_eq!(critical::job().timeout, Some(Duration::from_secs(5400)));
     assert_eq!(normal::NAME, "normal-job");
     assert_eq!(clashing::job("t".into(), 1, 2, "c".into(), "x".into()).args["type"], "x");
