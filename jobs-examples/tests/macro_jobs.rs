@@ -19,13 +19,7 @@ pub struct EmailSent {
 }
 
 /// email job, with every key.
-#[job(
-    name = "send_email",
-    priority = "high",
-    retries = 3,
-    timeout = "30s",
-    queue = "emails"
-)]
+#[job(name = "send_email", priority = "high", retries = 3, timeout = "30s")]
 pub async fn send_email(to: String, subject: String, body: String) -> Result<EmailSent, JobError> {
     if to.is_empty() {
         return Err(JobError::permanent("no recipient"));
@@ -358,7 +352,6 @@ fn the_attribute_sets_the_defaults_of_job() {
     assert_eq!(job.priority, JobPriority::High);
     assert_eq!(job.max_retries, 3);
     assert_eq!(job.timeout, Some(Duration::from_secs(30)));
-    assert_eq!(job.queue, "emails");
 
     let plain = add::job(1, 2);
     let reference = Job::new("add", json!({"a": 1, "b": 2}));
@@ -403,7 +396,6 @@ fn the_registry_holds_every_job_of_the_program() {
     let email = registry.get("send_email").unwrap();
     assert_eq!(email.function, "macro_jobs::send_email");
     assert!(email.file.ends_with("macro_jobs.rs"), "{}", email.file);
-    assert_eq!(send_email::registration().queue, Some("emails"));
     assert_eq!(email.data.len(), 0);
     let reveal = registry.get("reveal").unwrap();
     assert_eq!(reveal.data.len(), 1);

@@ -17,7 +17,6 @@ mod attr;
 mod errors;
 mod expand;
 mod fallback;
-mod schedule;
 mod valid;
 
 use proc_macro::TokenStream;
