@@ -28,7 +28,7 @@ struct EmailSent {
 }
 
 /// Sends an email through the configured SMTP server (simulated).
-#[job(name = "send_email", retries = 3, timeout = "30s", queue = "emails")]
+#[job(name = "send_email", retries = 3, timeout = "30s")]
 async fn send_email(
     smtp: Data<SmtpConfig>,
     to: String,

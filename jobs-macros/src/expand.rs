@@ -1,6 +1,7 @@
 //! Code generation: the function as written, and next to it a module of
-//! the same name with `NAME`, `Args`, `job(..)`, `enqueue(..)`, the
-//! dispatcher entry point and the `inventory` registration.
+//! the same name with `NAME`, `Args`, `job(..)`, `enqueue(..)`,
+//! `registration()`, the dispatcher entry point and the `inventory`
+//! registration.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
