@@ -688,7 +688,6 @@ const fn registration(
         priority: JobPriority::High,
         max_retries: Some(0),
         timeout: None,
-        queue: None,
         schedule,
         data: &[],
         handler,

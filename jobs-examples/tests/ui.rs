@@ -12,10 +12,68 @@
 //! ```
 //!
 //! and review the diff.
+//!
+//! The attribute checks `cron`, `every` and `timezone` with the functions
+//! `jobs::Schedule` parses them with (the `jobs-schedule` crate); the second
+//! test reads the snapshots to pin that the messages are the runtime's.
 
 #[test]
 fn ui() {
     let cases = trybuild::TestCases::new();
     cases.pass("tests/ui/pass/*.rs");
     cases.compile_fail("tests/ui/fail/*.rs");
+}
+
+/// The message `Schedule` refuses a schedule with (`Error::InvalidSchedule`).
+fn runtime_message(result: Result<jobs::Schedule, jobs::Error>) -> String {
+    match result {
+        Err(jobs::Error::InvalidSchedule { message, .. }) => message,
+        other => panic!("expected InvalidSchedule, got {other:?}"),
+    }
+}
+
+fn snapshot(case: &str) -> String {
+    let path = format!("{}/tests/ui/fail/{case}.stderr", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// What the attribute prints on a schedule is what the runtime says of it.
+#[test]
+fn schedule_errors_are_the_runtimes() {
+    use jobs::Schedule;
+    use std::time::Duration;
+
+    let cron = |expression: &str| {
+        let message = runtime_message(Schedule::cron(expression));
+        format!("invalid cron expression `{expression}`: {message}")
+    };
+    let errors = [
+        ("cron-never-fires", cron("0 0 30 2 *")),
+        ("cron-never-fires", cron("0 0 0 31 4 *")),
+        ("cron-never-fires", cron("0 9 1 * +FRI#5")),
+        ("bad-cron", cron("0 61 * * *")),
+        ("bad-cron", cron("0 0 2 * * FUNDAY")),
+        ("bad-cron", cron("")),
+        (
+            "bad-every",
+            format!(
+                "invalid interval `0m`: {}",
+                runtime_message(Schedule::every(Duration::ZERO))
+            ),
+        ),
+        // Where the rejected text is a part of the schedule (the duration
+        // of `every ..`, the time zone), the runtime's message names it.
+        ("bad-every", runtime_message("every often".parse())),
+        (
+            "bad-timezone",
+            runtime_message(Schedule::cron_tz("0 30 2 * * *", "Europe/Atlantis")),
+        ),
+    ];
+    for (case, error) in errors {
+        let line = format!("error: {error}\n");
+        assert!(
+            snapshot(case).contains(&line),
+            "{case}.stderr lacks {line:?}"
+        );
+    }
 }

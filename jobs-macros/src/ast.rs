@@ -1,6 +1,6 @@
 //! The function under `#[job]`: its signature checked and its parameters
 //! classified into payload (deserialised from the job's arguments),
-//! [`JobContext`] and `Data<T>` (injected).
+//! `JobContext` and `Data<T>` (injected).
 //!
 //! Injected parameters are recognised by the last segment of their type's
 //! path, as written: `JobContext` (or `jobs::JobContext`, ...) and

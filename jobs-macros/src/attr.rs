@@ -10,16 +10,14 @@ use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprUnary, Lit, LitStr, Meta, Token, UnOp};
 
 use crate::errors::{Errors, written};
-use crate::schedule;
 
 /// The keys, in the order the documentation lists them, each with an
 /// example value for error messages.
-const KEYS: [(&str, &str); 8] = [
+const KEYS: [(&str, &str); 7] = [
     ("name", "\"send_email\""),
     ("priority", "\"high\""),
     ("retries", "3"),
     ("timeout", "\"30s\""),
-    ("queue", "\"emails\""),
     ("cron", "\"0 0 2 * * *\""),
     ("every", "\"5m\""),
     ("timezone", "\"Europe/Berlin\""),
@@ -53,7 +51,6 @@ pub(crate) struct Attr {
     pub(crate) priority: Option<Priority>,
     pub(crate) retries: Option<u32>,
     pub(crate) timeout: Option<Duration>,
-    pub(crate) queue: Option<String>,
     pub(crate) schedule: Option<Schedule>,
 }
 
@@ -165,23 +162,12 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Attr {
             "timeout" => {
                 attr.timeout = duration(errors, &key, &value);
             }
-            "queue" => {
-                if let Some(lit) = string(errors, &key, &value) {
-                    if lit.value().trim().is_empty() {
-                        errors.on(
-                            &lit,
-                            "the queue name cannot be empty: write a name such as `queue = \"emails\"`, or leave `queue` out for the default queue",
-                        );
-                    } else {
-                        attr.queue = Some(lit.value());
-                    }
-                }
-            }
             "cron" => {
                 if let Some(lit) = string(errors, &key, &value) {
-                    match schedule::check_cron(&lit.value()) {
-                        Ok(()) => cron = Some(lit.value()),
-                        Err(message) => errors.on(&lit, message),
+                    // The runtime's parser, so that what compiles schedules.
+                    match jobs_schedule::parse_cron(&lit.value()) {
+                        Ok(_) => cron = Some(lit.value()),
+                        Err(e) => errors.on(&lit, e),
                     }
                 }
                 if seen.iter().any(|k| k == "every") {
@@ -196,9 +182,9 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> Attr {
             }
             "timezone" => {
                 if let Some(lit) = string(errors, &key, &value) {
-                    match schedule::check_timezone(&lit.value()) {
-                        Ok(()) => timezone = Some((lit.value(), key_span)),
-                        Err(message) => errors.on(&lit, message),
+                    match jobs_schedule::parse_timezone(&lit.value()) {
+                        Ok(_) => timezone = Some((lit.value(), key_span)),
+                        Err(e) => errors.on(&lit, e),
                     }
                 }
             }
@@ -391,7 +377,14 @@ fn duration(errors: &mut Errors, key: &str, value: &Expr) -> Option<Duration> {
         return None;
     }
     let lit = string(errors, key, value)?;
-    match schedule::parse_duration(&lit.value()) {
+    // An `every` interval is checked as the runtime's `Schedule` checks it
+    // (longer than zero, with its message); a zero `timeout` is refused
+    // here, as `Job::validate` would refuse it on enqueue.
+    let parsed = match key {
+        "every" => jobs_schedule::parse_interval(&lit.value()),
+        _ => jobs_schedule::parse_duration(&lit.value()),
+    };
+    match parsed {
         Ok(d) if d.is_zero() => {
             errors.on(
                 &lit,
@@ -403,8 +396,8 @@ fn duration(errors: &mut Errors, key: &str, value: &Expr) -> Option<Duration> {
             None
         }
         Ok(d) => Some(d),
-        Err(message) => {
-            errors.on(&lit, message);
+        Err(e) => {
+            errors.on(&lit, e);
             None
         }
     }

@@ -1,6 +1,7 @@
 //! Code generation: the function as written, and next to it a module of
-//! the same name with `NAME`, `Args`, `job(..)`, `enqueue(..)`, the
-//! dispatcher entry point and the `inventory` registration.
+//! the same name with `NAME`, `Args`, `job(..)`, `enqueue(..)`,
+//! `registration()`, the dispatcher entry point and the `inventory`
+//! registration.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -177,7 +178,6 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
         let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
         quote!(::jobs::__private::Duration::new(#secs, #nanos))
     }));
-    let queue = option(attr.queue.as_ref().map(|q| quote!(#q)));
     let schedule = option(attr.schedule.as_ref().map(|s| match s {
         Schedule::Cron {
             expression,
@@ -208,10 +208,13 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
         "The arguments of job `{name}`, as stored in `Job::args` (a JSON object with one field per parameter)."
     );
     let job_doc = format!(
-        "A `Job` that runs `{fn_name}` with these arguments, with the attribute's priority, retries, timeout and queue applied."
+        "A `Job` that runs `{fn_name}` with these arguments, with the attribute's priority, retries and timeout applied.\n\n\
+         Arguments that fail to serialise (a map with non-string keys, a `Serialize` impl that returns an error) \
+         make a job that carries the failure: enqueueing it is `Err(Error::Serialize {{ .. }})`, and nothing is stored."
     );
     let enqueue_doc = format!(
-        "Enqueues `{fn_name}` with these arguments on `target` (a queue, a worker, anything that implements `Enqueue`); returns the job's id."
+        "Enqueues `{fn_name}` with these arguments on `target` (a queue, a worker, anything that implements `Enqueue`); returns the job's id.\n\n\
+         Arguments that fail to serialise are `Err(Error::Serialize {{ .. }})`, and nothing is stored."
     );
 
     quote! {
@@ -254,9 +257,11 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
             }
 
             impl Args {
-                /// A `Job` with these arguments and the attribute's defaults.
+                /// A `Job` with these arguments and the attribute's defaults
+                /// (arguments that fail to serialise make a job that every
+                /// enqueue refuses with `Error::Serialize`).
                 #vis fn into_job(self) -> ::jobs::__private::Job {
-                    __JOBS_REGISTRATION.new_job(::jobs::__private::serialize_args(self::NAME, &self))
+                    ::jobs::__private::new_job(&__JOBS_REGISTRATION, &self)
                 }
             }
 
@@ -299,7 +304,6 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
                     priority: #priority,
                     max_retries: #max_retries,
                     timeout: #timeout,
-                    queue: #queue,
                     schedule: #schedule,
                     data: &[#(#data_needs),*],
                     handler: __jobs_handler,

@@ -4,7 +4,9 @@
 //! crate is an implementation detail.
 
 // The expansion runs in stages, one per file: `attr.rs` parses the
-// attribute's `key = value` pairs into typed values, `ast.rs` reads the
+// attribute's `key = value` pairs into typed values (durations, cron
+// expressions and time zones with the `jobs-schedule` functions the runtime
+// parses them with, so that what compiles schedules), `ast.rs` reads the
 // function and classifies its parameters (checking what the signature alone
 // can tell), `valid.rs` checks the two against each other, and `expand.rs`
 // generates the code (`fallback.rs`, when the signature is rejected: items
@@ -17,7 +19,6 @@ mod attr;
 mod errors;
 mod expand;
 mod fallback;
-mod schedule;
 mod valid;
 
 use proc_macro::TokenStream;

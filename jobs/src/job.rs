@@ -421,6 +421,11 @@ pub struct Job {
     /// Free-form data that travels with the job.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, Value>,
+    /// Why the arguments could not be serialised, for a job that a
+    /// `#[job]` function's `job(..)` made from them: [`Job::validate`], and
+    /// so every enqueue, refuses the job with it. Never stored.
+    #[serde(skip)]
+    args_error: Option<String>,
 }
 
 fn pending() -> JobStatus {
@@ -457,7 +462,15 @@ impl Job {
             result: None,
             tags: Vec::new(),
             metadata: BTreeMap::new(),
+            args_error: None,
         }
+    }
+
+    /// Marks the job as one whose arguments failed to serialise with
+    /// `message` (its `args` stay as given, normally `Null`).
+    pub(crate) fn args_error(mut self, message: String) -> Self {
+        self.args_error = Some(message);
+        self
     }
 
     /// A job whose arguments are any serializable value (usually a struct
@@ -579,10 +592,19 @@ impl Job {
     }
 
     /// Checks that the job's settings make sense: a name, an `every` and a
-    /// `timeout` longer than zero, a sane backoff, and arguments that are a
-    /// JSON object (or null). Queues call this on enqueue, so a bad job is
-    /// an `Err` there and never reaches a worker.
+    /// `timeout` longer than zero, a sane backoff, arguments that are a JSON
+    /// object (or null), and arguments that were serialised (a `#[job]`
+    /// function's `job(..)` whose arguments failed to serialise makes a job
+    /// that is refused here with [`Error::Serialize`], as [`Job::with_args`]
+    /// would have returned). Queues call this on enqueue, so a bad job is an
+    /// `Err` there and never reaches a worker.
     pub fn validate(&self) -> Result<(), Error> {
+        if let Some(message) = &self.args_error {
+            return Err(Error::Serialize {
+                name: self.name.to_string(),
+                message: message.clone(),
+            });
+        }
         if self.name.trim().is_empty() {
             return Err(Error::InvalidJob {
                 id: self.id,

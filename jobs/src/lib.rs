@@ -70,9 +70,9 @@ pub use queue::{
 };
 #[cfg(feature = "redis")]
 pub use queue::{RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore};
-pub use registry::{DataNeed, HandlerFn, JobRegistration, Registry, ScheduleSpec};
+pub use registry::{DataNeed, HandlerFn, JobRegistration, Registry};
 pub use result::{JobError, JobResult, Retry};
-pub use schedule::{Schedule, Weekday};
+pub use schedule::{Schedule, ScheduleSpec, Weekday};
 pub use scheduler::{
     JobScheduler, LastRunStore, MemoryLastRunStore, MissedRuns, PeriodicTask, SchedulerBuilder,
     TaskInfo, TaskOutcome,

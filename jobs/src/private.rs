@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use crate::context::{Data, JobContext};
-pub use crate::registry::{DataNeed, HandlerFn, JobRegistration, ScheduleSpec};
+pub use crate::registry::{DataNeed, HandlerFn, JobRegistration};
+pub use crate::schedule::ScheduleSpec;
 pub use futures_util::future::BoxFuture;
 pub use inventory;
 pub use serde;
@@ -62,14 +63,18 @@ pub fn deserialize_args<A: DeserializeOwned>(job: &Job) -> std::result::Result<A
     })
 }
 
-/// Serialises a handler's `Args` into a job's `args`.
-pub fn serialize_args<A: Serialize>(name: &str, args: &A) -> Value {
+/// The job a generated `job(..)` / `Args::into_job` makes: `args`
+/// serialised, with the registration's defaults. Arguments that do not
+/// serialise (values JSON cannot hold, such as a map with non-string keys,
+/// or a `Serialize` impl that fails) make a job with `Null` arguments that
+/// carries the serialiser's message: [`Job::validate`], which every enqueue
+/// calls, refuses it with `Error::Serialize`, the error [`Job::with_args`]
+/// returns for the same arguments. `job(..)` stays infallible, and the
+/// failure reaches the caller as the `Err` of its enqueue.
+pub fn new_job<A: Serialize>(registration: &JobRegistration, args: &A) -> Job {
     match serde_json::to_value(args) {
-        Ok(value) => value,
-        // `Args` derives `Serialize` over the parameters' own impls; those
-        // only fail for values JSON cannot hold (e.g. maps with non-string
-        // keys). Keep the failure visible on the job instead of panicking.
-        Err(e) => serde_json::json!({ "__invalid_args": format!("job `{name}`: {e}") }),
+        Ok(value) => registration.new_job(value),
+        Err(e) => registration.new_job(Value::Null).args_error(e.to_string()),
     }
 }
 
@@ -200,4 +205,85 @@ pub fn enqueue<'a, E: Enqueue + ?Sized>(
 /// called: the crate does not compile.
 pub fn rejected<T>() -> T {
     unreachable!("`#[job]` rejected this function, so this crate cannot have compiled")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde::Serializer;
+
+    use super::*;
+    use crate::queue::{MemoryJobQueue, QueueAdmin, QueueCounts};
+
+    fn noop<'a>(_: &'a Job, _: &'a JobContext) -> BoxFuture<'a, JobResult> {
+        Box::pin(async { JobResult::success(Value::Null) })
+    }
+
+    static REGISTRATION: JobRegistration = JobRegistration {
+        name: "pairs",
+        priority: PRIORITY_HIGH,
+        max_retries: Some(1),
+        timeout: None,
+        schedule: None,
+        data: &[],
+        handler: noop,
+        function: "pairs",
+        file: file!(),
+        line: line!(),
+    };
+
+    /// JSON object keys are strings: a map keyed by pairs does not serialise.
+    #[derive(Serialize)]
+    struct Pairs {
+        pairs: HashMap<(u32, u32), u32>,
+    }
+
+    /// A value whose own `Serialize` refuses.
+    struct Refuses;
+
+    impl Serialize for Refuses {
+        fn serialize<S: Serializer>(&self, _: S) -> std::result::Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("this value is not for storing"))
+        }
+    }
+
+    #[tokio::test]
+    async fn arguments_that_do_not_serialise_are_refused_on_enqueue() {
+        let queue = MemoryJobQueue::new();
+        let args = Pairs {
+            pairs: HashMap::from([((1, 2), 3)]),
+        };
+        let job = new_job(&REGISTRATION, &args);
+        // The attribute's defaults still apply; the arguments are not there.
+        assert_eq!((job.priority, job.max_retries), (PRIORITY_HIGH, 1));
+        assert_eq!(job.args, Value::Null);
+        let expected = Job::with_args("pairs", &args).unwrap_err();
+        assert!(
+            matches!(&expected, Error::Serialize { name, message }
+                if name == "pairs" && message == "key must be a string"),
+            "{expected:?}"
+        );
+        assert_eq!(
+            job.validate().unwrap_err().to_string(),
+            expected.to_string()
+        );
+        let err = queue.enqueue(job.clone()).await.unwrap_err();
+        assert_eq!(err.to_string(), expected.to_string());
+        // A batch with it is refused whole.
+        let fine = new_job(&REGISTRATION, &serde_json::json!({"pairs": {}}));
+        assert!(fine.validate().is_ok());
+        assert!(queue.enqueue_many(vec![fine, job]).await.is_err());
+        assert_eq!(queue.counts().await.unwrap(), QueueCounts::default());
+        assert!(queue.list(None, 10).await.unwrap().is_empty());
+
+        let job = new_job(&REGISTRATION, &Refuses);
+        let err = queue.enqueue(job).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Serialize { name, message }
+                if name == "pairs" && message == "this value is not for storing"),
+            "{err:?}"
+        );
+        assert_eq!(queue.counts().await.unwrap(), QueueCounts::default());
+    }
 }

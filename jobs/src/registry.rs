@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::job::{Job, JobPriority};
 use crate::processor::{DynProcessor, JobProcessor};
 use crate::result::{JobError, JobResult};
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, ScheduleSpec};
 use crate::scheduler::PeriodicTask;
 
 /// The generated entry point of one `#[job]` function: deserialises the
@@ -31,21 +31,6 @@ pub struct DataNeed {
     pub type_name: fn() -> &'static str,
 }
 
-/// A periodic schedule declared on the attribute (`cron = ".."` or
-/// `every = ".."`, with `timezone = ".."`).
-#[derive(Clone, Copy, Debug)]
-pub enum ScheduleSpec {
-    /// A cron expression, in UTC or the named time zone.
-    Cron {
-        /// The expression, 5 or 6 fields.
-        expression: &'static str,
-        /// An IANA time zone name, or `None` for UTC.
-        timezone: Option<&'static str>,
-    },
-    /// A fixed interval.
-    Every(Duration),
-}
-
 /// What one `#[job]` function registers, built as a constant by the macro
 /// and collected with `inventory`.
 pub struct JobRegistration {
@@ -57,8 +42,6 @@ pub struct JobRegistration {
     pub max_retries: Option<u32>,
     /// Its timeout, if the attribute set one.
     pub timeout: Option<Duration>,
-    /// Its queue, if the attribute set one.
-    pub queue: Option<&'static str>,
     /// A periodic schedule, if the attribute declared one.
     pub schedule: Option<ScheduleSpec>,
     /// The shared-state types it takes.
@@ -99,7 +82,6 @@ impl fmt::Debug for JobRegistration {
             .field("priority", &self.priority)
             .field("max_retries", &self.max_retries)
             .field("timeout", &self.timeout)
-            .field("queue", &self.queue)
             .field("schedule", &self.schedule)
             .field("function", &self.function)
             .field("location", &self.location())

@@ -1,4 +1,10 @@
-//! [`Schedule`]: when a periodic task runs.
+//! [`Schedule`]: when a periodic task runs, and [`ScheduleSpec`], the
+//! constant form a `#[job]` attribute declares one in.
+//!
+//! The text of a schedule (cron expressions, durations, time zones) is
+//! parsed by the `jobs-schedule` crate, which the `#[job]` attribute uses
+//! at compile time too: an attribute compiles exactly when [`Schedule`]
+//! accepts its schedule, and a rejected one has the same message in both.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -6,16 +12,31 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Timelike, Utc};
-use chrono_tz::Tz;
-use croner::Cron;
-use croner::parser::{CronParser, Seconds, Year};
+use jobs_schedule::{Cron, ErrorKind, Tz};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
-use crate::registry::ScheduleSpec;
 
 /// A day of the week, for [`Schedule::weekly_on`] (chrono's `Weekday`).
 pub use chrono::Weekday;
+
+/// A periodic schedule declared on the `#[job]` attribute (`cron = ".."`,
+/// with `timezone = ".."`, or `every = ".."`), as the constant the
+/// attribute registers: [`JobRegistration::schedule`](crate::JobRegistration::schedule).
+/// The attribute has checked it at compile time; [`Schedule::from_spec`]
+/// turns it into a [`Schedule`].
+#[derive(Clone, Copy, Debug)]
+pub enum ScheduleSpec {
+    /// A cron expression, in UTC or the named time zone.
+    Cron {
+        /// The expression, 5 or 6 fields.
+        expression: &'static str,
+        /// An IANA time zone name, or `None` for UTC.
+        timezone: Option<&'static str>,
+    },
+    /// A fixed interval.
+    Every(Duration),
+}
 
 /// How many occurrences [`Schedule::due_between`] walks one by one before it
 /// jumps straight to the latest one.
@@ -112,94 +133,16 @@ fn invalid(schedule: impl Into<String>, message: impl Into<String>) -> Error {
     }
 }
 
-fn parser() -> CronParser {
-    CronParser::builder()
-        .seconds(Seconds::Optional)
-        .year(Year::Disallowed)
-        .build()
-}
-
-/// The fields of a 5-field expression, with their allowed values.
-const FIELDS_5: [(&str, &str); 5] = [
-    ("minute", "0-59"),
-    ("hour", "0-23"),
-    ("day-of-month", "1-31, L, W"),
-    ("month", "1-12 or JAN-DEC"),
-    ("day-of-week", "0-7 or SUN-SAT, #, L"),
-];
-/// The fields of a 6-field expression.
-const FIELDS_6: [(&str, &str); 6] = [
-    ("second", "0-59"),
-    FIELDS_5[0],
-    FIELDS_5[1],
-    FIELDS_5[2],
-    FIELDS_5[3],
-    FIELDS_5[4],
-];
-
-/// Parses a cron expression; an error names the offending field where it can.
-fn parse_cron(expression: &str) -> Result<Cron> {
-    let trimmed = expression.trim();
-    let fields: Vec<&str> = trimmed.split_whitespace().collect();
-    if !trimmed.starts_with('@') && !matches!(fields.len(), 5 | 6) {
-        return Err(invalid(
-            expression,
-            format!(
-                "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (second \
-                 minute hour day-of-month month day-of-week), found {}",
-                fields.len()
-            ),
-        ));
-    }
-    let parser = parser();
-    let cron = match parser.parse(trimmed) {
-        Ok(cron) => cron,
-        Err(e) => {
-            let names: &[(&str, &str)] = if fields.len() == 6 {
-                &FIELDS_6
-            } else {
-                &FIELDS_5
-            };
-            // Find the field that is wrong on its own, to name it.
-            for (i, field) in fields.iter().enumerate() {
-                let alone: Vec<&str> = (0..fields.len())
-                    .map(|j| if i == j { *field } else { "*" })
-                    .collect();
-                if let Err(field_error) = parser.parse(&alone.join(" ")) {
-                    let (name, allowed) = names.get(i).copied().unwrap_or(("a", "?"));
-                    return Err(invalid(
-                        expression,
-                        format!(
-                            "{name} field `{field}` (allowed: {allowed}): {}",
-                            croner_message(&field_error)
-                        ),
-                    ));
-                }
-            }
-            return Err(invalid(expression, croner_message(&e)));
-        }
+/// A schedule's text that `jobs-schedule` rejected, as [`Error::InvalidSchedule`]
+/// on `schedule`. Where `schedule` is the rejected text itself (a cron
+/// expression, an interval), the message does not repeat it; where the text
+/// is a part of it (a time zone, the duration of `every ..`), it names it.
+fn rejected(schedule: impl Into<String>, e: jobs_schedule::Error) -> Error {
+    let message = match e.kind() {
+        ErrorKind::Cron | ErrorKind::Interval => e.message().to_owned(),
+        _ => e.to_string(),
     };
-    Ok(cron)
-}
-
-fn croner_message(e: &croner::errors::CronError) -> String {
-    use croner::errors::CronError;
-    match e {
-        CronError::InvalidPattern(m) | CronError::ComponentError(m) => m.clone(),
-        CronError::IllegalCharacters(m) => format!("illegal characters: {m}"),
-        other => other.to_string(),
-    }
-}
-
-fn parse_timezone(schedule: &str, timezone: &str) -> Result<Tz> {
-    timezone.trim().parse::<Tz>().map_err(|_| {
-        invalid(
-            schedule,
-            format!(
-                "unknown time zone `{timezone}`; expected an IANA name such as `Europe/Berlin` or `UTC`"
-            ),
-        )
-    })
+    invalid(schedule, message)
 }
 
 fn check_hm(schedule: &str, hour: u32, minute: u32) -> Result<()> {
@@ -242,9 +185,8 @@ impl Schedule {
     /// assert!(Schedule::every(Duration::ZERO).is_err());
     /// ```
     pub fn every(interval: Duration) -> Result<Schedule> {
-        if interval.is_zero() {
-            return Err(invalid("every 0s", "the interval must be longer than zero"));
-        }
+        let interval = jobs_schedule::check_interval(interval)
+            .map_err(|e| rejected(format!("every {}", e.input()), e))?;
         Ok(Schedule {
             kind: Kind::Every(interval),
         })
@@ -269,7 +211,9 @@ impl Schedule {
 
     /// A cron expression, 5 fields or 6 with seconds first, in UTC. An
     /// expression that does not parse, or that no date ever matches
-    /// (`0 0 30 2 *`), is an error naming it and, where it can, the field.
+    /// (`0 0 30 2 *`, 30 February), is an error naming it and, where it
+    /// can, the field; its message is the one a `#[job(cron = "..")]`
+    /// attribute with that expression fails to compile with.
     ///
     /// ```
     /// use jobs::Schedule;
@@ -280,16 +224,14 @@ impl Schedule {
     /// assert!(err.contains("`0 25 * * *`") && err.contains("hour"), "{err}");
     /// ```
     pub fn cron(expression: &str) -> Result<Schedule> {
-        let cron = parse_cron(expression)?;
-        let schedule = Schedule {
+        let cron = jobs_schedule::parse_cron(expression).map_err(|e| rejected(expression, e))?;
+        Ok(Schedule {
             kind: Kind::Cron(Box::new(CronSchedule {
                 expression: expression.trim().to_owned(),
                 cron,
                 timezone: None,
             })),
-        };
-        schedule.check_matches()?;
-        Ok(schedule)
+        })
     }
 
     /// A cron expression in an IANA time zone (`"Europe/Berlin"`).
@@ -324,7 +266,8 @@ impl Schedule {
                  schedule such as `Schedule::daily_at(h, m)?.in_timezone(..)`",
             )),
             Kind::Cron(mut cron) => {
-                let tz = parse_timezone(&cron.expression, timezone)?;
+                let tz = jobs_schedule::parse_timezone(timezone)
+                    .map_err(|e| rejected(&cron.expression, e))?;
                 cron.timezone = Some(tz);
                 Ok(Schedule {
                     kind: Kind::Cron(cron),
@@ -513,18 +456,6 @@ impl Schedule {
             Kind::Every(_) => None,
         }
     }
-
-    /// Checks that a cron expression matches some date at all.
-    fn check_matches(&self) -> Result<()> {
-        let reference = DateTime::from_timestamp(946_684_800, 0).expect("2000-01-01"); // 2000-01-01
-        if self.next_after(reference).is_none() {
-            return Err(invalid(
-                self.expression().unwrap_or_default(),
-                "no date matches it",
-            ));
-        }
-        Ok(())
-    }
 }
 
 impl CronSchedule {
@@ -555,7 +486,9 @@ impl CronSchedule {
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            Kind::Every(interval) => write!(f, "every {}", humantime::format_duration(*interval)),
+            Kind::Every(interval) => {
+                write!(f, "every {}", jobs_schedule::format_duration(*interval))
+            }
             Kind::Cron(cron) => match cron.timezone {
                 Some(tz) => write!(f, "CRON_TZ={} {}", tz.name(), cron.expression),
                 None => f.write_str(&cron.expression),
@@ -604,12 +537,8 @@ impl FromStr for Schedule {
     fn from_str(s: &str) -> Result<Self> {
         let s = s.trim();
         if let Some(rest) = s.strip_prefix("every ") {
-            let interval = humantime::parse_duration(rest.trim())
-                .map_err(|e| invalid(s, format!("bad interval `{}`: {e}", rest.trim())))?;
-            return Schedule::every(interval).map_err(|e| match e {
-                Error::InvalidSchedule { message, .. } => invalid(s, message),
-                other => other,
-            });
+            let interval = jobs_schedule::parse_interval(rest).map_err(|e| rejected(s, e))?;
+            return Schedule::every(interval);
         }
         let zoned = s.strip_prefix("CRON_TZ=").or_else(|| s.strip_prefix("TZ="));
         if let Some(rest) = zoned {
@@ -619,7 +548,7 @@ impl FromStr for Schedule {
                     "expected `CRON_TZ=Zone/Name` followed by a cron expression",
                 ));
             };
-            let tz = parse_timezone(s, timezone)?;
+            let tz = jobs_schedule::parse_timezone(timezone).map_err(|e| rejected(s, e))?;
             return Schedule::cron(expression)?.in_timezone(tz.name());
         }
         Schedule::cron(s)
@@ -699,12 +628,58 @@ mod tests {
         assert_eq!(s.next_after(t), Some(utc(2024, 1, 2, 2, 0, 0)));
     }
 
+    /// The attribute `#[job(cron = "0 0 30 2 *")]` fails to compile with
+    /// `jobs_schedule::parse_cron`'s error (the `cron-never-fires` UI
+    /// case); the runtime refuses the same expression with the same
+    /// message.
     #[test]
     fn never_matching_expression_is_an_error() {
-        let err = Schedule::cron("0 0 30 2 *").unwrap_err().to_string();
-        assert!(
-            err.contains("`0 0 30 2 *`") && err.contains("no date"),
-            "{err}"
+        for expression in ["0 0 30 2 *", "0 0 31 4 *", "0 0 0 30 FEB *"] {
+            let shared = jobs_schedule::parse_cron(expression).unwrap_err();
+            let err = Schedule::cron(expression).unwrap_err();
+            let Error::InvalidSchedule { schedule, message } = &err else {
+                panic!("{err:?}");
+            };
+            assert_eq!(
+                (schedule.as_str(), message.as_str()),
+                (expression, shared.message())
+            );
+            assert_eq!(
+                err.to_string(),
+                format!("invalid schedule `{expression}`: {}", shared.message())
+            );
+            assert!(message.starts_with("no date matches it"), "{message}");
+        }
+        assert_eq!(
+            jobs_schedule::parse_cron("0 0 30 2 *")
+                .unwrap_err()
+                .to_string(),
+            "invalid cron expression `0 0 30 2 *`: no date matches it, so it would never run: \
+             day-of-month `30` does not occur in month `2`"
         );
+        // And the rare but real ones stay schedules.
+        assert!(Schedule::cron("0 0 29 2 *").is_ok());
+        assert!(Schedule::cron_tz("0 0 29 2 +MON", "Europe/Berlin").is_ok());
+    }
+
+    /// Every other rejection also carries the shared message.
+    #[test]
+    fn errors_carry_the_shared_messages() {
+        let message = |result: Result<Schedule>| match result {
+            Err(Error::InvalidSchedule { message, .. }) => message,
+            other => panic!("{other:?}"),
+        };
+        let shared = jobs_schedule::parse_cron("0 61 * * *").unwrap_err();
+        assert_eq!(message(Schedule::cron("0 61 * * *")), shared.message());
+        let shared = jobs_schedule::parse_timezone("Europe/Atlantis").unwrap_err();
+        assert_eq!(
+            message(Schedule::cron_tz("0 2 * * *", "Europe/Atlantis")),
+            shared.to_string()
+        );
+        let shared = jobs_schedule::check_interval(Duration::ZERO).unwrap_err();
+        assert_eq!(message(Schedule::every(Duration::ZERO)), shared.message());
+        assert_eq!(message("every 0m".parse()), shared.message());
+        let shared = jobs_schedule::parse_duration("often").unwrap_err();
+        assert_eq!(message("every often".parse()), shared.to_string());
     }
 }

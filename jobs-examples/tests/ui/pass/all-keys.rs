@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use jobs::prelude::*;
 
-#[job(name = "send_email", priority = "high", retries = 3, timeout = "30s", queue = "emails")]
+#[job(name = "send_email", priority = "high", retries = 3, timeout = "30s")]
 async fn send_email(to: String, subject: String, body: String) -> Result<(), JobError> {
     let _ = (to, subject, body);
     Ok(())
@@ -16,7 +16,7 @@ async fn low() {}
 #[job(priority = "critical", timeout = "1h 30m")]
 async fn critical() {}
 
-#[job(priority = "normal", timeout = "5m", name = "normal-job", queue = "q")]
+#[job(priority = "normal", timeout = "5m", name = "normal-job")]
 async fn normal() {}
 
 // Parameters named like the generated code's own names.

@@ -20,13 +20,20 @@ async fn nickname(db: Data<Database>) {
     let _ = &*db;
 }
 
-#[job(every = "5m", queue = "maintenance")]
+#[job(every = "5m", priority = "low")]
 async fn heartbeat(cx: JobContext, db: Data<Database>) {
     let _ = (cx, db);
 }
 
 #[job(every = "250ms")]
 async fn fast() {}
+
+// Rare, but they come: 29 February, and 29 February on a Monday (2016, 2044).
+#[job(cron = "0 0 29 2 *")]
+async fn leap_day() {}
+
+#[job(cron = "0 0 12 29 2 +MON")]
+async fn leap_monday() {}
 
 fn main() {
     assert!(matches!(
@@ -37,5 +44,5 @@ fn main() {
         heartbeat::registration().schedule,
         Some(ScheduleSpec::Every(d)) if d == Duration::from_secs(300)
     ));
-    let _ = (six_fields::job(), nickname::job(), fast::job());
+    let _ = (six_fields::job(), nickname::job(), fast::job(), leap_day::job(), leap_monday::job());
 }
