@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use crate::context::{DataMap, JobContext};
 use crate::job::Job;
 use crate::result::{JobError, JobResult};
-use crate::scheduler::PeriodicTask;
+use crate::scheduler::task::PeriodicTask;
 
 /// Handles jobs, in the class-based style: one `process` method that
 /// routes on `job.name`.

@@ -15,7 +15,7 @@ use crate::job::{Job, JobPriority};
 use crate::processor::{DynProcessor, JobProcessor};
 use crate::result::{JobError, JobResult};
 use crate::schedule::Schedule;
-use crate::scheduler::PeriodicTask;
+use crate::scheduler::task::PeriodicTask;
 
 /// The generated entry point of one `#[job]` function: deserialises the
 /// arguments, injects context and shared state, calls the function and
