@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use jobs::prelude::*;
-use jobs::{Backoff, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Error, ScheduleSpec};
+// `ScheduleSpec` is what the generated registration holds: generated code
+// names it through `__private`, and so does this test of that code.
+use jobs::__private::ScheduleSpec;
+use jobs::{Backoff, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Error};
 use jobs_examples::suite::Running;
 use serde::{Deserialize, Serialize};
 use serde_json::json;

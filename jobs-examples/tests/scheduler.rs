@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use jobs::prelude::*;
-use jobs::{Clock, JobRegistration, MemoryLastRunStore, ScheduleSpec, TaskInfo, TaskOutcome};
+// Registrations are built by hand below (schedules `#[job]` would reject at
+// compile time), from the types generated code uses.
+use jobs::__private::{HandlerFn, JobRegistration, ScheduleSpec};
+use jobs::{Clock, MemoryLastRunStore, TaskInfo, TaskOutcome};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -681,7 +684,7 @@ fn noop<'a>(_job: &'a Job, _cx: &'a JobContext) -> BoxedResult<'a> {
 const fn registration(
     name: &'static str,
     schedule: Option<ScheduleSpec>,
-    handler: jobs::HandlerFn,
+    handler: HandlerFn,
 ) -> JobRegistration {
     JobRegistration {
         name,

@@ -70,7 +70,9 @@ pub use queue::{
 };
 #[cfg(feature = "redis")]
 pub use queue::{RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore};
-pub use registry::{DataNeed, HandlerFn, JobRegistration, Registry, ScheduleSpec};
+// `JobRegistration`, `DataNeed`, `HandlerFn` and `ScheduleSpec` exist for
+// the code `#[job]` generates: reachable through `__private`, not here.
+pub use registry::Registry;
 pub use result::{JobError, JobResult, Retry};
 pub use schedule::{Schedule, Weekday};
 pub use scheduler::{

@@ -1,5 +1,9 @@
 //! [`Registry`]: every `#[job]` function of the program, and the dispatcher
-//! that routes jobs to them by name.
+//! that routes jobs to them by name (and the rest to a fallback processor).
+//!
+//! The registration records `#[job]` generates ([`JobRegistration`],
+//! [`DataNeed`], [`HandlerFn`]) are defined here and reach generated code
+//! through `jobs::__private`.
 
 use std::any::TypeId;
 use std::collections::{BTreeMap, HashMap};
@@ -19,10 +23,12 @@ use crate::scheduler::task::PeriodicTask;
 
 /// The generated entry point of one `#[job]` function: deserialises the
 /// arguments, injects context and shared state, calls the function and
-/// turns its return into a [`JobResult`].
+/// turns its return into a [`JobResult`]. For generated code, which names
+/// it as `jobs::__private::HandlerFn`; not exported from the crate root.
 pub type HandlerFn = for<'a> fn(&'a Job, &'a JobContext) -> BoxFuture<'a, JobResult>;
 
-/// A shared-state type a handler takes as `Data<T>`.
+/// A shared-state type a handler takes as `Data<T>`. For generated code
+/// (`jobs::__private::DataNeed`); not exported from the crate root.
 #[derive(Clone, Copy)]
 pub struct DataNeed {
     /// `TypeId::of::<T>`.
@@ -47,7 +53,10 @@ pub enum ScheduleSpec {
 }
 
 /// What one `#[job]` function registers, built as a constant by the macro
-/// and collected with `inventory`.
+/// and collected with `inventory`. Generated code names it as
+/// `jobs::__private::JobRegistration`; it is not exported from the crate
+/// root. Users meet it through `NAME::registration()` and [`Registry::get`],
+/// without naming the type.
 pub struct JobRegistration {
     /// The job's name (`name = ".."`, or the function's name).
     pub name: &'static str,
