@@ -299,6 +299,11 @@ impl Registry {
 }
 
 /// The result for a job whose name no handler has.
+///
+/// "Unknown job type: NAME", capitalised unlike the crate's other messages,
+/// on purpose: it is the seed guide's exact text, DESIGN.md names it, and
+/// the tests of the seed's scenario check it (as does the testkit's
+/// `Probe`, which mirrors it). Keep it as it is.
 pub(crate) fn unknown_job(name: &str) -> JobResult {
     JobResult::failure(
         JobError::permanent(format!("Unknown job type: {name}")).with_type("UnknownJob"),
