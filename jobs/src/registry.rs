@@ -128,6 +128,14 @@ inventory::collect!(JobRegistration);
 /// permanently with `Unknown job type: NAME` — unless a fallback processor
 /// is set with [`Registry::fallback`], which then gets the job.
 ///
+/// A fallback is a whole processor to the worker: its
+/// [`startup`](JobProcessor::startup) and
+/// [`shutdown`](JobProcessor::shutdown) are called, its
+/// [`check_data`](JobProcessor::check_data) is part of
+/// [`Registry::check_data`], and its
+/// [`periodic_tasks`](JobProcessor::periodic_tasks) are part of
+/// [`Registry::periodic_tasks`].
+///
 /// A worker built without an explicit processor uses
 /// [`Registry::global`].
 #[derive(Clone)]
@@ -194,7 +202,11 @@ impl Registry {
         }
     }
 
-    /// Sends jobs whose name no `#[job]` function has to `processor`.
+    /// Sends jobs whose name no `#[job]` function has to `processor`, and
+    /// makes its data needs and periodic tasks the registry's too (see
+    /// [`check_data`](Registry::check_data) and
+    /// [`periodic_tasks`](Registry::periodic_tasks)). Setting one again
+    /// replaces the previous one.
     pub fn fallback(mut self, processor: impl JobProcessor) -> Self {
         self.fallback = Some(Arc::new(processor));
         self
@@ -227,9 +239,28 @@ impl Registry {
         self.handlers.is_empty()
     }
 
-    /// Checks that every shared-state type a handler takes is in `data`.
-    /// The error names each missing type and the jobs that need it.
+    /// Checks that every shared-state type a handler takes is in `data`,
+    /// and that the [fallback](Registry::fallback) processor's own
+    /// [`check_data`](JobProcessor::check_data) passes. The error names
+    /// each missing type and the jobs that need it, followed by the
+    /// fallback's error; a failing fallback alone gives its error as it is.
     pub fn check_data(&self, data: &DataMap) -> Result<()> {
+        let own = self.check_handlers_data(data);
+        let fallback = match &self.fallback {
+            Some(fallback) => fallback.check_data(data),
+            None => Ok(()),
+        };
+        match (own, fallback) {
+            (Ok(()), fallback) => fallback,
+            (Err(own), Ok(())) => Err(own),
+            (Err(own), Err(fallback)) => Err(Error::MissingData(format!(
+                "{own}; and the fallback processor: {fallback}"
+            ))),
+        }
+    }
+
+    /// The `Data<T>` parameters of the handlers that `data` lacks.
+    fn check_handlers_data(&self, data: &DataMap) -> Result<()> {
         let mut missing: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
         for registration in self.registrations() {
             for need in registration.data {
@@ -257,9 +288,16 @@ impl Registry {
     /// A [`PeriodicTask`] for every `#[job]` function that declares a
     /// schedule (`cron = ".."` with an optional `timezone = ".."`, or
     /// `every = ".."`), named after the job, enqueueing
-    /// [`new_job(Value::Null)`](JobRegistration::new_job). A worker running
-    /// this registry adds them to its scheduler. A schedule that does not
-    /// parse is an error naming the job and where it is defined.
+    /// the job with the attribute's defaults and no arguments, followed by the
+    /// [fallback](Registry::fallback) processor's own
+    /// [`periodic_tasks`](JobProcessor::periodic_tasks). A worker running
+    /// this registry adds them to its scheduler.
+    ///
+    /// A schedule that does not parse is an error naming the job and where
+    /// it is defined; so is a fallback task named like a `#[job]` function
+    /// that declares a schedule (task names are unique in a scheduler). A
+    /// failing fallback alone gives its error as it is; with errors of the
+    /// registry's own, its error is appended to them.
     pub fn periodic_tasks(&self) -> Result<Vec<PeriodicTask>> {
         let mut tasks = Vec::new();
         let mut errors = Vec::new();
@@ -280,10 +318,34 @@ impl Registry {
                 )),
             }
         }
-        if errors.is_empty() {
-            Ok(tasks)
-        } else {
-            Err(Error::Registry(errors.join("; ")))
+        let fallback = match &self.fallback {
+            Some(fallback) => fallback.periodic_tasks(),
+            None => Ok(Vec::new()),
+        };
+        let fallback_error = match fallback {
+            Ok(theirs) => {
+                for task in theirs {
+                    match self.get(&task.name).filter(|r| r.schedule.is_some()) {
+                        Some(registration) => errors.push(format!(
+                            "the fallback processor declares a periodic task `{}`, but {} already declares a schedule of that name",
+                            task.name,
+                            describe(registration)
+                        )),
+                        None => tasks.push(task),
+                    }
+                }
+                None
+            }
+            Err(e) => Some(e),
+        };
+        match (errors.is_empty(), fallback_error) {
+            (true, None) => Ok(tasks),
+            (true, Some(fallback)) => Err(fallback),
+            (false, None) => Err(Error::Registry(errors.join("; "))),
+            (false, Some(fallback)) => Err(Error::Registry(format!(
+                "{}; and the fallback processor: {fallback}",
+                errors.join("; ")
+            ))),
         }
     }
 
