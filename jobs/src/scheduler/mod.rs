@@ -81,10 +81,11 @@ pub use task::{MissedRuns, PeriodicTask, TaskInfo, TaskOutcome};
 /// skip; never one job per missed occurrence. An unreachable queue is
 /// retried with backoff (1 s doubling up to a minute).
 ///
-/// What a fresh scheduler takes as "last run": the last run recorded in its
-/// [`LastRunStore`] if it has one, else the last run in this process (a
-/// scheduler that is stopped and run again catches up), else nothing: the
-/// first occurrence after the start is the next run. Disabling a task and
+/// What a fresh scheduler takes as "last run": the later of the last run
+/// recorded in its [`LastRunStore`], if it has one, and the last run in
+/// this process (a scheduler that is stopped and run again catches up);
+/// with neither, nothing: the first occurrence after the start is the next
+/// run. Disabling a task and
 /// enabling it again does not count the time in between as missed.
 ///
 /// ```

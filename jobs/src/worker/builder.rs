@@ -139,10 +139,12 @@ impl WorkerBuilder {
     }
 
     /// Periodic tasks to enqueue while the worker runs (default: a new
-    /// scheduler on the worker's clock). The worker adds the schedules its
-    /// processor declares (`#[job(cron = "..")]` functions of the
-    /// [`Registry`](crate::Registry)) to it when it starts, runs it onto its
-    /// queue, and stops it when it stops. Keep a clone to change tasks
+    /// scheduler on the worker's clock). The worker adds the periodic tasks
+    /// its processor declares
+    /// ([`JobProcessor::periodic_tasks`]: the `#[job(cron = "..")]` and
+    /// `#[job(every = "..")]` functions of the [`Registry`], and its
+    /// fallback's) to it when it starts, runs it onto its queue, and stops
+    /// it when it stops. Keep a clone to change tasks
     /// meanwhile, or reach it with [`BackgroundJobWorker::scheduler`]. A
     /// scheduler runs in one worker at a time: given to two workers of one
     /// process, it runs in the first that starts.

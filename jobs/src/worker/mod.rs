@@ -151,9 +151,11 @@ impl BackgroundJobWorker {
 
     /// Runs jobs until [`stop`](Self::stop) is called; then waits for
     /// running jobs (up to the shutdown timeout), hands back the rest, and
-    /// calls the processor's `shutdown`. Returns an error if the worker is
-    /// already running or was stopped, or if the processor's `startup`
-    /// fails.
+    /// calls the processor's `shutdown`. Returns an error, without running a
+    /// job, if the worker is already running or was stopped, if the
+    /// processor's shared state is missing
+    /// ([`JobProcessor::check_data`](crate::JobProcessor::check_data)), if
+    /// the periodic tasks it declares are invalid, or if its `startup` fails.
     pub async fn run(&self) -> Result<()> {
         runner::run(&self.inner).await
     }

@@ -1,4 +1,6 @@
-//! The worker's loops: taking jobs, running each one, heartbeats, shutdown.
+//! The worker's run: the checks before it starts (shared state, declared
+//! periodic tasks, the processor's startup), then its loops (taking jobs,
+//! running each one, heartbeats) and the shutdown.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
