@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use jobs::prelude::*;
-use jobs::{Backoff, DEFAULT_MAX_RETRIES, Error, ScheduleSpec};
+// `ScheduleSpec` is what the generated registration holds: generated code
+// names it through `__private`, and so does this test of that code.
+use jobs::__private::ScheduleSpec;
+use jobs::{Backoff, DEFAULT_MAX_RETRIES, Error};
 use jobs_examples::suite::Running;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -271,6 +274,80 @@ async fn a_worker_without_the_shared_state_refuses_to_start() {
     );
     assert!(!message.contains("Counter"), "{message}");
     assert_eq!(worker.state(), jobs::WorkerState::Stopped);
+}
+
+/// Shared state only the `Bookkeeping` fallback needs.
+pub struct Ledger;
+
+/// A class-based processor that checks for its own shared state.
+struct Bookkeeping;
+
+impl JobProcessor for Bookkeeping {
+    async fn process(&self, _job: &Job) -> JobResult {
+        JobResult::success(json!(null))
+    }
+
+    fn check_data(&self, data: &jobs::DataMap) -> Result<(), Error> {
+        if data.contains(std::any::TypeId::of::<Ledger>()) {
+            Ok(())
+        } else {
+            Err(Error::MissingData(
+                "the bookkeeping processor needs a `Ledger`; add it with `.data(Ledger)`".into(),
+            ))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_worker_whose_fallback_lacks_its_shared_state_refuses_to_start() {
+    let worker = |ledger: bool, secret: bool| {
+        let mut builder = BackgroundJobWorker::builder()
+            .queue(MemoryJobQueue::new())
+            .processor(Registry::global().unwrap().fallback(Bookkeeping))
+            .data(Counter::default())
+            .data(Beats::default());
+        if ledger {
+            builder = builder.data(Ledger);
+        }
+        if secret {
+            builder = builder.data(Secret("s3cret"));
+        }
+        builder.build().unwrap()
+    };
+
+    // The functions have their state, the fallback not: its error, as it is.
+    // `run` returns at once when the worker refuses to start; the timeout
+    // only turns a worker that started by mistake into a failure.
+    let refused = |worker: BackgroundJobWorker| async move {
+        tokio::time::timeout(Duration::from_secs(10), worker.run())
+            .await
+            .expect("the worker should refuse to start, not run")
+            .unwrap_err()
+    };
+    let without_ledger = worker(false, true);
+    let error = refused(without_ledger.clone()).await;
+    assert!(matches!(error, Error::MissingData(_)), "{error:?}");
+    assert_eq!(
+        error.to_string(),
+        "the bookkeeping processor needs a `Ledger`; add it with `.data(Ledger)`"
+    );
+    assert_eq!(without_ledger.state(), jobs::WorkerState::Stopped);
+
+    // Both lack something: one error names both.
+    let message = refused(worker(false, false)).await.to_string();
+    assert!(
+        message.contains("`macro_jobs::Secret` (needed by `reveal`)")
+            && message.contains("the bookkeeping processor needs a `Ledger`"),
+        "{message}"
+    );
+
+    // Everything registered: it starts and runs jobs.
+    let complete = worker(true, true);
+    let id = add::enqueue(&complete, 1, 2).await.unwrap();
+    let running = Running::start(complete.clone());
+    let done = complete.wait_for(id).await.unwrap();
+    assert_eq!(done.status, JobStatus::Completed, "{:?}", done.last_error);
+    running.stop().await;
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use jobs::{Schedule, ScheduleSpec, Weekday};
+use jobs::__private::ScheduleSpec;
+use jobs::{Schedule, Weekday};
 
 fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()

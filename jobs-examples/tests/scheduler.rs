@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use jobs::prelude::*;
-use jobs::{Clock, JobRegistration, MemoryLastRunStore, ScheduleSpec, TaskInfo, TaskOutcome};
+// Registrations are built by hand below (schedules `#[job]` would reject at
+// compile time), from the types generated code uses.
+use jobs::__private::{HandlerFn, JobRegistration, ScheduleSpec};
+use jobs::{Clock, MemoryLastRunStore, TaskInfo, TaskOutcome};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -681,7 +684,7 @@ fn noop<'a>(_job: &'a Job, _cx: &'a JobContext) -> BoxedResult<'a> {
 const fn registration(
     name: &'static str,
     schedule: Option<ScheduleSpec>,
-    handler: jobs::HandlerFn,
+    handler: HandlerFn,
 ) -> JobRegistration {
     JobRegistration {
         name,
@@ -816,5 +819,188 @@ async fn a_bad_declared_schedule_is_an_error_from_run_naming_the_job() {
         e.contains("job `nightly`") && e.contains("`0 25 * * *`"),
         "{e}"
     );
+    assert_eq!(worker.state(), jobs::WorkerState::Stopped);
+}
+
+// ---- Periodic tasks declared by the registry's fallback processor ----
+
+/// A class-based processor, used as a registry's fallback, that declares a
+/// periodic task of its own and counts the runs of its job.
+#[derive(Clone, Default)]
+struct Housekeeping {
+    sweeps: Arc<AtomicUsize>,
+}
+
+impl JobProcessor for Housekeeping {
+    async fn process(&self, job: &Job) -> JobResult {
+        match &*job.name {
+            "sweep" => {
+                self.sweeps.fetch_add(1, Ordering::SeqCst);
+                JobResult::success(json!(null))
+            }
+            other => JobResult::failure(JobError::permanent(format!(
+                "Housekeeping cannot run {other}"
+            ))),
+        }
+    }
+
+    fn periodic_tasks(&self) -> Result<Vec<PeriodicTask>, jobs::Error> {
+        Ok(vec![PeriodicTask::new(
+            "sweep",
+            Schedule::every(minutes(1))?,
+            Job::new("sweep", json!({})),
+        )])
+    }
+}
+
+/// A fallback whose declared tasks are given by hand (or fail).
+struct Declares(Result<Vec<PeriodicTask>, jobs::Error>);
+
+impl JobProcessor for Declares {
+    async fn process(&self, _job: &Job) -> JobResult {
+        JobResult::success(json!(null))
+    }
+
+    fn periodic_tasks(&self) -> Result<Vec<PeriodicTask>, jobs::Error> {
+        self.0.clone()
+    }
+}
+
+#[test]
+fn the_registry_declares_the_periodic_tasks_of_its_fallback_too() {
+    let registry = Registry::from_registrations([&BEAT, &PLAIN])
+        .unwrap()
+        .fallback(Housekeeping::default());
+    let tasks = registry.periodic_tasks().unwrap();
+    let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["beat", "sweep"]);
+    assert_eq!(tasks[1].schedule, Schedule::every(minutes(1)).unwrap());
+    assert_eq!(tasks[1].job.name, "sweep");
+
+    // Through the `JobProcessor` trait (what a worker calls), the same.
+    let through_trait = JobProcessor::periodic_tasks(&registry).unwrap();
+    assert_eq!(through_trait.len(), 2);
+}
+
+#[test]
+fn a_fallback_task_named_like_a_declared_schedule_is_an_error() {
+    let clash = Declares(Ok(vec![PeriodicTask::new(
+        "beat",
+        Schedule::hourly(),
+        Job::new("beat", json!({})),
+    )]));
+    let e = Registry::from_registrations([&BEAT])
+        .unwrap()
+        .fallback(clash)
+        .periodic_tasks()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("fallback processor declares a periodic task `beat`") && e.contains("`beat` at"),
+        "{e}"
+    );
+
+    // A fallback task named like a `#[job]` function without a schedule is
+    // fine: that function declares no task.
+    let plain = Declares(Ok(vec![PeriodicTask::new(
+        "plain",
+        Schedule::hourly(),
+        Job::new("plain", json!({})),
+    )]));
+    let tasks = Registry::from_registrations([&PLAIN])
+        .unwrap()
+        .fallback(plain)
+        .periodic_tasks()
+        .unwrap();
+    assert_eq!(tasks.len(), 1);
+}
+
+#[test]
+fn a_fallback_whose_periodic_tasks_fail_fails_the_registry_with_its_error() {
+    let broken = || {
+        Declares(Err(jobs::Error::InvalidArgument(
+            "no sweep interval configured".into(),
+        )))
+    };
+    // Alone: its error, as it is.
+    let e = Registry::empty()
+        .fallback(broken())
+        .periodic_tasks()
+        .unwrap_err();
+    assert!(matches!(e, jobs::Error::InvalidArgument(_)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "invalid argument: no sweep interval configured"
+    );
+
+    // Beside a bad schedule of the registry's own: both are reported.
+    let e = Registry::from_registrations([&BAD_CRON])
+        .unwrap()
+        .fallback(broken())
+        .periodic_tasks()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("job `nightly`") && e.contains("no sweep interval configured"),
+        "{e}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_worker_runs_the_periodic_tasks_of_its_registrys_fallback() {
+    let housekeeping = Housekeeping::default();
+    let worker = BackgroundJobWorker::builder()
+        .queue(queue())
+        .processor(
+            Registry::from_registrations([&PLAIN])
+                .unwrap()
+                .fallback(housekeeping.clone()),
+        )
+        .clock(CLOCK)
+        .build()
+        .unwrap();
+    let running = tokio::spawn(worker.clone().run_owned());
+    settle().await;
+    let names: Vec<String> = worker
+        .scheduler()
+        .tasks()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["sweep"]);
+
+    let every_minute = Schedule::every(minutes(1)).unwrap();
+    for (i, at) in every_minute
+        .upcoming(CLOCK.now(), 3)
+        .into_iter()
+        .enumerate()
+    {
+        advance_past(at).await;
+        assert_eq!(housekeeping.sweeps.load(Ordering::SeqCst), i + 1);
+    }
+    let sweep = info(worker.scheduler(), "sweep");
+    assert_eq!((sweep.run_count, sweep.enqueued_count), (3, 3));
+    worker.stop().await;
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_fallback_task_list_is_an_error_from_run() {
+    let worker = BackgroundJobWorker::builder()
+        .processor(
+            Registry::empty().fallback(Declares(Err(jobs::Error::InvalidArgument(
+                "no sweep interval configured".into(),
+            )))),
+        )
+        .build()
+        .unwrap();
+    // `run` returns at once; the timeout only turns a worker that started by
+    // mistake into a failure.
+    let e = tokio::time::timeout(Duration::from_secs(10), worker.run())
+        .await
+        .expect("the worker should refuse to start, not run")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no sweep interval configured"), "{e}");
     assert_eq!(worker.state(), jobs::WorkerState::Stopped);
 }

@@ -186,6 +186,9 @@ impl JobProcessor for Probe {
                     JobResult::failure(JobError::permanent("toggle is off"))
                 }
             }
+            // The registry's text, capitalised on purpose: it is the seed
+            // guide's exact message, DESIGN.md names it, and the seed's
+            // scenario tests check it. Keep the two alike.
             other => JobResult::failure(JobError::permanent(format!("Unknown job type: {other}"))),
         };
         guard.finished = true;

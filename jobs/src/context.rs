@@ -71,14 +71,19 @@ impl JobContext {
         self.attempt > self.max_retries
     }
 
-    /// Whether the job was cancelled or the worker is shutting down. A job
-    /// that wants to stop cleanly can check this between steps; otherwise
-    /// its future is simply dropped.
+    /// Whether this attempt was stopped: the job was cancelled, the queue
+    /// no longer holds it for this worker (its lease was lost), or the
+    /// worker's shutdown timeout passed while it ran. The worker drops the
+    /// job's future at that moment, so this is for work the job handed on
+    /// with a clone of its context (a spawned task, a blocking thread),
+    /// which should stop once it turns true. A detached context is never
+    /// stopped.
     pub fn is_cancelled(&self) -> bool {
         self.cancellation.is_cancelled()
     }
 
-    /// Resolves when the job is cancelled.
+    /// Resolves when this attempt is stopped (see
+    /// [`is_cancelled`](Self::is_cancelled)).
     pub async fn cancelled(&self) {
         self.cancellation.cancelled().await
     }

@@ -33,12 +33,18 @@
 //! - [`BackgroundJobWorker`]: running jobs, and managing them (status,
 //!   cancel, retry, stats, health).
 //! - [`Job`], [`JobResult`], [`JobError`]: the job model and outcomes.
-//! - [`queue`]: the [`JobQueue`] protocol, [`MemoryJobQueue`] and, with the
-//!   `redis` feature, `RedisJobQueue`.
+//! - [`queue`]: the [`JobQueue`] protocol a worker speaks, the
+//!   [`QueueAdmin`] operations (get, list, cancel, retry, counts, purge,
+//!   ping), [`MemoryJobQueue`] and, with the `redis` feature,
+//!   `RedisJobQueue`.
 //! - [`Schedule`] and [`JobScheduler`]: periodic tasks.
-//! - [`JobProcessor`]: the class-based style, routing on `job.name`.
+//! - [`JobProcessor`]: the class-based style, routing on `job.name`; the
+//!   [`Registry`] is the processor of the `#[job]` functions.
+//! - [`JobContext`] and [`Data`]: what a running job sees besides its
+//!   arguments.
 //!
-//! The README has a tour, and `examples/` a program for every scenario.
+//! The README has a tour, and `jobs-examples/examples/` a program for every
+//! scenario.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -70,9 +76,11 @@ pub use queue::{
 };
 #[cfg(feature = "redis")]
 pub use queue::{RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore};
-pub use registry::{DataNeed, HandlerFn, JobRegistration, Registry};
+// `JobRegistration`, `DataNeed`, `HandlerFn` and `ScheduleSpec` exist for
+// the code `#[job]` generates: reachable through `__private`, not here.
+pub use registry::Registry;
 pub use result::{JobError, JobResult, Retry};
-pub use schedule::{Schedule, ScheduleSpec, Weekday};
+pub use schedule::{Schedule, Weekday};
 pub use scheduler::{
     JobScheduler, LastRunStore, MemoryLastRunStore, MissedRuns, PeriodicTask, SchedulerBuilder,
     TaskInfo, TaskOutcome,

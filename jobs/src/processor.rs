@@ -8,7 +8,9 @@ use futures_util::future::BoxFuture;
 use crate::context::{DataMap, JobContext};
 use crate::job::Job;
 use crate::result::{JobError, JobResult};
-use crate::scheduler::PeriodicTask;
+// The scheduler's task model only: a leaf module, so naming it here makes no
+// cycle (the scheduler knows nothing of processors).
+use crate::scheduler::task::PeriodicTask;
 
 /// Handles jobs, in the class-based style: one `process` method that
 /// routes on `job.name`.
@@ -59,18 +61,22 @@ pub trait JobProcessor: Send + Sync + 'static {
     }
 
     /// Checks, before the worker starts, that the shared state this
-    /// processor needs is registered on the worker. The
+    /// processor needs is registered on the worker; an error stops the
+    /// worker from starting, with this error. The
     /// [`Registry`](crate::Registry) checks every handler's `Data<T>`
-    /// parameters; the default accepts anything.
+    /// parameters and its fallback's `check_data`; the default accepts
+    /// anything.
     fn check_data(&self, data: &DataMap) -> crate::Result<()> {
         let _ = data;
         Ok(())
     }
 
     /// The periodic tasks this processor declares, which a worker running it
-    /// adds to its [`JobScheduler`](crate::JobScheduler). The
-    /// [`Registry`](crate::Registry) declares one per `#[job]` function with
-    /// a `cron` or `every` schedule; the default declares none.
+    /// adds to its [`JobScheduler`](crate::JobScheduler) when it starts (a
+    /// task added by hand under the same name wins; an error stops the
+    /// worker from starting). The [`Registry`](crate::Registry) declares one
+    /// per `#[job]` function with a `cron` or `every` schedule, and its
+    /// fallback's; the default declares none.
     fn periodic_tasks(&self) -> crate::Result<Vec<PeriodicTask>> {
         Ok(Vec::new())
     }

@@ -1,5 +1,9 @@
 //! [`Registry`]: every `#[job]` function of the program, and the dispatcher
-//! that routes jobs to them by name.
+//! that routes jobs to them by name (and the rest to a fallback processor).
+//!
+//! The registration records `#[job]` generates ([`JobRegistration`],
+//! [`DataNeed`], [`HandlerFn`]) are defined here and reach generated code
+//! through `jobs::__private`.
 
 use std::any::TypeId;
 use std::collections::{BTreeMap, HashMap};
@@ -15,14 +19,16 @@ use crate::job::{Job, JobPriority};
 use crate::processor::{DynProcessor, JobProcessor};
 use crate::result::{JobError, JobResult};
 use crate::schedule::{Schedule, ScheduleSpec};
-use crate::scheduler::PeriodicTask;
+use crate::scheduler::task::PeriodicTask;
 
 /// The generated entry point of one `#[job]` function: deserialises the
 /// arguments, injects context and shared state, calls the function and
-/// turns its return into a [`JobResult`].
+/// turns its return into a [`JobResult`]. For generated code, which names
+/// it as `jobs::__private::HandlerFn`; not exported from the crate root.
 pub type HandlerFn = for<'a> fn(&'a Job, &'a JobContext) -> BoxFuture<'a, JobResult>;
 
-/// A shared-state type a handler takes as `Data<T>`.
+/// A shared-state type a handler takes as `Data<T>`. For generated code
+/// (`jobs::__private::DataNeed`); not exported from the crate root.
 #[derive(Clone, Copy)]
 pub struct DataNeed {
     /// `TypeId::of::<T>`.
@@ -32,7 +38,10 @@ pub struct DataNeed {
 }
 
 /// What one `#[job]` function registers, built as a constant by the macro
-/// and collected with `inventory`.
+/// and collected with `inventory`. Generated code names it as
+/// `jobs::__private::JobRegistration`; it is not exported from the crate
+/// root. Users meet it through `NAME::registration()` and [`Registry::get`],
+/// without naming the type.
 pub struct JobRegistration {
     /// The job's name (`name = ".."`, or the function's name).
     pub name: &'static str,
@@ -97,6 +106,14 @@ inventory::collect!(JobRegistration);
 /// return turned into a [`JobResult`]. A name no handler has fails the job
 /// permanently with `Unknown job type: NAME` — unless a fallback processor
 /// is set with [`Registry::fallback`], which then gets the job.
+///
+/// A fallback is a whole processor to the worker: its
+/// [`startup`](JobProcessor::startup) and
+/// [`shutdown`](JobProcessor::shutdown) are called, its
+/// [`check_data`](JobProcessor::check_data) is part of
+/// [`Registry::check_data`], and its
+/// [`periodic_tasks`](JobProcessor::periodic_tasks) are part of
+/// [`Registry::periodic_tasks`].
 ///
 /// A worker built without an explicit processor uses
 /// [`Registry::global`].
@@ -164,7 +181,11 @@ impl Registry {
         }
     }
 
-    /// Sends jobs whose name no `#[job]` function has to `processor`.
+    /// Sends jobs whose name no `#[job]` function has to `processor`, and
+    /// makes its data needs and periodic tasks the registry's too (see
+    /// [`check_data`](Registry::check_data) and
+    /// [`periodic_tasks`](Registry::periodic_tasks)). Setting one again
+    /// replaces the previous one.
     pub fn fallback(mut self, processor: impl JobProcessor) -> Self {
         self.fallback = Some(Arc::new(processor));
         self
@@ -197,9 +218,28 @@ impl Registry {
         self.handlers.is_empty()
     }
 
-    /// Checks that every shared-state type a handler takes is in `data`.
-    /// The error names each missing type and the jobs that need it.
+    /// Checks that every shared-state type a handler takes is in `data`,
+    /// and that the [fallback](Registry::fallback) processor's own
+    /// [`check_data`](JobProcessor::check_data) passes. The error names
+    /// each missing type and the jobs that need it, followed by the
+    /// fallback's error; a failing fallback alone gives its error as it is.
     pub fn check_data(&self, data: &DataMap) -> Result<()> {
+        let own = self.check_handlers_data(data);
+        let fallback = match &self.fallback {
+            Some(fallback) => fallback.check_data(data),
+            None => Ok(()),
+        };
+        match (own, fallback) {
+            (Ok(()), fallback) => fallback,
+            (Err(own), Ok(())) => Err(own),
+            (Err(own), Err(fallback)) => Err(Error::MissingData(format!(
+                "{own}; and the fallback processor: {fallback}"
+            ))),
+        }
+    }
+
+    /// The `Data<T>` parameters of the handlers that `data` lacks.
+    fn check_handlers_data(&self, data: &DataMap) -> Result<()> {
         let mut missing: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
         for registration in self.registrations() {
             for need in registration.data {
@@ -227,9 +267,16 @@ impl Registry {
     /// A [`PeriodicTask`] for every `#[job]` function that declares a
     /// schedule (`cron = ".."` with an optional `timezone = ".."`, or
     /// `every = ".."`), named after the job, enqueueing
-    /// [`new_job(Value::Null)`](JobRegistration::new_job). A worker running
-    /// this registry adds them to its scheduler. A schedule that does not
-    /// parse is an error naming the job and where it is defined.
+    /// the job with the attribute's defaults and no arguments, followed by the
+    /// [fallback](Registry::fallback) processor's own
+    /// [`periodic_tasks`](JobProcessor::periodic_tasks). A worker running
+    /// this registry adds them to its scheduler.
+    ///
+    /// A schedule that does not parse is an error naming the job and where
+    /// it is defined; so is a fallback task named like a `#[job]` function
+    /// that declares a schedule (task names are unique in a scheduler). A
+    /// failing fallback alone gives its error as it is; with errors of the
+    /// registry's own, its error is appended to them.
     pub fn periodic_tasks(&self) -> Result<Vec<PeriodicTask>> {
         let mut tasks = Vec::new();
         let mut errors = Vec::new();
@@ -250,10 +297,34 @@ impl Registry {
                 )),
             }
         }
-        if errors.is_empty() {
-            Ok(tasks)
-        } else {
-            Err(Error::Registry(errors.join("; ")))
+        let fallback = match &self.fallback {
+            Some(fallback) => fallback.periodic_tasks(),
+            None => Ok(Vec::new()),
+        };
+        let fallback_error = match fallback {
+            Ok(theirs) => {
+                for task in theirs {
+                    match self.get(&task.name).filter(|r| r.schedule.is_some()) {
+                        Some(registration) => errors.push(format!(
+                            "the fallback processor declares a periodic task `{}`, but {} already declares a schedule of that name",
+                            task.name,
+                            describe(registration)
+                        )),
+                        None => tasks.push(task),
+                    }
+                }
+                None
+            }
+            Err(e) => Some(e),
+        };
+        match (errors.is_empty(), fallback_error) {
+            (true, None) => Ok(tasks),
+            (true, Some(fallback)) => Err(fallback),
+            (false, None) => Err(Error::Registry(errors.join("; "))),
+            (false, Some(fallback)) => Err(Error::Registry(format!(
+                "{}; and the fallback processor: {fallback}",
+                errors.join("; ")
+            ))),
         }
     }
 
@@ -269,6 +340,11 @@ impl Registry {
 }
 
 /// The result for a job whose name no handler has.
+///
+/// "Unknown job type: NAME", capitalised unlike the crate's other messages,
+/// on purpose: it is the seed guide's exact text, DESIGN.md names it, and
+/// the tests of the seed's scenario check it (as does the testkit's
+/// `Probe`, which mirrors it). Keep it as it is.
 pub(crate) fn unknown_job(name: &str) -> JobResult {
     JobResult::failure(
         JobError::permanent(format!("Unknown job type: {name}")).with_type("UnknownJob"),

@@ -22,7 +22,7 @@ pub use chrono::Weekday;
 
 /// A periodic schedule declared on the `#[job]` attribute (`cron = ".."`,
 /// with `timezone = ".."`, or `every = ".."`), as the constant the
-/// attribute registers: [`JobRegistration::schedule`](crate::JobRegistration::schedule).
+/// attribute registers in its (hidden) registration record.
 /// The attribute has checked it at compile time; [`Schedule::from_spec`]
 /// turns it into a [`Schedule`].
 #[derive(Clone, Copy, Debug)]
@@ -328,7 +328,9 @@ impl Schedule {
     }
 
     /// The schedule a `#[job(cron = "..", timezone = "..")]` or
-    /// `#[job(every = "..")]` attribute declared.
+    /// `#[job(every = "..")]` attribute declared. Hidden, like
+    /// `ScheduleSpec`: for the registry and tests of generated code.
+    #[doc(hidden)]
     pub fn from_spec(spec: &ScheduleSpec) -> Result<Schedule> {
         match *spec {
             ScheduleSpec::Cron {

@@ -1,4 +1,6 @@
-//! The worker's loops: taking jobs, running each one, heartbeats, shutdown.
+//! The worker's run: the checks before it starts (shared state, declared
+//! periodic tasks, the processor's startup), then its loops (taking jobs,
+//! running each one, heartbeats) and the shutdown.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -11,7 +13,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Inner, JobEvent, JobEventKind, StopReport, WorkerState};
+use super::{Inner, JobEvent, JobEventKind, StopReport, WorkerState, scheduling};
 use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
@@ -90,7 +92,7 @@ pub(super) async fn run(inner: &Arc<Inner>) -> Result<()> {
         inner.phase.send_replace(WorkerState::Stopped);
         return Err(e);
     }
-    if let Err(e) = inner.scheduler.add_from_processor(&*inner.processor) {
+    if let Err(e) = scheduling::add_declared_tasks(&inner.scheduler, &*inner.processor) {
         tracing::error!(worker = %inner.id, error = %e, "worker refuses to start");
         inner.phase.send_replace(WorkerState::Stopped);
         return Err(e);
@@ -107,10 +109,12 @@ pub(super) async fn run(inner: &Arc<Inner>) -> Result<()> {
     let heartbeat_stop = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat_loop(Arc::clone(inner), heartbeat_stop.clone()));
 
-    let queue = Arc::clone(&inner.queue);
-    let scheduler = inner
-        .scheduler
-        .spawn_for_worker(queue, inner.stop.clone(), &inner.id);
+    let scheduler = scheduling::spawn(
+        &inner.scheduler,
+        Arc::clone(&inner.queue),
+        inner.stop.clone(),
+        &inner.id,
+    );
 
     take_jobs(inner).await;
     if let Some(scheduler) = scheduler {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use jobs::ScheduleSpec;
+use jobs::__private::ScheduleSpec;
 use jobs::prelude::*;
 
 struct Database;

@@ -1,0 +1,227 @@
+//! [`WorkerBuilder`]: a worker's queue, processor, limits, timeouts, shared
+//! state and scheduler, checked when it is built.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{Semaphore, broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::types::Stats;
+use super::{BackgroundJobWorker, Config, Inner, WorkerState};
+use crate::clock::Clock;
+use crate::context::DataMap;
+use crate::error::{Error, Result};
+use crate::processor::{DynProcessor, JobProcessor};
+use crate::queue::erased::DynQueue;
+use crate::queue::{JobQueue, MemoryJobQueue};
+use crate::registry::Registry;
+use crate::scheduler::JobScheduler;
+
+/// Builds a [`BackgroundJobWorker`].
+pub struct WorkerBuilder {
+    queue: Option<Arc<dyn DynQueue>>,
+    processor: Option<Arc<dyn DynProcessor>>,
+    config: Config,
+    data: DataMap,
+    id: Option<String>,
+    scheduler: Option<JobScheduler>,
+}
+
+impl WorkerBuilder {
+    /// The defaults [`BackgroundJobWorker::builder`] documents.
+    pub(super) fn new() -> Self {
+        WorkerBuilder {
+            queue: None,
+            processor: None,
+            config: Config {
+                max_concurrent_jobs: 10,
+                polling_interval: Duration::from_secs(1),
+                default_timeout: Some(Duration::from_secs(300)),
+                shutdown_timeout: Duration::from_secs(30),
+                lease: Duration::from_secs(30),
+                batch_size: 64,
+                clock: Clock::system(),
+            },
+            data: DataMap::new(),
+            id: None,
+            scheduler: None,
+        }
+    }
+
+    /// The queue to take jobs from (default: a new [`MemoryJobQueue`]).
+    pub fn queue(mut self, queue: impl JobQueue) -> Self {
+        self.queue = Some(Arc::new(queue));
+        self
+    }
+
+    /// The processor that runs jobs (default: the [`Registry`](crate::Registry)
+    /// of `#[job]` functions).
+    pub fn processor(mut self, processor: impl JobProcessor) -> Self {
+        self.processor = Some(Arc::new(processor));
+        self
+    }
+
+    /// How many jobs may run at once (default 10).
+    pub fn max_concurrent_jobs(mut self, n: usize) -> Self {
+        self.config.max_concurrent_jobs = n;
+        self
+    }
+
+    /// How long an idle worker waits before looking at the queue again when
+    /// nothing wakes it (default 1 s). Pushes wake it at once; this is only
+    /// a fallback.
+    pub fn polling_interval(mut self, interval: Duration) -> Self {
+        self.config.polling_interval = interval;
+        self
+    }
+
+    /// The timeout of jobs that set none (default 5 minutes).
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.config.default_timeout = Some(timeout);
+        self
+    }
+
+    /// Lets jobs that set no timeout run as long as they like.
+    pub fn no_default_timeout(mut self) -> Self {
+        self.config.default_timeout = None;
+        self
+    }
+
+    /// How long [`stop`](BackgroundJobWorker::stop) waits for running jobs
+    /// before it abandons them (default 30 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How long a reservation lasts without a heartbeat (default 30 s). A
+    /// running job's lease is renewed every third of this; a networked
+    /// queue gives the job to another worker when it runs out.
+    pub fn lease_duration(mut self, lease: Duration) -> Self {
+        self.config.lease = lease;
+        self
+    }
+
+    /// The most jobs reserved in one call to the queue (default 64).
+    pub fn batch_size(mut self, n: usize) -> Self {
+        self.config.batch_size = n;
+        self
+    }
+
+    /// Where the worker reads the time (default: the system clock).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.config.clock = clock;
+        self
+    }
+
+    /// Registers shared state that job handlers receive as `Data<T>`.
+    pub fn data<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.data.insert(value);
+        self
+    }
+
+    /// Registers shared state already behind an `Arc`.
+    pub fn data_arc<T: Send + Sync + 'static>(mut self, value: Arc<T>) -> Self {
+        self.data.insert_arc(value);
+        self
+    }
+
+    /// The worker's id in logs and reservations (default: host name, process
+    /// id and a random suffix).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Periodic tasks to enqueue while the worker runs (default: a new
+    /// scheduler on the worker's clock). The worker adds the periodic tasks
+    /// its processor declares
+    /// ([`JobProcessor::periodic_tasks`]: the `#[job(cron = "..")]` and
+    /// `#[job(every = "..")]` functions of the [`Registry`], and its
+    /// fallback's) to it when it starts, runs it onto its queue, and stops
+    /// it when it stops. Keep a clone to change tasks
+    /// meanwhile, or reach it with [`BackgroundJobWorker::scheduler`]. A
+    /// scheduler runs in one worker at a time: given to two workers of one
+    /// process, it runs in the first that starts.
+    pub fn scheduler(mut self, scheduler: JobScheduler) -> Self {
+        self.scheduler = Some(scheduler);
+        self
+    }
+
+    /// The worker, or an error naming the setting that makes no sense.
+    pub fn build(self) -> Result<BackgroundJobWorker> {
+        let config = self.config;
+        let invalid = |what: String| Err(Error::InvalidArgument(what));
+        if config.max_concurrent_jobs == 0 {
+            return invalid("max_concurrent_jobs must be at least 1".into());
+        }
+        if config.max_concurrent_jobs > Semaphore::MAX_PERMITS {
+            return invalid(format!(
+                "max_concurrent_jobs must be at most {}",
+                Semaphore::MAX_PERMITS
+            ));
+        }
+        if config.polling_interval.is_zero() {
+            return invalid("polling_interval must be longer than zero".into());
+        }
+        if config.default_timeout == Some(Duration::ZERO) {
+            return invalid("default_timeout must be longer than zero".into());
+        }
+        if config.lease < Duration::from_millis(30) {
+            return invalid(format!(
+                "lease_duration must be at least 30 ms, got {:?}",
+                config.lease
+            ));
+        }
+        if config.batch_size == 0 {
+            return invalid("batch_size must be at least 1".into());
+        }
+        let processor = match self.processor {
+            Some(processor) => processor,
+            None => Arc::new(Registry::global()?),
+        };
+        let queue = self
+            .queue
+            .unwrap_or_else(|| Arc::new(MemoryJobQueue::builder().clock(config.clock).build()));
+        let id = self.id.unwrap_or_else(default_worker_id);
+        let scheduler = self
+            .scheduler
+            .unwrap_or_else(|| JobScheduler::builder().clock(config.clock).build());
+        Ok(BackgroundJobWorker {
+            inner: Arc::new(Inner {
+                id,
+                queue,
+                processor,
+                slots: Arc::new(Semaphore::new(config.max_concurrent_jobs)),
+                config,
+                data: Arc::new(self.data),
+                running: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
+                stats: Stats::default(),
+                phase: watch::Sender::new(WorkerState::Idle),
+                stop: CancellationToken::new(),
+                report: Mutex::new(None),
+                events: broadcast::Sender::new(1024),
+                healthy: AtomicBool::new(true),
+                last_error: Mutex::new(None),
+                scheduler,
+            }),
+        })
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    let suffix: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(6)
+        .collect();
+    format!("{host}-{}-{suffix}", std::process::id())
+}
