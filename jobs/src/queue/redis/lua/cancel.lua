@@ -5,7 +5,7 @@
 local ARG_ID = ARG_OWN
 
 local id = ARGV[ARG_ID]
-local v = redis.call('HGET', K_STATE, id)
+local v = read('HGET', K_STATE, id)
 if not v then return '' end
 local h = parse(v)
 if h and FINAL[h.s] then return h.s end

@@ -17,7 +17,7 @@ local skip = {}
 local seen = {}
 for i = ARG_JOBS, #ARGV, JOB_WIDTH do
   local id = ARGV[i + JOB_ID]
-  if seen[id] or redis.call('HEXISTS', K_STATE, id) == 1 then
+  if seen[id] or read('HEXISTS', K_STATE, id) == 1 then
     if not each then return { 'dup', id } end
     skip[i] = true
   end

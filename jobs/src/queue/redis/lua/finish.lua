@@ -16,7 +16,7 @@ while b <= #ARGV do
   base[#base + 1] = b
   if #ARGV[b + ENTRY_STATUS] > 1 then b = b + ENTRY_WIDTH + NEXT_WIDTH else b = b + ENTRY_WIDTH end
 end
-local states = redis.call('HMGET', K_STATE, unpack(ids))
+local states = read('HMGET', K_STATE, unpack(ids))
 guard()
 local hs, zrem, fin = {}, {}, {}
 local co = fmt(now)

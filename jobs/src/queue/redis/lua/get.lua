@@ -6,8 +6,8 @@ local out = {}
 local ids = {}
 for i = ARG_IDS, #ARGV do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then return out end
-local states = redis.call('HMGET', K_STATE, unpack(ids))
-local bodies = redis.call('HMGET', K_JOBS, unpack(ids))
+local states = read('HMGET', K_STATE, unpack(ids))
+local bodies = read('HMGET', K_JOBS, unpack(ids))
 for i, id in ipairs(ids) do
   if states[i] or bodies[i] then
     out[#out + 1] = id

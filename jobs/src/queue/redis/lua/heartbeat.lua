@@ -10,7 +10,7 @@ local now = now_us()
 local deadline = fmt(now + tonumber(ARGV[ARG_LEASE]))
 local ids = {}
 for i = ARG_LEASES, #ARGV, LEASE_WIDTH do ids[#ids + 1] = ARGV[i + LEASE_ID] end
-local states = redis.call('HMGET', K_STATE, unpack(ids))
+local states = read('HMGET', K_STATE, unpack(ids))
 local lost, za = {}, {}
 for k, id in ipairs(ids) do
   local s, _, _, _, t = header(states[k])

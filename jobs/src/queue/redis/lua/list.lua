@@ -11,17 +11,17 @@ local ids = {}
 local function add(list) for _, id in ipairs(list) do ids[#ids + 1] = id end end
 if ARGV[ARG_WAITING] == '1' then
   for rank = 0, 3 do
-    add(redis.call('ZREVRANGEBYSCORE', K_READY, '(' .. fmt((rank * 2 + 2) * BAND),
+    add(read('ZREVRANGEBYSCORE', K_READY, '(' .. fmt((rank * 2 + 2) * BAND),
       fmt(rank * 2 * BAND), 'LIMIT', 0, limit))
   end
-  add(redis.call('ZREVRANGE', K_DELAYED, 0, limit - 1))
+  add(read('ZREVRANGE', K_DELAYED, 0, limit - 1))
 end
-if ARGV[ARG_RUNNING] == '1' then add(redis.call('ZREVRANGE', K_RUNNING, 0, limit - 1)) end
+if ARGV[ARG_RUNNING] == '1' then add(read('ZREVRANGE', K_RUNNING, 0, limit - 1)) end
 if ARGV[ARG_FINISHED] == '1' then
   local want = ARGV[ARG_WANTED]
   local entries
-  if want == '' then entries = redis.call('LRANGE', K_DONE, 0, limit - 1)
-  else entries = redis.call('LRANGE', K_DONE, 0, -1) end
+  if want == '' then entries = read('LRANGE', K_DONE, 0, limit - 1)
+  else entries = read('LRANGE', K_DONE, 0, -1) end
   local taken = 0
   for _, e in ipairs(entries) do
     if taken >= limit then break end
@@ -33,8 +33,8 @@ if ARGV[ARG_FINISHED] == '1' then
 end
 local out = {}
 if #ids == 0 then return out end
-local states = redis.call('HMGET', K_STATE, unpack(ids))
-local bodies = redis.call('HMGET', K_JOBS, unpack(ids))
+local states = read('HMGET', K_STATE, unpack(ids))
+local bodies = read('HMGET', K_JOBS, unpack(ids))
 for i, id in ipairs(ids) do
   if states[i] then
     out[#out + 1] = id

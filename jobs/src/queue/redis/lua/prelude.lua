@@ -143,6 +143,18 @@ local function guard()
   guarded = true
 end
 
+-- A read that, if it fails (a key of the wrong type), fails with the
+-- guard's error naming the key instead of Redis's own. Costs nothing more
+-- than `redis.call` when it succeeds.
+local function read(...)
+  local reply = redis.pcall(...)
+  if type(reply) == 'table' and reply.err then
+    guard()
+    error(reply)
+  end
+  return reply
+end
+
 local delta = {}
 local function count(s, n) delta[s] = (delta[s] or 0) + n end
 local dirty = false

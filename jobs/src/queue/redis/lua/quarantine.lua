@@ -4,7 +4,7 @@
 local ARG_ID, ARG_SEEN, ARG_KEY, ARG_REASON = ARG_OWN, ARG_OWN + 1, ARG_OWN + 2, ARG_OWN + 3
 
 local id = ARGV[ARG_ID]
-local v = redis.call('HGET', K_STATE, id)
+local v = read('HGET', K_STATE, id)
 if v ~= ARGV[ARG_SEEN] then return 0 end
 guard()
 local now = now_us()

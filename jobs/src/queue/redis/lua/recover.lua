@@ -4,12 +4,12 @@
 -- ready, a finished one nowhere; a record that does not parse is
 -- quarantined. Returns how many jobs were recovered.
 local now = now_us()
-local expired = redis.call('ZRANGEBYSCORE', K_RUNNING, '-inf', now, 'LIMIT', 0, 1000)
+local expired = read('ZRANGEBYSCORE', K_RUNNING, '-inf', now, 'LIMIT', 0, 1000)
 if #expired == 0 then return 0 end
-local states = redis.call('HMGET', K_STATE, unpack(expired))
+local states = read('HMGET', K_STATE, unpack(expired))
 local bodies = {}
 for i, id in ipairs(expired) do
-  if not states[i] then bodies[i] = redis.call('HEXISTS', K_JOBS, id) == 1 end
+  if not states[i] then bodies[i] = read('HEXISTS', K_JOBS, id) == 1 end
 end
 guard()
 local n = 0

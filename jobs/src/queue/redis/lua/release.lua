@@ -6,7 +6,7 @@ local LEASE_ID, LEASE_TOKEN, LEASE_WIDTH = 0, 1, 2
 
 local ids = {}
 for i = ARG_LEASES, #ARGV, LEASE_WIDTH do ids[#ids + 1] = ARGV[i + LEASE_ID] end
-local states = redis.call('HMGET', K_STATE, unpack(ids))
+local states = read('HMGET', K_STATE, unpack(ids))
 guard()
 local n = 0
 local seq = redis.call('INCRBY', K_SEQ, #ids) - #ids

@@ -10,7 +10,7 @@ local now = now_us()
 local reindex, bad, orphans = {}, {}, {}
 local cursor = '0'
 repeat
-  local page = redis.call('HSCAN', K_STATE, cursor, 'COUNT', 1000)
+  local page = read('HSCAN', K_STATE, cursor, 'COUNT', 1000)
   cursor = page[1]
   local kv = page[2]
   for i = 1, #kv, 2 do
@@ -18,24 +18,24 @@ repeat
     local s, r = header(v)
     if not s then
       bad[#bad + 1] = { id, v, K_STATE, why(v) }
-    elseif redis.call('HEXISTS', K_JOBS, id) == 0 then
+    elseif read('HEXISTS', K_JOBS, id) == 0 then
       if not FINAL[s] then bad[#bad + 1] = { id, v, K_JOBS, 'the job has a state but no JSON' } end
     elseif s == 'P' or s == 'T' then
-      if not redis.call('ZSCORE', K_READY, id) and not redis.call('ZSCORE', K_DELAYED, id) then
+      if not read('ZSCORE', K_READY, id) and not read('ZSCORE', K_DELAYED, id) then
         reindex[#reindex + 1] = { id, s, r }
       end
     elseif s == 'R' then
-      if not redis.call('ZSCORE', K_RUNNING, id) then reindex[#reindex + 1] = { id, s, r } end
+      if not read('ZSCORE', K_RUNNING, id) then reindex[#reindex + 1] = { id, s, r } end
     end
   end
 until cursor == '0'
 cursor = '0'
 repeat
-  local page = redis.call('HSCAN', K_JOBS, cursor, 'COUNT', 1000)
+  local page = read('HSCAN', K_JOBS, cursor, 'COUNT', 1000)
   cursor = page[1]
   local kv = page[2]
   for i = 1, #kv, 2 do
-    if redis.call('HEXISTS', K_STATE, kv[i]) == 0 then orphans[#orphans + 1] = kv[i] end
+    if read('HEXISTS', K_STATE, kv[i]) == 0 then orphans[#orphans + 1] = kv[i] end
   end
 until cursor == '0'
 

@@ -10,9 +10,9 @@ local ARG_MAX, ARG_LEASE = ARG_OWN, ARG_OWN + 1
 local now = now_us()
 local max, lease = tonumber(ARGV[ARG_MAX]), tonumber(ARGV[ARG_LEASE])
 local fin = {}
-local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, 1000)
+local due = read('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, 1000)
 if #due > 0 then
-  local states = redis.call('HMGET', K_STATE, unpack(due))
+  local states = read('HMGET', K_STATE, unpack(due))
   guard()
   local seq = redis.call('INCRBY', K_SEQ, #due) - #due
   local za = {}
@@ -29,10 +29,10 @@ if #due > 0 then
 end
 local out = { '-1' }
 -- ZRANGE + ZREMRANGEBYRANK, not ZPOPMIN: no scores to format and convert.
-local ids = redis.call('ZRANGE', K_READY, 0, max - 1)
+local ids = read('ZRANGE', K_READY, 0, max - 1)
 if #ids > 0 then
-  local states = redis.call('HMGET', K_STATE, unpack(ids))
-  local bodies = redis.call('HMGET', K_JOBS, unpack(ids))
+  local states = read('HMGET', K_STATE, unpack(ids))
+  local bodies = read('HMGET', K_JOBS, unpack(ids))
   guard()
   local tok = redis.call('INCRBY', K_SEQ, #ids) - #ids
   redis.call('ZREMRANGEBYRANK', K_READY, 0, #ids - 1)
@@ -60,7 +60,7 @@ if #ids > 0 then
         quarantine(id, v, K_JOBS, 'the job has a state but no JSON', now, fin)
       end
     elseif s == 'R' then
-      if not redis.call('ZSCORE', K_RUNNING, id) then
+      if not read('ZSCORE', K_RUNNING, id) then
         quarantine(id, v, K_STATE, 'the state says Running, but the job was in ' .. K_READY ..
           ', not in ' .. K_RUNNING, now, fin)
       end
@@ -83,6 +83,6 @@ if #ids > 0 then
   if #fin > 0 then finished(fin, now) end
   flush_counts()
 end
-local nd = redis.call('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
+local nd = read('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
 if nd[2] then out[1] = nd[2] end
 return out

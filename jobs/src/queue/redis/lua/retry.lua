@@ -5,7 +5,7 @@ local ARG_ID, ARG_EXPECTED, ARG_STATE, ARG_JSON, ARG_DUE, ARG_RANK =
   ARG_OWN, ARG_OWN + 1, ARG_OWN + 2, ARG_OWN + 3, ARG_OWN + 4, ARG_OWN + 5
 
 local id = ARGV[ARG_ID]
-local v = redis.call('HGET', K_STATE, id)
+local v = read('HGET', K_STATE, id)
 if not v then return 'gone' end
 if v ~= ARGV[ARG_EXPECTED] then return 'changed' end
 local h = parse(v)
