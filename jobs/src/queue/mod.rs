@@ -192,7 +192,7 @@ impl Outcome {
     }
 }
 
-/// What [`JobQueue::cancel`] did.
+/// What [`QueueAdmin::cancel`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum CancelOutcome {
