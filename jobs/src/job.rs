@@ -428,6 +428,32 @@ pub struct Job {
     args_error: Option<String>,
 }
 
+/// How deeply `args` and each `metadata` value may nest (arrays and
+/// objects): a worker reading the job's JSON back must stay within
+/// serde_json's recursion limit of 128 (127 levels), of which the job object
+/// and its metadata map take two.
+pub(crate) const MAX_JSON_DEPTH: usize = 125;
+
+/// The nesting depth of a JSON value (a scalar is 0, `[]` is 1), counted
+/// without recursion so that a deep value cannot overflow the stack, and
+/// without allocating for a value whose members are all scalars.
+fn json_depth(value: &Value) -> usize {
+    let nested = |v: &&Value| matches!(v, Value::Array(_) | Value::Object(_));
+    let mut deepest = 0;
+    let mut stack: Vec<(&Value, usize)> = Vec::new();
+    let mut next = Some((value, 0));
+    while let Some((value, depth)) = next.take().or_else(|| stack.pop()) {
+        let depth = depth + 1;
+        match value {
+            Value::Array(items) => stack.extend(items.iter().filter(nested).map(|v| (v, depth))),
+            Value::Object(map) => stack.extend(map.values().filter(nested).map(|v| (v, depth))),
+            _ => continue,
+        }
+        deepest = deepest.max(depth);
+    }
+    deepest
+}
+
 fn pending() -> JobStatus {
     JobStatus::Pending
 }
@@ -566,6 +592,38 @@ impl Job {
         true
     }
 
+    /// Gives the job an id derived from its name and `key` (a UUID v5), so
+    /// that the same logical enqueue always has the same id: a queue stores
+    /// it once, and a retried enqueue with
+    /// [`Enqueue::enqueue_idempotent`](crate::queue::Enqueue::enqueue_idempotent)
+    /// finds the first one instead of adding another. Pick a key that names
+    /// the work (an order number, a message id), not the attempt.
+    ///
+    /// ```
+    /// use jobs::Job;
+    /// use serde_json::json;
+    ///
+    /// let a = Job::new("charge", json!({"order": 42})).idempotency_key("order-42");
+    /// let b = Job::new("charge", json!({"order": 42})).idempotency_key("order-42");
+    /// let other = Job::new("refund", json!({"order": 42})).idempotency_key("order-42");
+    /// assert_eq!(a.id, b.id);
+    /// assert_ne!(a.id, other.id);
+    /// ```
+    pub fn idempotency_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        /// The namespace of idempotency-key ids (fixed: ids must not change
+        /// between releases).
+        const IDEMPOTENCY_NAMESPACE: Uuid =
+            Uuid::from_u128(0x5b0c_2f6e_8d1a_4c3b_9e7f_1a2b_3c4d_5e6f);
+        // The name, a NUL (never in a name), then the key: distinct pairs
+        // give distinct input.
+        let mut input = Vec::with_capacity(self.name.len() + 1 + key.as_ref().len());
+        input.extend_from_slice(self.name.as_bytes());
+        input.push(0);
+        input.extend_from_slice(key.as_ref());
+        self.id = JobId(Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, &input));
+        self
+    }
+
     /// Adds a tag.
     pub fn tag(mut self, tag: impl Into<String>) -> Self {
         self.tags.push(tag.into());
@@ -628,6 +686,21 @@ impl Job {
                 id: self.id,
                 message: format!("job `{}`: {e}", self.name),
             })?;
+        }
+        for (what, value) in std::iter::once(("args", &self.args))
+            .chain(self.metadata.values().map(|v| ("metadata", v)))
+        {
+            if json_depth(value) > MAX_JSON_DEPTH {
+                return Err(Error::InvalidJob {
+                    id: self.id,
+                    message: format!(
+                        "job `{}`: its {what} are nested deeper than {MAX_JSON_DEPTH} levels, \
+                         which a worker could not read back (the JSON reader's recursion \
+                         limit is 128, the job's own fields included)",
+                        self.name
+                    ),
+                });
+            }
         }
         if !matches!(self.args, Value::Null | Value::Object(_)) {
             return Err(Error::InvalidJob {

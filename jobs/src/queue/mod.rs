@@ -46,6 +46,44 @@ pub trait Enqueue: Send + Sync {
     /// Pushes many jobs at once (in one round trip where the backend allows);
     /// returns their ids in order. Either all are stored or none is.
     fn enqueue_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send;
+
+    /// Pushes one job, or finds it already there: a job whose id is taken
+    /// is taken to be this one, stored by an earlier try, and its id is
+    /// returned as if it had been stored now.
+    ///
+    /// This makes retrying an enqueue safe. An enqueue that returned a
+    /// transient `Err` (a timeout while the backend froze or restarted) may
+    /// still have stored the job, to run later; retrying it with
+    /// `enqueue_idempotent` and the same job (the same [`Job::id`]; give
+    /// the job a stable id with [`Job::idempotency_key`]) returns the first
+    /// try's job instead of storing a second one. The guarantee holds while
+    /// the first job is still kept: pending, running, or among the finished
+    /// jobs the queue retains (`max_finished`); once it was dropped from
+    /// retention, the same id is stored afresh.
+    ///
+    /// ```
+    /// use jobs::prelude::*;
+    /// use serde_json::json;
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), jobs::Error> {
+    /// let queue = MemoryJobQueue::new();
+    /// let job = || Job::new("charge", json!({"order": 42})).idempotency_key("order-42");
+    /// let first = queue.enqueue_idempotent(job()).await?;
+    /// // A retry (say, after a timeout) finds the first one.
+    /// assert_eq!(queue.enqueue_idempotent(job()).await?, first);
+    /// assert_eq!(queue.counts().await?.pending, 1);
+    /// # Ok(()) }
+    /// ```
+    fn enqueue_idempotent(&self, job: Job) -> impl Future<Output = Result<JobId>> + Send {
+        let id = job.id;
+        let pushed = self.enqueue(job);
+        async move {
+            match pushed.await {
+                Err(crate::Error::Duplicate(taken)) if taken == id => Ok(id),
+                other => other,
+            }
+        }
+    }
 }
 
 impl<T: Enqueue + ?Sized> Enqueue for &T {

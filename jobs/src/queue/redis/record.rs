@@ -6,11 +6,20 @@
 //! ```
 //!
 //! `S` is the status (one letter, see [`status_code`]), `R` the priority
-//! rank (0 = critical). The state is authoritative for the status,
-//! attempts and times; the JSON is the job as enqueued (or as put back by
-//! `retry`); each patch (appended by `finish`, or by lease recovery) sets
-//! `result`, `last_error` and `scheduled_at`, in order. So the scripts never
-//! parse or re-encode JSON, and the hot ones only touch the short state.
+//! rank (0 = critical, 3 = low). attempts and max_retries fit a `u32`
+//! (at most 10 digits), the token (the lease of the current reservation)
+//! 19 digits, the times (µs since the epoch, empty if unset) 16 digits. The
+//! header ends with its seventh `|`; each patch that follows starts with
+//! [`PATCH_SEP`]. The state is authoritative for the status, attempts and
+//! times; the JSON is the job as enqueued (or as put back by `retry`); each
+//! patch (appended by `finish`, lease recovery or quarantine) sets `result`,
+//! `last_error` and `scheduled_at`, in order. So the scripts never parse or
+//! re-encode the job's JSON, and the hot ones only touch the short state.
+//!
+//! [`parse_state`] here and `header` in `lua/prelude.lua` are the two
+//! readers of a state, and accept exactly the same strings (a test runs both
+//! on the same samples); [`Header::encode`] and the prelude's `build` are the
+//! two writers.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,8 +28,8 @@ use std::borrow::Cow;
 use crate::job::{Job, JobId, JobStatus};
 use crate::result::JobResult;
 
-/// Separates the job's JSON from the patches (a control character, never
-/// raw in JSON text).
+/// Starts each patch in a state (a control character, never raw in JSON
+/// text, nor in the header's digits).
 pub(super) const PATCH_SEP: u8 = 0x1f;
 
 /// The one-letter code of a status in the record header.
@@ -89,75 +98,141 @@ pub(super) fn micros_ceil(at: DateTime<Utc>) -> i64 {
     }
 }
 
-fn from_micros(us: i64) -> Option<DateTime<Utc>> {
-    DateTime::<Utc>::from_timestamp_micros(us)
-}
-
 /// When a waiting job becomes due, in microseconds (0 if it has no
 /// schedule: due now).
 pub(super) fn due_micros(job: &Job) -> i64 {
     job.scheduled_at.map_or(0, micros_ceil)
 }
 
+/// The header of a state: everything but the patches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Header {
+    pub(super) status: JobStatus,
+    /// The priority rank, 0 (critical) to 3 (low).
+    pub(super) rank: u8,
+    pub(super) attempts: u32,
+    pub(super) max_retries: u32,
+    /// The lease token of the current (or last) reservation; 0 if none.
+    pub(super) token: u64,
+    pub(super) started_us: Option<i64>,
+    pub(super) completed_us: Option<i64>,
+}
+
+/// The most digits of a token and of a time in a state.
+const TOKEN_DIGITS: usize = 19;
+const TIME_DIGITS: usize = 16;
+
+impl Header {
+    /// The header as stored, ending with its seventh `|` (patches follow).
+    pub(super) fn encode(&self) -> String {
+        let time = |t: Option<i64>| t.map_or(String::new(), |t| t.to_string());
+        format!(
+            "{}{}|{}|{}|{}|{}|{}|",
+            char::from(status_code(self.status)),
+            self.rank,
+            self.attempts,
+            self.max_retries,
+            self.token,
+            time(self.started_us),
+            time(self.completed_us),
+        )
+    }
+
+    pub(super) fn started(&self) -> Option<DateTime<Utc>> {
+        self.started_us
+            .and_then(DateTime::<Utc>::from_timestamp_micros)
+    }
+
+    pub(super) fn completed(&self) -> Option<DateTime<Utc>> {
+        self.completed_us
+            .and_then(DateTime::<Utc>::from_timestamp_micros)
+    }
+}
+
 /// The stored form of a waiting job (status `Pending` or `Retrying`): its
 /// state and its JSON.
 pub(super) fn encode(job: &Job) -> Result<(String, Vec<u8>), serde_json::Error> {
-    let retrying = job.status == JobStatus::Retrying;
-    let state = format!(
-        "{}{}|{}|{}|0|||",
-        if retrying { 'T' } else { 'P' },
-        job.priority.rank(),
-        job.attempts,
-        job.max_retries
-    );
-    let mut stored = job.clone();
-    stored.status = if retrying {
+    let status = if job.status == JobStatus::Retrying {
         JobStatus::Retrying
     } else {
         JobStatus::Pending
     };
+    let state = Header {
+        status,
+        rank: job.priority.rank() as u8,
+        attempts: job.attempts,
+        max_retries: job.max_retries,
+        token: 0,
+        started_us: None,
+        completed_us: None,
+    }
+    .encode();
+    let mut stored = job.clone();
+    stored.status = status;
     Ok((state, serde_json::to_vec(&stored)?))
 }
 
-/// The parsed state.
-pub(super) struct Header {
-    pub(super) status: JobStatus,
-    pub(super) attempts: u32,
-    pub(super) token: u64,
-    pub(super) started: Option<DateTime<Utc>>,
-    pub(super) completed: Option<DateTime<Utc>>,
-}
-
-/// Parses a job's state: its header and the patches after it.
-pub(super) fn parse_state(raw: &[u8]) -> Option<(Header, &[u8])> {
-    let status = status_of(*raw.first()?)?;
-    if !raw.get(1)?.is_ascii_digit() {
+/// A decimal field of at most `digits` digits.
+fn digits(field: &[u8], digits: usize) -> Option<u64> {
+    if field.is_empty() || field.len() > digits || !field.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let mut fields = raw[2..].splitn(8, |b| *b == b'|');
-    fields.next().filter(|f| f.is_empty())?;
-    let num = |f: Option<&[u8]>| -> Option<u64> { std::str::from_utf8(f?).ok()?.parse().ok() };
-    let opt_time = |f: Option<&[u8]>| -> Option<Option<DateTime<Utc>>> {
-        let f = f?;
-        if f.is_empty() {
-            return Some(None);
-        }
-        let us: i64 = std::str::from_utf8(f).ok()?.parse().ok()?;
-        Some(from_micros(us))
+    std::str::from_utf8(field).ok()?.parse().ok()
+}
+
+/// Parses a job's state: its header and the patches after it, or why it
+/// does not parse. Accepts exactly what the Lua `header` accepts.
+pub(super) fn parse_state(raw: &[u8]) -> Result<(Header, &[u8]), String> {
+    let bad = || "the state does not parse".to_owned();
+    let (&code, rest) = raw.split_first().ok_or_else(bad)?;
+    let (&rank, rest) = rest.split_first().ok_or_else(bad)?;
+    let mut fields = rest.splitn(7, |b| *b == b'|');
+    if fields.next() != Some(&[][..]) {
+        return Err(bad());
+    }
+    let mut field = || fields.next().ok_or_else(bad);
+    let (a, m, t, st, co) = (field()?, field()?, field()?, field()?, field()?);
+    let patches = field()?;
+    let status =
+        status_of(code).ok_or_else(|| format!("unknown status letter {:?}", char::from(code)))?;
+    if !(b'0'..=b'3').contains(&rank) {
+        return Err(format!("unknown priority rank {:?}", char::from(rank)));
+    }
+    let show = |f: &[u8]| String::from_utf8_lossy(f).into_owned();
+    let u32_field = |name: &str, f: &[u8]| -> Result<u32, String> {
+        digits(f, 10)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| {
+                if f.iter().all(u8::is_ascii_digit) && !f.is_empty() {
+                    format!("{name} {} is out of range (at most {})", show(f), u32::MAX)
+                } else {
+                    format!("{name} {:?} is not a number", show(f))
+                }
+            })
     };
-    let attempts = u32::try_from(num(fields.next())?).ok()?;
-    let _max_retries = num(fields.next())?;
-    let token = num(fields.next())?;
-    let started = opt_time(fields.next())?;
-    let completed = opt_time(fields.next())?;
-    let patches = fields.next()?;
-    Some((
+    let time = |name: &str, f: &[u8]| -> Result<Option<i64>, String> {
+        if f.is_empty() {
+            return Ok(None);
+        }
+        digits(f, TIME_DIGITS)
+            .map(|n| Some(n as i64))
+            .ok_or_else(|| format!("{name} {:?} is not a time in range", show(f)))
+    };
+    let attempts = u32_field("attempts", a)?;
+    let max_retries = u32_field("max retries", m)?;
+    let token = digits(t, TOKEN_DIGITS)
+        .ok_or_else(|| format!("token {:?} is not a number in range", show(t)))?;
+    let started_us = time("start time", st)?;
+    let completed_us = time("finish time", co)?;
+    Ok((
         Header {
             status,
+            rank: rank - b'0',
             attempts,
+            max_retries,
             token,
-            started,
-            completed,
+            started_us,
+            completed_us,
         },
         patches,
     ))
@@ -170,20 +245,47 @@ fn patches(results: &[u8]) -> impl Iterator<Item = Patch<'static>> + '_ {
         .filter_map(|p| serde_json::from_slice::<Patch<'static>>(p).ok())
 }
 
-/// A stored job read back. A job that does not parse gives `Err` with the
-/// reason; use [`placeholder`] to still show something.
-pub(super) fn decode(id: JobId, state: &[u8], body: &[u8]) -> Result<(Job, u64), String> {
-    let (header, results) =
-        parse_state(state).ok_or_else(|| "the state does not parse".to_owned())?;
-    let mut job: Job = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+/// Which of a job's two fields is at fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Part {
+    /// The `state` hash field.
+    State,
+    /// The `jobs` hash field (the JSON).
+    Json,
+}
+
+/// Why a stored job could not be read.
+#[derive(Clone, Debug)]
+pub(super) struct Corrupt {
+    pub(super) part: Part,
+    pub(super) reason: String,
+}
+
+/// A stored job read back, with its lease token. A job that does not parse
+/// gives `Err` with the reason; use [`placeholder`] to still show something.
+pub(super) fn decode(id: JobId, state: &[u8], body: &[u8]) -> Result<(Job, u64), Corrupt> {
+    let (header, results) = parse_state(state).map_err(|reason| Corrupt {
+        part: Part::State,
+        reason,
+    })?;
+    if body.is_empty() {
+        return Err(Corrupt {
+            part: Part::Json,
+            reason: "the job has a state but no JSON".into(),
+        });
+    }
+    let mut job: Job = serde_json::from_slice(body).map_err(|e| Corrupt {
+        part: Part::Json,
+        reason: e.to_string(),
+    })?;
     for patch in patches(results) {
         patch.apply(&mut job);
     }
     job.id = id;
     job.status = header.status;
     job.attempts = header.attempts;
-    job.started_at = header.started;
-    job.completed_at = header.completed;
+    job.started_at = header.started();
+    job.completed_at = header.completed();
     Ok((job, header.token))
 }
 
@@ -191,21 +293,21 @@ pub(super) fn decode(id: JobId, state: &[u8], body: &[u8]) -> Result<(Job, u64),
 /// `<corrupt>` with the status its state names (`Failed` if none), the
 /// reason as its last error (or the error it was failed with), and the raw
 /// JSON in its metadata under `corrupt_record`.
-pub(super) fn placeholder(id: JobId, state: &[u8], body: &[u8], reason: &str, key: &str) -> Job {
+pub(super) fn placeholder(id: JobId, state: &[u8], body: &[u8], message: String) -> Job {
     let mut job = Job::new("<corrupt>", serde_json::Value::Null);
     job.id = id;
     job.status = JobStatus::Failed;
-    if let Some((header, results)) = parse_state(state) {
+    if let Ok((header, results)) = parse_state(state) {
         job.status = header.status;
         job.attempts = header.attempts;
-        job.started_at = header.started;
-        job.completed_at = header.completed;
+        job.started_at = header.started();
+        job.completed_at = header.completed();
         for patch in patches(results) {
             patch.apply(&mut job);
         }
     }
     if job.last_error.is_none() {
-        job.last_error = Some(corrupt_message(key, id, reason));
+        job.last_error = Some(message);
     }
     job.metadata.insert(
         "corrupt_record".into(),
@@ -214,7 +316,8 @@ pub(super) fn placeholder(id: JobId, state: &[u8], body: &[u8], reason: &str, ke
     job
 }
 
-/// The error a job with a corrupt record fails with.
+/// The error a job with a corrupt record fails with (the same words as the
+/// Lua `quarantine`).
 pub(super) fn corrupt_message(key: &str, id: JobId, reason: &str) -> String {
     format!("corrupt job record {key} field {id}: {reason}")
 }
@@ -246,11 +349,49 @@ mod tests {
     }
 
     #[test]
+    fn header_encodes_what_it_parses() {
+        let header = Header {
+            status: JobStatus::Running,
+            rank: 3,
+            attempts: u32::MAX,
+            max_retries: 0,
+            token: 9_999_999_999_999_999_999,
+            started_us: Some(9_999_999_999_999_999),
+            completed_us: None,
+        };
+        let state = header.encode();
+        let (back, patches) = parse_state(state.as_bytes()).unwrap();
+        assert_eq!(back, header);
+        assert!(patches.is_empty());
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused_with_the_field_named() {
+        let err = parse_state(b"P1|99999999999999999999|3|0|||").unwrap_err();
+        assert!(
+            err.contains("attempts 99999999999999999999 is out of range"),
+            "{err}"
+        );
+        let err = parse_state(b"P1|4294967296|3|0|||").unwrap_err();
+        assert!(err.contains("out of range"), "{err}");
+        assert!(parse_state(b"P1|4294967295|3|0|||").is_ok());
+        assert!(parse_state(b"P4|0|3|0|||").unwrap_err().contains("rank"));
+        assert!(parse_state(b"Q1|0|3|0|||").unwrap_err().contains("status"));
+        assert!(parse_state(b"P1|-1|3|0|||").is_err());
+        assert!(parse_state(b"P1|0|3|0|||").is_ok());
+        assert!(parse_state(b"P1|0|3|0||").is_err());
+    }
+
+    #[test]
     fn corrupt_records_are_reported() {
         let id = JobId::new();
-        assert!(decode(id, b"P1|0|3|0|||", b"{not json").is_err());
-        assert!(decode(id, b"garbage", b"{}").is_err());
-        let job = placeholder(id, b"P1|0|3|0|||", b"{not json", "bad", "k");
+        let err = decode(id, b"P1|0|3|0|||", b"{not json").unwrap_err();
+        assert_eq!(err.part, Part::Json);
+        let err = decode(id, b"garbage", b"{}").unwrap_err();
+        assert_eq!(err.part, Part::State);
+        let err = decode(id, b"P1|0|3|0|||", b"").unwrap_err();
+        assert_eq!(err.part, Part::Json);
+        let job = placeholder(id, b"P1|0|3|0|||", b"{not json", "bad".into());
         assert_eq!(job.status, JobStatus::Pending);
         assert!(job.last_error.unwrap().contains("bad"));
         assert_eq!(job.metadata["corrupt_record"], "{not json");

@@ -1,0 +1,40 @@
+-- Cancels a waiting or running job. ARGV after the common ones: the id.
+-- Returns '' if there is no such job, 'P' if a waiting job was cancelled,
+-- 'R' if a running one was, else the final status it already had (a record
+-- that does not parse is quarantined: 'F').
+local ARG_ID = ARG_OWN
+
+local id = ARGV[ARG_ID]
+local v = read('HGET', K_STATE, id)
+if not v then return '' end
+local h = parse(v)
+if h and FINAL[h.s] then return h.s end
+guard()
+local now = now_us()
+if not h then
+  local fin = {}
+  quarantine(id, v, K_STATE, why(v), now, fin)
+  finished(fin, now)
+  flush_counts()
+  return 'F'
+end
+local was = h.s
+if was == 'R' then
+  redis.call('ZREM', K_RUNNING, id)
+else
+  redis.call('ZREM', K_READY, id)
+  redis.call('ZREM', K_DELAYED, id)
+end
+count(h.s, -1)
+count('X', 1)
+h.s = 'X'
+h.co = fmt(now)
+redis.call('HSET', K_STATE, id, state(h))
+finished({ done_entry('X', id, h.co) }, now)
+flush_counts()
+if was == 'R' then
+  -- Workers check their leases at once: the one running it stops it.
+  redis.call('PUBLISH', CHANNEL, 'revoked')
+  return 'R'
+end
+return 'P'

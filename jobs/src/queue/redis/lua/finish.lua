@@ -1,0 +1,63 @@
+-- Settles finished attempts. ARGV after the common ones, per entry
+-- ENTRY_WIDTH values: id, token, new status (followed by `+` if a next job
+-- follows), patch ('' = none), retry at (us); then, after a `+`, NEXT_WIDTH
+-- more: the next job's id, state, JSON, due (us), rank.
+-- Returns 1 per entry whose lease was held (and is now settled), else 0.
+local ARG_ENTRIES = ARG_OWN
+local ENTRY_ID, ENTRY_TOKEN, ENTRY_STATUS, ENTRY_PATCH, ENTRY_AT, ENTRY_WIDTH = 0, 1, 2, 3, 4, 5
+local NEXT_ID, NEXT_STATE, NEXT_JSON, NEXT_DUE, NEXT_RANK, NEXT_WIDTH = 5, 6, 7, 8, 9, 5
+
+local now = now_us()
+local res = {}
+local ids, base = {}, {}
+local b = ARG_ENTRIES
+while b <= #ARGV do
+  ids[#ids + 1] = ARGV[b + ENTRY_ID]
+  base[#base + 1] = b
+  if #ARGV[b + ENTRY_STATUS] > 1 then b = b + ENTRY_WIDTH + NEXT_WIDTH else b = b + ENTRY_WIDTH end
+end
+local states = read('HMGET', K_STATE, unpack(ids))
+guard()
+local hs, zrem, fin = {}, {}, {}
+local co = fmt(now)
+local running = 0
+for k, id in ipairs(ids) do
+  local b = base[k]
+  local st, p = ARGV[b + ENTRY_STATUS], ARGV[b + ENTRY_PATCH]
+  local nxt = #st > 1
+  if nxt then st = string.sub(st, 1, 1) end
+  local s, r, a, m, t, started, done, pos = header(states[k])
+  if s == 'R' and t == ARGV[b + ENTRY_TOKEN] then
+    zrem[#zrem + 1] = id
+    local patches = string.sub(states[k], pos)
+    if p ~= '' then patches = patches .. '\31' .. p end
+    running = running + 1
+    count(st, 1)
+    if st == 'T' then
+      place(id, tonumber(ARGV[b + ENTRY_AT]), r, now)
+    else
+      done = co
+      fin[#fin + 1] = done_entry(st, id, co)
+    end
+    hs[#hs + 1] = id
+    hs[#hs + 1] = build(st, r, a, m, t, started, done, patches)
+    if nxt then
+      local nid, nstate = ARGV[b + NEXT_ID], ARGV[b + NEXT_STATE]
+      if redis.call('HSETNX', K_STATE, nid, nstate) == 1 then
+        redis.call('HSET', K_JOBS, nid, ARGV[b + NEXT_JSON])
+        place(nid, tonumber(ARGV[b + NEXT_DUE]), ARGV[b + NEXT_RANK], now)
+        count(string.sub(nstate, 1, 1), 1)
+      end
+    end
+    res[k] = 1
+  else
+    res[k] = 0
+  end
+end
+if #hs > 0 then redis.call('HSET', K_STATE, unpack(hs)) end
+if #zrem > 0 then redis.call('ZREM', K_RUNNING, unpack(zrem)) end
+count('R', -running)
+finished(fin, now)
+flush_counts()
+publish()
+return res

@@ -1,0 +1,273 @@
+-- Shared by every queue script: the keys, the common arguments, the one
+-- parser and builder of a job's state, and the helpers that keep the
+-- indexes and the counts in step. Stitched in front of each script at load
+-- time (scripts.rs). The state format is documented in record.rs, whose
+-- parser accepts exactly what `header` accepts.
+--
+-- A Redis script that fails half-way is not rolled back: every write before
+-- the failing command stays. So each script reads and computes first, then
+-- calls `guard` (which checks the type of every key it may write, and the
+-- values `INCRBY`/`HINCRBY` will read), and only then writes.
+
+local K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_SEQ, K_COUNTS =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+
+-- ARGV positions every queue script shares; its own arguments start at ARG_OWN.
+local ARG_CHANNEL, ARG_MAX_FINISHED, ARG_FINISHED_TTL, ARG_OWN = 1, 2, 3, 4
+local CHANNEL = ARGV[ARG_CHANNEL]
+local MAXF = tonumber(ARGV[ARG_MAX_FINISHED])
+local TTL = tonumber(ARGV[ARG_FINISHED_TTL])
+
+-- The counts hash holds this field while its figures may be off (a job
+-- whose state was edited by hand was quarantined): `counts` recounts first.
+local DIRTY = '!'
+
+local STATUS = { P = true, R = true, C = true, F = true, T = true, X = true, E = true }
+local FINAL = { C = true, F = true, X = true, E = true }
+local U32_MAX = '4294967295'
+
+-- Integers as text without going through floating-point formatting.
+local function fmt(x) return string.format('%d', x) end
+
+-- A decimal field that fits a u32 (attempts, max retries).
+local function u32(x) return #x < 10 or (#x == 10 and x <= U32_MAX) end
+
+-- The header of a state (see record.rs), or nil if it does not parse or a
+-- number is out of range: status, rank, attempts, max retries, token,
+-- started, completed, and the position where the patches start.
+local function header(v)
+  if not v then return nil end
+  local s, r, a, m, t, st, co, pos =
+    string.match(v, '^(%u)([0-3])|(%d+)|(%d+)|(%d+)|(%d*)|(%d*)|()')
+  if s and STATUS[s] and u32(a) and u32(m) and #t <= 19 and #st <= 16 and #co <= 16 then
+    return s, r, a, m, t, st, co, pos
+  end
+  return nil
+end
+
+-- The same as a table (`p`: the patches), for the scripts off the hot path.
+local function parse(v)
+  local s, r, a, m, t, st, co, pos = header(v)
+  if not s then return nil end
+  return { s = s, r = r, a = a, m = m, t = t, st = st, co = co, p = string.sub(v, pos) }
+end
+
+-- The one builder of a state.
+local function build(s, r, a, m, t, st, co, p)
+  return s .. r .. '|' .. a .. '|' .. m .. '|' .. t .. '|' .. st .. '|' .. co .. '|' .. p
+end
+local function state(h) return build(h.s, h.r, h.a, h.m, h.t, h.st, h.co, h.p) end
+
+-- Why a state is refused by `header` (the slow path: for error messages).
+local function why(v)
+  if not v then return 'there is no state' end
+  local s, r, a, m, t, st, co =
+    string.match(v, '^(.)(.)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|')
+  if not s then return 'the state does not parse' end
+  if not STATUS[s] then return 'unknown status letter ' .. string.format('%q', s) end
+  if not string.match(r, '^[0-3]$') then return 'unknown priority rank ' .. string.format('%q', r) end
+  local function int(name, x, digits, empty)
+    if x == '' and empty then return nil end
+    if not string.match(x, '^%d+$') then return name .. ' ' .. string.format('%q', x) .. ' is not a number' end
+    if digits == 'u32' then
+      if not u32(x) then return name .. ' ' .. x .. ' is out of range (at most ' .. U32_MAX .. ')' end
+    elseif #x > digits then
+      return name .. ' ' .. x .. ' is out of range (at most ' .. digits .. ' digits)'
+    end
+    return nil
+  end
+  return int('attempts', a, 'u32') or int('max retries', m, 'u32') or int('token', t, 19)
+    or int('start time', st, 16, true) or int('finish time', co, 16, true)
+    or 'the state does not parse'
+end
+
+-- A patch (appended to a state): fields laid over the job's JSON when read.
+local function patch(fields) return '\31' .. cjson.encode(fields) end
+local function failure(msg, kind, retryable)
+  return patch({
+    last_error = msg,
+    result = { success = false, error = msg, error_type = kind, retryable = retryable },
+  })
+end
+
+local function num(s)
+  if #s == 1 then return string.byte(s) - 48 end
+  return tonumber(s)
+end
+local function inc(s)
+  local n = num(s) + 1
+  if n < 10 then return string.char(48 + n) end
+  return fmt(n)
+end
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local BAND = 281474976710656
+local function back(rank, seq) return fmt((num(rank) * 2 + 1) * BAND + seq) end
+local function front(rank, seq) return fmt((num(rank) * 2 + 1) * BAND - seq) end
+
+-- What a job's key must hold (or not exist).
+local TYPES = {
+  [K_JOBS] = 'hash', [K_STATE] = 'hash', [K_READY] = 'zset', [K_DELAYED] = 'zset',
+  [K_RUNNING] = 'zset', [K_DONE] = 'list', [K_SEQ] = 'string', [K_COUNTS] = 'hash',
+}
+local NAMES = { hash = 'a hash', zset = 'a sorted set', list = 'a list', string = 'a string',
+  set = 'a set', stream = 'a stream' }
+local function refuse(msg) error({ err = 'WRONGTYPE ' .. msg }) end
+local guarded = false
+-- Checks every key of the queue before the first write of a script, so
+-- that no command can fail half-way on a key of the wrong type, a sequence
+-- that is no integer or a count that is none. Raises an error naming the key
+-- (and nothing was written). Once per script call.
+local function guard()
+  if guarded then return end
+  for _, k in ipairs({ K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_SEQ, K_COUNTS }) do
+    local t = redis.call('TYPE', k)['ok']
+    if t ~= 'none' and t ~= TYPES[k] then
+      refuse(k .. ' holds ' .. (NAMES[t] or t) .. ', not ' .. NAMES[TYPES[k]] ..
+        '; nothing was changed (delete or restore the key, then call repair)')
+    end
+  end
+  local seq = redis.call('GET', K_SEQ)
+  if seq and not (string.match(seq, '^%d+$') and #seq <= 17) then
+    refuse(K_SEQ .. ' holds ' .. string.format('%q', seq) .. ', not a sequence number; nothing was changed')
+  end
+  local counts = redis.call('HGETALL', K_COUNTS)
+  for i = 2, #counts, 2 do
+    if not (string.match(counts[i], '^%-?%d+$') and #counts[i] <= 17) then
+      refuse(K_COUNTS .. ' field ' .. counts[i - 1] .. ' holds ' .. string.format('%q', counts[i]) ..
+        ', not a count; nothing was changed (delete the key: counts are then recounted)')
+    end
+  end
+  guarded = true
+end
+
+-- A read that, if it fails (a key of the wrong type), fails with the
+-- guard's error naming the key instead of Redis's own. Costs nothing more
+-- than `redis.call` when it succeeds.
+local function read(...)
+  local reply = redis.pcall(...)
+  if type(reply) == 'table' and reply.err then
+    guard()
+    error(reply)
+  end
+  return reply
+end
+
+local delta = {}
+local function count(s, n) delta[s] = (delta[s] or 0) + n end
+local dirty = false
+local function flush_counts()
+  for s, n in pairs(delta) do
+    if n ~= 0 then redis.call('HINCRBY', K_COUNTS, s, n) end
+  end
+  if dirty then redis.call('HSET', K_COUNTS, DIRTY, '1') end
+end
+-- Calls a variadic command with the items of `list` appended, in chunks
+-- (Lua's unpack has a limit).
+local function variadic(cmd, key, list)
+  for i = 1, #list, 4000 do
+    redis.call(cmd, key, unpack(list, i, math.min(i + 3999, #list)))
+  end
+end
+-- The retention entry of a finished job: status letter, id, finish time.
+local function done_entry(s, id, co) return s .. id .. '|' .. co end
+-- Records finished jobs in the retention list, then keeps at most MAXF of
+-- them (and none older than TTL), deleting the jobs dropped.
+local function finished(entries, now)
+  if #entries > 0 then variadic('LPUSH', K_DONE, entries) end
+  local gone = {}
+  local over = redis.call('LLEN', K_DONE) - MAXF
+  if over > 0 then
+    gone = redis.call('RPOP', K_DONE, math.min(over, 1000))
+  end
+  if TTL > 0 then
+    for _ = 1, 1000 do
+      local last = redis.call('LINDEX', K_DONE, -1)
+      if not last then break end
+      local t = tonumber(string.match(last, '|(%d+)$'))
+      if t ~= nil and t > now - TTL then break end
+      redis.call('RPOP', K_DONE)
+      gone[#gone + 1] = last
+    end
+  end
+  if #gone > 0 then
+    local ids = {}
+    for _, e in ipairs(gone) do
+      local id = string.match(e, '^.([^|]*)')
+      if id and id ~= '' then ids[#ids + 1] = id end
+      local s = string.sub(e, 1, 1)
+      if FINAL[s] then count(s, -1) else dirty = true end
+    end
+    variadic('HDEL', K_JOBS, ids)
+    variadic('HDEL', K_STATE, ids)
+  end
+end
+local wake = nil
+local function woke(due) if wake == nil or due < wake then wake = due end end
+local function publish() if wake then redis.call('PUBLISH', CHANNEL, fmt(wake)) end end
+-- Puts a waiting job in ready (due now) or delayed.
+local function place(id, due, rank, now)
+  if due > now then
+    redis.call('ZADD', K_DELAYED, fmt(due), id)
+    woke(due)
+  else
+    redis.call('ZADD', K_READY, back(rank, redis.call('INCR', K_SEQ)), id)
+    woke(0)
+  end
+end
+
+-- Fails a job whose record is inconsistent or corrupt, so that it is never
+-- left stuck: `key` is the key at fault, `reason` what is wrong with it, `v`
+-- its current state (or nil). Its previous status letter is counted out when
+-- it is known; the counts are marked for a recount either way, since a state
+-- edited by hand was not counted as what it says. Call after `guard`; the
+-- finished entry is added to `fin` (for `finished`).
+local function quarantine(id, v, key, reason, now, fin)
+  local msg = 'corrupt job record ' .. key .. ' field ' .. id .. ': ' .. reason
+  local nows = fmt(now)
+  local s, r, a, m, t, st, co, pos = header(v)
+  local new
+  if s then
+    count(s, -1)
+    if st == '' then st = nows end
+    new = build('F', r, a, m, t, st, nows, string.sub(v, pos) .. failure(msg, 'CorruptRecord', false))
+  else
+    new = build('F', '1', '0', '0', '0', nows, nows, failure(msg, 'CorruptRecord', false))
+  end
+  count('F', 1)
+  dirty = true
+  redis.call('HSET', K_STATE, id, new)
+  redis.call('ZREM', K_READY, id)
+  redis.call('ZREM', K_DELAYED, id)
+  redis.call('ZREM', K_RUNNING, id)
+  fin[#fin + 1] = done_entry('F', id, nows)
+end
+
+-- Recomputes the counts hash from every job's state (O(jobs): the repair
+-- for counts that drifted). Call after `guard`.
+local function recount()
+  local c = { P = 0, R = 0, C = 0, F = 0, T = 0, X = 0, E = 0 }
+  local cursor = '0'
+  repeat
+    local page = redis.call('HSCAN', K_STATE, cursor, 'COUNT', 1000)
+    cursor = page[1]
+    local kv = page[2]
+    for i = 2, #kv, 2 do
+      local s = header(kv[i])
+      if s then c[s] = c[s] + 1 end
+    end
+  until cursor == '0'
+  redis.call('DEL', K_COUNTS)
+  local flat = {}
+  for s, n in pairs(c) do
+    if n > 0 then
+      flat[#flat + 1] = s
+      flat[#flat + 1] = fmt(n)
+    end
+  end
+  if #flat > 0 then redis.call('HSET', K_COUNTS, unpack(flat)) end
+  delta = {}
+  dirty = false
+end

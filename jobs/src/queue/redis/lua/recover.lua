@@ -1,0 +1,54 @@
+-- Jobs whose lease expired go back to ready (the attempt counted), or are
+-- failed if it was their last. A job found in running that is not running
+-- (an index edited by hand) is put where it belongs: a waiting one back in
+-- ready, a finished one nowhere; a record that does not parse is
+-- quarantined. Returns how many jobs were recovered.
+local now = now_us()
+local expired = read('ZRANGEBYSCORE', K_RUNNING, '-inf', now, 'LIMIT', 0, 1000)
+if #expired == 0 then return 0 end
+local states = read('HMGET', K_STATE, unpack(expired))
+local bodies = {}
+for i, id in ipairs(expired) do
+  if not states[i] then bodies[i] = read('HEXISTS', K_JOBS, id) == 1 end
+end
+guard()
+local n = 0
+local fin = {}
+for i, id in ipairs(expired) do
+  redis.call('ZREM', K_RUNNING, id)
+  local v = states[i]
+  local h = parse(v)
+  if h and h.s == 'R' then
+    local msg = 'the worker running attempt ' .. h.a ..
+      ' stopped renewing its lease (it crashed or lost Redis)'
+    local last = num(h.a) > num(h.m)
+    h.p = h.p .. failure(msg, 'LeaseExpired', not last)
+    count('R', -1)
+    if last then
+      h.s = 'F'
+      h.co = fmt(now)
+      fin[#fin + 1] = done_entry('F', id, h.co)
+    else
+      h.s = 'T'
+      place(id, 0, h.r, now)
+    end
+    count(h.s, 1)
+    redis.call('HSET', K_STATE, id, state(h))
+    n = n + 1
+  elseif h and (h.s == 'P' or h.s == 'T') then
+    place(id, 0, h.r, now)
+    n = n + 1
+  elseif h then
+    -- Finished: it has no place in running.
+  elseif v then
+    quarantine(id, v, K_STATE, why(v), now, fin)
+  elseif bodies[i] then
+    quarantine(id, nil, K_STATE, 'the job has JSON but no state', now, fin)
+  else
+    dirty = true
+  end
+end
+if #fin > 0 then finished(fin, now) end
+flush_counts()
+publish()
+return n
