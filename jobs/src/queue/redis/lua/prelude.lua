@@ -5,9 +5,11 @@
 -- parser accepts exactly what `header` accepts.
 --
 -- A Redis script that fails half-way is not rolled back: every write before
--- the failing command stays. So each script reads and computes first, then
--- calls `guard` (which checks the type of every key it may write, and the
--- values `INCRBY`/`HINCRBY` will read), and only then writes.
+-- the failing command stays. So each script reads and computes first (with
+-- `read`, whose failure names the key), then calls `guard`, which checks
+-- the type of every key of the queue that no read of the same call already
+-- showed, and the values `INCRBY`/`HINCRBY` will work on, and only then
+-- writes.
 
 local K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_SEQ, K_COUNTS =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
