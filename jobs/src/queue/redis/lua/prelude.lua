@@ -157,7 +157,7 @@ local function guard()
 end
 
 -- The reads whose success shows their key's type.
-local TYPED = { HEXISTS = true, HMGET = true, HGET = true, HGETALL = true, HLEN = true,
+local TYPED = { HEXISTS = true, HMGET = true, HGET = true, HGETALL = true, HLEN = true, HKEYS = true,
   HSCAN = true, ZRANGEBYSCORE = true, ZRANGE = true, ZSCORE = true, ZREVRANGEBYSCORE = true,
   ZREVRANGE = true, ZCOUNT = true, LRANGE = true }
 -- A read that, if it fails (a key of the wrong type), fails with the
