@@ -614,11 +614,11 @@ impl Job {
         /// between releases).
         const IDEMPOTENCY_NAMESPACE: Uuid =
             Uuid::from_u128(0x5b0c_2f6e_8d1a_4c3b_9e7f_1a2b_3c4d_5e6f);
-        // The name, a NUL (never in a name), then the key: distinct pairs
-        // give distinct input.
-        let mut input = Vec::with_capacity(self.name.len() + 1 + key.as_ref().len());
+        // The name's length, the name, then the key: distinct (name, key)
+        // pairs give distinct input.
+        let mut input = Vec::with_capacity(8 + self.name.len() + key.as_ref().len());
+        input.extend_from_slice(&(self.name.len() as u64).to_le_bytes());
         input.extend_from_slice(self.name.as_bytes());
-        input.push(0);
         input.extend_from_slice(key.as_ref());
         self.id = JobId(Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, &input));
         self
@@ -651,11 +651,12 @@ impl Job {
 
     /// Checks that the job's settings make sense: a name, an `every` and a
     /// `timeout` longer than zero, a sane backoff, arguments that are a JSON
-    /// object (or null), and arguments that were serialised (a `#[job]`
-    /// function's `job(..)` whose arguments failed to serialise makes a job
-    /// that is refused here with [`Error::Serialize`], as [`Job::with_args`]
-    /// would have returned). Queues call this on enqueue, so a bad job is an
-    /// `Err` there and never reaches a worker.
+    /// object (or null), `args` and `metadata` values nested at most 125
+    /// levels deep (what a worker can read back), and arguments that were
+    /// serialised (a `#[job]` function's `job(..)` whose arguments failed to
+    /// serialise makes a job that is refused here with [`Error::Serialize`],
+    /// as [`Job::with_args`] would have returned). Queues call this on
+    /// enqueue, so a bad job is an `Err` there and never reaches a worker.
     pub fn validate(&self) -> Result<(), Error> {
         if let Some(message) = &self.args_error {
             return Err(Error::Serialize {

@@ -44,7 +44,9 @@ pub trait Enqueue: Send + Sync {
     fn enqueue(&self, job: Job) -> impl Future<Output = Result<JobId>> + Send;
 
     /// Pushes many jobs at once (in one round trip where the backend allows);
-    /// returns their ids in order. Either all are stored or none is.
+    /// returns their ids in order. Either all are stored or none is (a
+    /// backend that splits very large batches says what it guarantees for
+    /// them, as `RedisJobQueue` does).
     fn enqueue_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send;
 
     /// Pushes one job, or finds it already there: a job whose id is taken

@@ -5,9 +5,11 @@
 -- parser accepts exactly what `header` accepts.
 --
 -- A Redis script that fails half-way is not rolled back: every write before
--- the failing command stays. So each script reads and computes first, then
--- calls `guard` (which checks the type of every key it may write, and the
--- values `INCRBY`/`HINCRBY` will read), and only then writes.
+-- the failing command stays. So each script reads and computes first (with
+-- `read`, whose failure names the key), then calls `guard`, which checks
+-- the type of every key of the queue that no read of the same call already
+-- showed, and the values `INCRBY`/`HINCRBY` will work on, and only then
+-- writes.
 
 local K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_SEQ, K_COUNTS =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
@@ -34,12 +36,15 @@ local function u32(x) return #x < 10 or (#x == 10 and x <= U32_MAX) end
 
 -- The header of a state (see record.rs), or nil if it does not parse or a
 -- number is out of range: status, rank, attempts, max retries, token,
--- started, completed, and the position where the patches start.
+-- started, completed, and the position where the patches start. (On the
+-- hot path of reserve and finish: the status letters as a character class,
+-- the common short numbers checked by length alone.)
+local match = string.match
 local function header(v)
   if not v then return nil end
   local s, r, a, m, t, st, co, pos =
-    string.match(v, '^(%u)([0-3])|(%d+)|(%d+)|(%d+)|(%d*)|(%d*)|()')
-  if s and STATUS[s] and u32(a) and u32(m) and #t <= 19 and #st <= 16 and #co <= 16 then
+    match(v, '^([PRCFTXE])([0-3])|(%d+)|(%d+)|(%d+)|(%d*)|(%d*)|()')
+  if s and (#a < 10 or u32(a)) and (#m < 10 or u32(m)) and #t < 20 and #st < 17 and #co < 17 then
     return s, r, a, m, t, st, co, pos
   end
   return nil
@@ -115,6 +120,13 @@ local TYPES = {
 local NAMES = { hash = 'a hash', zset = 'a sorted set', list = 'a list', string = 'a string',
   set = 'a set', stream = 'a stream' }
 local function refuse(msg) error({ err = 'WRONGTYPE ' .. msg }) end
+local function wrong(k, t)
+  refuse(k .. ' holds ' .. (NAMES[t] or t) .. ', not ' .. NAMES[TYPES[k]] ..
+    '; nothing was changed (delete or restore the key, then call repair)')
+end
+-- Keys a successful read of this script call showed to be of their type
+-- (or absent), so `guard` need not ask again.
+local verified = {}
 local guarded = false
 -- Checks every key of the queue before the first write of a script, so
 -- that no command can fail half-way on a key of the wrong type, a sequence
@@ -122,20 +134,21 @@ local guarded = false
 -- (and nothing was written). Once per script call.
 local function guard()
   if guarded then return end
-  for _, k in ipairs({ K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_SEQ, K_COUNTS }) do
-    local t = redis.call('TYPE', k)['ok']
-    if t ~= 'none' and t ~= TYPES[k] then
-      refuse(k .. ' holds ' .. (NAMES[t] or t) .. ', not ' .. NAMES[TYPES[k]] ..
-        '; nothing was changed (delete or restore the key, then call repair)')
+  for _, k in ipairs({ K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE }) do
+    if not verified[k] then
+      local t = redis.call('TYPE', k)['ok']
+      if t ~= 'none' and t ~= TYPES[k] then wrong(k, t) end
     end
   end
-  local seq = redis.call('GET', K_SEQ)
-  if seq and not (string.match(seq, '^%d+$') and #seq <= 17) then
+  local seq = redis.pcall('GET', K_SEQ)
+  if type(seq) == 'table' and seq.err then wrong(K_SEQ, redis.call('TYPE', K_SEQ)['ok']) end
+  if seq and not (match(seq, '^%d+$') and #seq <= 17) then
     refuse(K_SEQ .. ' holds ' .. string.format('%q', seq) .. ', not a sequence number; nothing was changed')
   end
-  local counts = redis.call('HGETALL', K_COUNTS)
+  local counts = redis.pcall('HGETALL', K_COUNTS)
+  if counts.err then wrong(K_COUNTS, redis.call('TYPE', K_COUNTS)['ok']) end
   for i = 2, #counts, 2 do
-    if not (string.match(counts[i], '^%-?%d+$') and #counts[i] <= 17) then
+    if not (match(counts[i], '^%-?%d+$') and #counts[i] <= 17) then
       refuse(K_COUNTS .. ' field ' .. counts[i - 1] .. ' holds ' .. string.format('%q', counts[i]) ..
         ', not a count; nothing was changed (delete the key: counts are then recounted)')
     end
@@ -143,15 +156,20 @@ local function guard()
   guarded = true
 end
 
+-- The reads whose success shows their key's type.
+local TYPED = { HEXISTS = true, HMGET = true, HGET = true, HGETALL = true, HLEN = true, HKEYS = true,
+  HSCAN = true, ZRANGEBYSCORE = true, ZRANGE = true, ZSCORE = true, ZREVRANGEBYSCORE = true,
+  ZREVRANGE = true, ZCOUNT = true, LRANGE = true }
 -- A read that, if it fails (a key of the wrong type), fails with the
--- guard's error naming the key instead of Redis's own. Costs nothing more
--- than `redis.call` when it succeeds.
-local function read(...)
-  local reply = redis.pcall(...)
+-- guard's error naming the key instead of Redis's own; if it succeeds, the
+-- guard need not check its key again. Costs nothing more than `redis.call`.
+local function read(cmd, k, ...)
+  local reply = redis.pcall(cmd, k, ...)
   if type(reply) == 'table' and reply.err then
     guard()
     error(reply)
   end
+  if TYPED[cmd] then verified[k] = true end
   return reply
 end
 

@@ -1,43 +1,61 @@
--- Checks every job against the indexes and recounts (O(jobs); for after a
--- key was restored or edited by hand). A waiting job in neither ready nor
--- delayed goes back to ready (due now); a running one missing from running
--- goes back in it with its lease run out, so that lease recovery retries
--- it; a record that does not parse, or a state without JSON or JSON without
--- state, is quarantined. Then the counts are recomputed.
+-- Checks every job against the indexes and recounts (O(jobs), a few calls
+-- per thousand jobs; for after a key was restored or edited by hand). A
+-- waiting job in neither ready nor delayed goes back to ready (due now); a
+-- running one missing from running goes back in it with its lease run out,
+-- so that lease recovery retries it; a record that does not parse, or a
+-- state without JSON or JSON without state, is quarantined. Then the
+-- counts are recomputed. Needs Redis 6.2 (ZMSCORE).
 -- Returns {jobs put back in an index, jobs quarantined}.
 guard()
 local now = now_us()
-local reindex, bad, orphans = {}, {}, {}
+local has_json = {}
+for _, id in ipairs(read('HKEYS', K_JOBS)) do has_json[id] = true end
+local has_state = {}
+local reindex, bad = {}, {}
+-- The scores of `ids` in the sorted set `key` (false where absent).
+local function scores(key, ids)
+  local out = {}
+  for i = 1, #ids, 4000 do
+    local part = redis.call('ZMSCORE', key, unpack(ids, i, math.min(i + 3999, #ids)))
+    for j = 1, #part do out[i + j - 1] = part[j] end
+  end
+  return out
+end
 local cursor = '0'
 repeat
   local page = read('HSCAN', K_STATE, cursor, 'COUNT', 1000)
   cursor = page[1]
   local kv = page[2]
+  local ids, heads = {}, {}
   for i = 1, #kv, 2 do
     local id, v = kv[i], kv[i + 1]
+    has_state[id] = true
     local s, r = header(v)
     if not s then
       bad[#bad + 1] = { id, v, K_STATE, why(v) }
-    elseif read('HEXISTS', K_JOBS, id) == 0 then
+    elseif not has_json[id] then
       if not FINAL[s] then bad[#bad + 1] = { id, v, K_JOBS, 'the job has a state but no JSON' } end
-    elseif s == 'P' or s == 'T' then
-      if not read('ZSCORE', K_READY, id) and not read('ZSCORE', K_DELAYED, id) then
+    elseif not FINAL[s] then
+      ids[#ids + 1] = id
+      heads[#heads + 1] = { s, r }
+    end
+  end
+  if #ids > 0 then
+    local ready, delayed, running = scores(K_READY, ids), scores(K_DELAYED, ids), scores(K_RUNNING, ids)
+    for j, id in ipairs(ids) do
+      local s, r = heads[j][1], heads[j][2]
+      if s == 'R' then
+        if not running[j] then reindex[#reindex + 1] = { id, s, r } end
+      elseif not ready[j] and not delayed[j] then
         reindex[#reindex + 1] = { id, s, r }
       end
-    elseif s == 'R' then
-      if not read('ZSCORE', K_RUNNING, id) then reindex[#reindex + 1] = { id, s, r } end
     end
   end
 until cursor == '0'
-cursor = '0'
-repeat
-  local page = read('HSCAN', K_JOBS, cursor, 'COUNT', 1000)
-  cursor = page[1]
-  local kv = page[2]
-  for i = 1, #kv, 2 do
-    if read('HEXISTS', K_STATE, kv[i]) == 0 then orphans[#orphans + 1] = kv[i] end
-  end
-until cursor == '0'
+local orphans = {}
+for id in pairs(has_json) do
+  if not has_state[id] then orphans[#orphans + 1] = id end
+end
 
 for _, job in ipairs(reindex) do
   if job[2] == 'R' then
