@@ -106,8 +106,12 @@ async fn delayed_job_waits_an_hour_without_polling() {
         .build()
         .unwrap();
     let start = Instant::now();
+    // Due an hour from now on the worker's clock. (`Job::delay` reads the
+    // system clock, which goes on while this test's tokio clock is paused,
+    // and the two need not agree to the millisecond on a loaded machine.)
+    let due = Clock::tokio().now() + chrono::Duration::seconds(3600);
     let job = worker
-        .submit_job(Job::new("ok", json!({})).delay(Duration::from_secs(3600)))
+        .submit_job(Job::new("ok", json!({})).scheduled_at(due))
         .await
         .unwrap();
     let running = Running::start(worker.clone());
