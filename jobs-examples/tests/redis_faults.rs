@@ -895,6 +895,45 @@ async fn killed_redis_loses_nothing_stored() {
     running.still_works_then_stop(&queue).await;
 }
 
+/// A running job whose entry in the running index was deleted by hand, its
+/// worker gone, is met by no script: lease recovery sees that more jobs are
+/// counted running than the index holds, repairs the queue, and the job
+/// runs again, within a lease period or so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_in_no_index_is_recovered() {
+    let Some(url) = redis_url() else { return };
+    let mut conn = raw_conn(&url).await;
+    let name = unique_name("orphan");
+    let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
+    let id = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
+    // A worker reserved it (for an hour) and died; then its entry in the
+    // running index was deleted.
+    let taken = queue
+        .reserve("gone", 1, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let _: () = conn
+        .zrem(key(&name, "running"), id.to_string())
+        .await
+        .unwrap();
+    assert_eq!(queue.counts().await.unwrap().running, 1);
+
+    let started = Instant::now();
+    let running = start(&queue);
+    let job = settled(&queue, &conn, id).await;
+    assert_eq!(job.status, JobStatus::Completed, "{job:?}");
+    assert_eq!(running.runs.of(id), 1, "it ran once more, here");
+    assert!(
+        started.elapsed() < LEASE * 5,
+        "recovered after {:?}",
+        started.elapsed()
+    );
+    counts_exact_and_idle(&queue, &[id]).await;
+    running.still_works_then_stop(&queue).await;
+    cleanup(&mut conn, &name).await;
+}
+
 /// `repair` after an index was lost (deleted by hand): waiting jobs go back
 /// to `ready`, running ones to `running` (then recovery retries them), JSON
 /// without state is failed; the counts are recounted.

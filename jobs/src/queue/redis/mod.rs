@@ -649,7 +649,16 @@ impl JobQueue for RedisJobQueue {
     async fn recover_expired(&self) -> Result<usize> {
         let shared = self.shared();
         let call = shared.common().call(&shared.scripts.recover);
-        let n: usize = shared.call("recover_expired", &call).await?;
+        let (mut n, orphaned): (usize, u8) = shared.call("recover_expired", &call).await?;
+        if orphaned == 1 {
+            // A running job lost its entry in the running index: nothing
+            // else would ever meet it. `repair` puts it back with its lease
+            // run out, and a second pass recovers it now.
+            tracing::warn!(queue = %shared.name, "a running job is in no index; repairing the queue");
+            self.repair().await?;
+            let again: (usize, u8) = shared.call("recover_expired", &call).await?;
+            n += again.0;
+        }
         if n > 0 {
             tracing::warn!(queue = %shared.name, recovered = n, "jobs of lost workers returned to the queue");
         }

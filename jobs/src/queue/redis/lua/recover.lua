@@ -2,10 +2,29 @@
 -- failed if it was their last. A job found in running that is not running
 -- (an index edited by hand) is put where it belongs: a waiting one back in
 -- ready, a finished one nowhere; a record that does not parse is
--- quarantined. Returns how many jobs were recovered.
+-- quarantined. Returns {how many jobs were recovered, 1 if some running
+-- job is in no index, else 0}.
+--
+-- The second value: while the counts are exact, every job counted running
+-- holds an entry in running (reserve and finish change both in one
+-- script). More counted than held means a running job lost its entry (an
+-- index edited by hand): no script would meet it again, so the caller runs
+-- `repair`, which puts it back in running with its lease run out.
+-- Only reads, through `redis.pcall`: a key of the wrong type (which the
+-- writing scripts refuse) makes it answer 0, not fail.
+local function orphans()
+  local dirty_mark = redis.pcall('HEXISTS', K_COUNTS, DIRTY)
+  local counted = redis.pcall('HGET', K_COUNTS, 'R')
+  local held = redis.pcall('ZCARD', K_RUNNING)
+  if type(dirty_mark) ~= 'number' or dirty_mark == 1 or type(held) ~= 'number' then return 0 end
+  if type(counted) == 'table' then return 0 end
+  counted = tonumber(counted or '0') or 0
+  if counted > held then return 1 end
+  return 0
+end
 local now = now_us()
 local expired = read('ZRANGEBYSCORE', K_RUNNING, '-inf', now, 'LIMIT', 0, 1000)
-if #expired == 0 then return 0 end
+if #expired == 0 then return { 0, orphans() } end
 local states = read('HMGET', K_STATE, unpack(expired))
 local bodies = {}
 for i, id in ipairs(expired) do
@@ -51,4 +70,4 @@ end
 if #fin > 0 then finished(fin, now) end
 flush_counts()
 publish()
-return n
+return { n, orphans() }
