@@ -13,14 +13,14 @@
 #![cfg(feature = "redis")]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use jobs::prelude::*;
 use jobs::{Outcome, QueueCounts, RedisJobQueue};
 use jobs_examples::{redis_url, unique_name};
+use jobs_testkit::eventually;
+use jobs_testkit::server::PrivateRedis;
 use parking_lot::Mutex;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -44,22 +44,6 @@ fn key(name: &str, suffix: &str) -> String {
 const KEYS: [&str; 8] = [
     "jobs", "state", "ready", "delayed", "running", "done", "seq", "counts",
 ];
-
-/// Polls `check` until it holds, failing after `limit`.
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// Runs jobs: `ok` succeeds, `fail` fails for good with `args.error`.
 /// Counts each execution by job id.
@@ -206,108 +190,6 @@ fn said_once(e: &jobs::Error) -> String {
         "wrapped twice: {text}"
     );
     text
-}
-
-/// A `redis-server` of our own on a free loopback port (append-only file,
-/// fsynced on every write) that can be frozen, killed and restarted.
-struct PrivateRedis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    /// `None` (the test skips) without a `redis-server` on `PATH`.
-    async fn start() -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("JOBS_REQUIRE_REDIS").is_none(),
-                "JOBS_REQUIRE_REDIS is set but there is no redis-server on PATH"
-            );
-            eprintln!("skipped: no redis-server on PATH");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(unique_name("jobs-redis-faults"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = PrivateRedis {
-            port,
-            dir,
-            child: None,
-        };
-        redis.up().await;
-        Some(redis)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    async fn up(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", "yes"])
-            .args(["--appendfsync", "always"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        let url = self.url();
-        eventually("redis-server answers", Duration::from_secs(10), || {
-            let url = url.clone();
-            async move {
-                let Ok(client) = redis::Client::open(url) else {
-                    return false;
-                };
-                match client.get_multiplexed_async_connection().await {
-                    Ok(mut conn) => redis::cmd("PING")
-                        .query_async::<String>(&mut conn)
-                        .await
-                        .is_ok(),
-                    Err(_) => false,
-                }
-            }
-        })
-        .await;
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
-        assert!(status.success());
-    }
-
-    /// SIGKILL, and wait for the process.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            // A frozen server does not die of SIGKILL until it runs again.
-            self.signal("-CONT");
-        }
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 // ---------------------------------------------------------------- tests

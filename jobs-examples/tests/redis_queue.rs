@@ -14,8 +14,6 @@
 #![cfg(feature = "redis")]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -24,6 +22,8 @@ use jobs::prelude::*;
 use jobs::{CancelOutcome, Outcome, RedisJobQueue};
 use jobs_examples::child::ChildProcess;
 use jobs_examples::{redis_url, unique_name as unique};
+use jobs_testkit::eventually;
+use jobs_testkit::server::PrivateRedis;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde_json::json;
@@ -37,22 +37,6 @@ async fn raw_conn(url: &str) -> ConnectionManager {
         .get_connection_manager()
         .await
         .unwrap()
-}
-
-/// Polls `check` until it holds, failing after `limit`.
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn exec_key(queue: &str) -> String {
@@ -199,91 +183,6 @@ async fn child_worker() {
     tokio::signal::ctrl_c().await.unwrap();
     worker.stop().await;
     running.await.unwrap().unwrap();
-}
-
-/// A `redis-server` of our own on a free loopback port, with an
-/// append-only file fsynced on every write, that can be killed and
-/// restarted on the same data.
-struct PrivateRedis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    /// `None` (the test skips) if there is no `redis-server` on `PATH`.
-    async fn start() -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("JOBS_REQUIRE_REDIS").is_none(),
-                "JOBS_REQUIRE_REDIS is set but there is no redis-server on PATH"
-            );
-            eprintln!("skipped: no redis-server on PATH");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(unique("jobs-redis"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = PrivateRedis {
-            port,
-            dir,
-            child: None,
-        };
-        redis.up().await;
-        Some(redis)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    async fn up(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(["--appendonly", "yes"])
-            .args(["--appendfsync", "always"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        let addr = format!("127.0.0.1:{}", self.port);
-        eventually(
-            "redis-server accepts connections",
-            Duration::from_secs(10),
-            || {
-                let addr = addr.clone();
-                async move { tokio::net::TcpStream::connect(addr).await.is_ok() }
-            },
-        )
-        .await;
-    }
-
-    fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.down();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// Removes everything a test left in the shared Redis: the queue's keys
@@ -468,7 +367,7 @@ async fn redis_restart_loses_no_acknowledged_job() {
             acknowledged.push(event.job_id);
         }
     }
-    server.down();
+    server.kill();
     // Everything acknowledged up to the kill (events already sent).
     while let Ok(event) = events.try_recv() {
         if event.kind == jobs::JobEventKind::Completed {
@@ -536,7 +435,7 @@ async fn redis_outage_is_reported_and_survived() {
     );
     assert!(worker.health_check().await.healthy);
 
-    server.down();
+    server.kill();
     let started = Instant::now();
     let err = queue
         .enqueue(Job::new("nothing", json!({})))

@@ -19,12 +19,39 @@
 //! - [`probe::Probe`]: a scripted processor that records every attempt.
 //! - [`child::ChildProcess`]: the running test binary started again as a
 //!   child process (a second worker, a process to kill).
+//! - [`server::PrivateRedis`]: a `redis-server` of the test's own, to
+//!   freeze, kill and restart.
 //! - [`redis_url`], [`unique_name`]: which server to test against, and names
-//!   no other test uses.
+//!   no other test uses; [`eventually`]: polls for a state another process
+//!   reaches.
 
 pub mod child;
 pub mod probe;
+pub mod server;
 pub mod suite;
+
+use std::time::Duration;
+
+/// Polls `check` every 20 ms until it holds, failing the test after
+/// `limit` with `what` in the message: for states another process (a
+/// server, a worker) reaches, where there is no event to await.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// The Redis URL tests run against (`JOBS_REDIS_URL`), or `None` after
 /// printing that the calling test skipped. With `JOBS_REQUIRE_REDIS` set (as
