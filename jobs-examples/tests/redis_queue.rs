@@ -336,7 +336,16 @@ async fn redis_restart_loses_no_acknowledged_job() {
         .await
         .unwrap();
     let n = 3000;
-    let ids = queue.enqueue_many(record_jobs(n)).await.unwrap();
+    // Stored through a handle with the default timeout: the short one above
+    // is for the worker to notice the restart quickly, and writing 3,000
+    // jobs to a server that fsyncs every write can take longer than 500 ms
+    // on a loaded machine.
+    let ids = RedisJobQueue::connect(&url, "restart")
+        .await
+        .unwrap()
+        .enqueue_many(record_jobs(n))
+        .await
+        .unwrap();
     // Executions are recorded in this process (Redis itself goes away).
     let executed = Arc::new(AtomicUsize::new(0));
     #[derive(Clone)]
