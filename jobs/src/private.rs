@@ -48,6 +48,11 @@ pub fn deserialize_args<A: DeserializeOwned>(job: &Job) -> std::result::Result<A
         }
         other => other,
     };
+    // The common case first, without tracking the path; only a mismatch
+    // pays for deserialising again to name where it is.
+    if let Ok(args) = <A as serde::Deserialize>::deserialize(args) {
+        return Ok(args);
+    }
     serde_path_to_error::deserialize::<_, A>(args).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();

@@ -358,8 +358,8 @@ impl JobQueue for MemoryJobQueue {
         _lease: Duration,
     ) -> Result<Vec<Reservation>> {
         let now = self.inner.clock.now();
-        let mut out = Vec::new();
         let mut guard = self.inner.state.lock();
+        let mut out = Vec::with_capacity(max.min(64));
         let state = &mut *guard;
         state.promote_due(now);
         'ranks: for rank in 0..JobPriority::ALL.len() {

@@ -208,6 +208,7 @@ impl WorkerBuilder {
                 report: Mutex::new(None),
                 events: broadcast::Sender::new(1024),
                 healthy: AtomicBool::new(true),
+                backlog: AtomicBool::new(false),
                 last_error: Mutex::new(None),
                 scheduler,
             }),

@@ -95,6 +95,10 @@ pub(crate) struct Inner {
     report: Mutex<Option<StopReport>>,
     events: broadcast::Sender<JobEvent>,
     healthy: AtomicBool,
+    /// Whether the last reserve filled every slot it asked for: while it
+    /// did, a finishing job takes the next one itself instead of handing its
+    /// slot back to the main loop.
+    backlog: AtomicBool,
     last_error: Mutex<Option<String>>,
     scheduler: JobScheduler,
 }

@@ -160,6 +160,7 @@ async fn take_jobs(inner: &Arc<Inner>) {
         };
         match reserved {
             Ok(jobs) if jobs.is_empty() => {
+                inner.backlog.store(false, Ordering::Relaxed);
                 drop(permits);
                 backoff.reset(inner);
                 tokio::select! {
@@ -170,12 +171,16 @@ async fn take_jobs(inner: &Arc<Inner>) {
             }
             Ok(jobs) => {
                 backoff.reset(inner);
+                inner
+                    .backlog
+                    .store(jobs.len() == permits.num_permits(), Ordering::Relaxed);
                 for reservation in jobs {
                     let permit = permits.split(1).expect("one permit per reserved job");
                     spawn_job(inner, reservation, permit);
                 }
             }
             Err(e) => {
+                inner.backlog.store(false, Ordering::Relaxed);
                 drop(permits);
                 let delay = backoff.failed(inner, &e);
                 tokio::select! {
@@ -221,31 +226,56 @@ impl Backoff {
 }
 
 fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, permit: OwnedSemaphorePermit) {
-    let control = Arc::new(Control {
-        lease: reservation.lease,
-        token: CancellationToken::new(),
-        reason: AtomicU8::new(StopReason::None as u8),
-    });
-    inner
-        .running
-        .lock()
-        .insert(reservation.job.id, Arc::clone(&control));
-    let span = tracing::info_span!(
-        "job",
-        id = %reservation.job.id,
-        name = %reservation.job.name,
-        attempt = reservation.job.attempts,
-    );
     let tasks = inner.tasks.clone();
     let inner = Arc::clone(inner);
-    tasks.spawn(
-        async move {
-            run_job(&inner, reservation.job, &control).await;
-            inner.running.lock().remove(&control.lease.job_id);
-            drop(permit);
+    tasks.spawn(async move {
+        let mut reservation = reservation;
+        loop {
+            let id = reservation.job.id;
+            let control = Arc::new(Control {
+                lease: reservation.lease,
+                token: CancellationToken::new(),
+                reason: AtomicU8::new(StopReason::None as u8),
+            });
+            inner.running.lock().insert(id, Arc::clone(&control));
+            let span = tracing::info_span!(
+                "job",
+                id = %id,
+                name = %reservation.job.name,
+                attempt = reservation.job.attempts,
+            );
+            run_job(&inner, reservation.job, &control)
+                .instrument(span)
+                .await;
+            // `run_job` took the job out of `running` on every path.
+            match next_in_slot(&inner).await {
+                Some(next) => reservation = next,
+                None => break,
+            }
         }
-        .instrument(span),
-    );
+        drop(permit);
+    });
+}
+
+/// While the queue has a backlog, a slot whose job finished takes the next
+/// job itself: no hand-off to the main loop and no new task per job. Any
+/// other case (no backlog, stopping, an error) hands the slot back.
+async fn next_in_slot(inner: &Inner) -> Option<Reservation> {
+    if !inner.backlog.load(Ordering::Relaxed) || inner.stop.is_cancelled() {
+        return None;
+    }
+    let reserved = tokio::select! {
+        biased;
+        _ = inner.stop.cancelled() => return None,
+        reserved = inner.queue.reserve(&inner.id, 1, inner.config.lease) => reserved,
+    };
+    match reserved {
+        Ok(mut jobs) if !jobs.is_empty() => jobs.pop(),
+        _ => {
+            inner.backlog.store(false, Ordering::Relaxed);
+            None
+        }
+    }
 }
 
 fn emit(inner: &Inner, job: &Job, kind: JobEventKind) {
