@@ -226,21 +226,17 @@ impl Backoff {
 }
 
 fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, permit: OwnedSemaphorePermit) {
+    // Tracked before the task is spawned: a `stop()` that comes before the
+    // task first runs must still find the job, to hand it back.
+    let control = track(inner, &reservation);
     let tasks = inner.tasks.clone();
     let inner = Arc::clone(inner);
     tasks.spawn(async move {
-        let mut reservation = reservation;
+        let (mut reservation, mut control) = (reservation, control);
         loop {
-            let id = reservation.job.id;
-            let control = Arc::new(Control {
-                lease: reservation.lease,
-                token: CancellationToken::new(),
-                reason: AtomicU8::new(StopReason::None as u8),
-            });
-            inner.running.lock().insert(id, Arc::clone(&control));
             let span = tracing::info_span!(
                 "job",
-                id = %id,
+                id = %reservation.job.id,
                 name = %reservation.job.name,
                 attempt = reservation.job.attempts,
             );
@@ -249,12 +245,31 @@ fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, permit: OwnedSemaphor
                 .await;
             // `run_job` took the job out of `running` on every path.
             match next_in_slot(&inner).await {
-                Some(next) => reservation = next,
+                Some(next) => {
+                    // Tracked at once, with no await since the reserve.
+                    control = track(&inner, &next);
+                    reservation = next;
+                }
                 None => break,
             }
         }
         drop(permit);
     });
+}
+
+/// Records a reserved job as running in this worker (for heartbeats,
+/// cancellation and the hand-back at shutdown).
+fn track(inner: &Inner, reservation: &Reservation) -> Arc<Control> {
+    let control = Arc::new(Control {
+        lease: reservation.lease,
+        token: CancellationToken::new(),
+        reason: AtomicU8::new(StopReason::None as u8),
+    });
+    inner
+        .running
+        .lock()
+        .insert(reservation.job.id, Arc::clone(&control));
+    control
 }
 
 /// While the queue has a backlog, a slot whose job finished takes the next
