@@ -19,11 +19,6 @@
 //!   and 2 processes.
 //! - `--backlog N`: N waiting jobs, Redis memory per waiting job
 //!   (`INFO memory` before and after), then 2 worker processes run them.
-//! - `--latency`: only the single-call speeds: `redis-benchmark -c 1 -P 1
-//!   -t lpush -q -n 20000` (one client, one command at a time), then 20,000
-//!   `enqueue`s from one task, one after the other; then the latency from
-//!   calling `enqueue` to the handler starting, p50 and p99 over 2,000 jobs
-//!   sent 1 ms apart to an idle worker (in this process).
 //!
 //! URL defaults to `$JOBS_REDIS_URL`, else `redis://127.0.0.1:6379`. Uses
 //! queues named `bench-*`, purged afterwards.
@@ -141,110 +136,6 @@ async fn raw_rates(url: &str) -> (f64, f64, &'static str) {
         rates[1],
         "measured here: 50 connections, no pipelining",
     )
-}
-
-/// The single-client LPUSH rate (`redis-benchmark -c 1 -P 1`), if
-/// `redis-benchmark` is on `PATH`.
-fn raw_single_lpush(url: &str) -> Option<f64> {
-    let info = redis::Client::open(url).unwrap();
-    let addr = info.get_connection_info().addr().to_string();
-    let (host, port) = addr.rsplit_once(':').unwrap_or(("127.0.0.1", "6379"));
-    let output = Command::new("redis-benchmark")
-        .args(["-h", host, "-p", port, "-t", "lpush", "-q"])
-        .args(["-c", "1", "-P", "1", "-n", "20000"])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.split(['\r', '\n'])
-        .rfind(|l| l.starts_with("LPUSH: ") && l.contains("requests per second"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// `n` `enqueue`s from one task, each awaited before the next.
-async fn enqueue_sequential(url: &str, n: usize) -> f64 {
-    let queue = RedisJobQueue::connect(url, &format!("bench-{}", JobId::new()))
-        .await
-        .unwrap();
-    queue.enqueue(noop_job()).await.unwrap();
-    let start = Instant::now();
-    for _ in 0..n {
-        queue.enqueue(noop_job()).await.unwrap();
-    }
-    let r = rate(n, start.elapsed());
-    remove(url, &queue).await;
-    r
-}
-
-fn wall_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
-}
-
-/// Reports, for each job, the µs from its `sent_us` to the handler start.
-struct Probe(tokio::sync::mpsc::UnboundedSender<i64>);
-
-impl JobProcessor for Probe {
-    async fn process(&self, job: &Job) -> JobResult {
-        let now = wall_us();
-        if let Some(sent) = job.args.get("sent_us").and_then(|v| v.as_i64()) {
-            let _ = self.0.send(now - sent);
-        }
-        JobResult::success(serde_json::Value::Null)
-    }
-}
-
-/// Enqueue → handler start for `n` jobs sent `gap` apart to an idle
-/// worker: (p50, p99, max) in µs.
-async fn latency(url: &str, n: usize, gap: Duration) -> (i64, i64, i64) {
-    let queue = RedisJobQueue::connect(url, &format!("bench-{}", JobId::new()))
-        .await
-        .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let worker = BackgroundJobWorker::builder()
-        .queue(queue.clone())
-        .processor(Probe(tx))
-        .build()
-        .expect("worker");
-    let running = tokio::spawn(worker.clone().run_owned());
-    // Warm up: the worker is subscribed and idle once a job went through.
-    for _ in 0..20 {
-        queue
-            .enqueue(Job::new(
-                "probe",
-                serde_json::json!({ "sent_us": wall_us() }),
-            ))
-            .await
-            .unwrap();
-        rx.recv().await.unwrap();
-    }
-    let mut ticks = tokio::time::interval(gap);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seen = Vec::with_capacity(n);
-    for _ in 0..n {
-        ticks.tick().await;
-        queue
-            .enqueue(Job::new(
-                "probe",
-                serde_json::json!({ "sent_us": wall_us() }),
-            ))
-            .await
-            .unwrap();
-        while let Ok(us) = rx.try_recv() {
-            seen.push(us);
-        }
-    }
-    while seen.len() < n {
-        seen.push(rx.recv().await.unwrap());
-    }
-    worker.stop().await;
-    running.await.unwrap().unwrap();
-    remove(url, &queue).await;
-    seen.sort_unstable();
-    let at = |q: f64| seen[((seen.len() as f64 * q) as usize).min(seen.len() - 1)];
-    (at(0.50), at(0.99), seen[seen.len() - 1])
 }
 
 async fn enqueue_single(url: &str, n: usize) -> f64 {
@@ -485,40 +376,18 @@ async fn main() {
     let mut n = 100_000;
     let mut backlog_n = None;
     let mut processing_only = false;
-    let mut latency_only = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--jobs" => n = it.next().and_then(|v| v.parse().ok()).expect("--jobs N"),
             "--backlog" => backlog_n = it.next().and_then(|v| v.parse().ok()),
             "--processing-only" => processing_only = true,
-            "--latency" => latency_only = true,
             other => url = other.to_owned(),
         }
     }
     let url = Arc::new(url);
     println!("jobs Redis benchmark on {url}: {n} no-op jobs per measurement");
 
-    if latency_only {
-        let raw = raw_single_lpush(&url);
-        let seq = enqueue_sequential(&url, 20_000).await;
-        match raw {
-            Some(raw) => println!(
-                "raw Redis (redis-benchmark -c 1 -P 1 -t lpush -q -n 20000): LPUSH {raw:.0}/s"
-            ),
-            None => println!("raw Redis: redis-benchmark not found"),
-        }
-        print!("enqueue, one task, one call at a time:  {seq:.0} jobs/s");
-        match raw {
-            Some(raw) => println!("  (x{:.2} of raw single-client LPUSH)", seq / raw),
-            None => println!(),
-        }
-        let (p50, p99, max) = latency(&url, 2_000, Duration::from_millis(1)).await;
-        println!(
-            "enqueue -> handler start, idle worker, 2,000 jobs 1 ms apart: p50 {p50} us, p99 {p99} us, max {max} us"
-        );
-        return;
-    }
     if processing_only {
         let one = processing(&url, n, 1).await;
         println!("processing, 1 worker process: {one:.0} jobs/s");

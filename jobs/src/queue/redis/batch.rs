@@ -1,13 +1,10 @@
-//! Batching: a single enqueue, or a finish report, is sent at once when no
-//! call of its kind is on its way; those that arrive while one is, are
-//! queued and sent together in one script call as soon as it returns (no
-//! timer: batches form only under load). And `enqueue_many` split into
-//! bounded script calls.
+//! Batching: finish reports, and single enqueues, that arrive while the
+//! previous script call is on its way are sent together in the next one;
+//! and `enqueue_many` split into bounded script calls.
 
-use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Shared;
 use crate::error::{BackendError, Error, Result};
@@ -155,133 +152,40 @@ impl Shared {
     }
 }
 
-/// Lets one call of a kind (single enqueues, or finishes) be on its way at
-/// a time: the caller that finds none on its way sends its own request at
-/// once; requests that arrive meanwhile are queued, and sent together (up
-/// to [`MAX_BATCH`] per call) when that call returns.
-pub(super) struct Gate<R> {
-    state: Mutex<GateState<R>>,
-}
-
-struct GateState<R> {
-    /// A call of this kind is on its way.
-    busy: bool,
-    queued: Vec<R>,
-}
-
-impl<R> Gate<R> {
-    pub(super) fn new() -> Self {
-        Gate {
-            state: Mutex::new(GateState {
-                busy: false,
-                queued: Vec::new(),
-            }),
+/// Waits for a request, then takes whatever else is queued (up to
+/// [`MAX_BATCH`]) into `batch`. `false` once the queue is dropped.
+async fn next_batch<T>(
+    shared: &Shared,
+    rx: &mut mpsc::UnboundedReceiver<T>,
+    batch: &mut Vec<T>,
+) -> bool {
+    let first = tokio::select! {
+        biased;
+        first = rx.recv() => first,
+        _ = shared.stop.cancelled() => None,
+    };
+    let Some(first) = first else { return false };
+    batch.push(first);
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(request) => batch.push(request),
+            Err(_) => break,
         }
     }
-
-    fn lock(&self) -> MutexGuard<'_, GateState<R>> {
-        // The state stays consistent at every step, so a panic elsewhere
-        // while it was held leaves nothing half-done.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// `true` if no call was on its way: the caller sends now (and the
-    /// gate is busy until its [`Turn`] ends). Else `request()` is queued.
-    fn enter(&self, request: impl FnOnce() -> R) -> bool {
-        let mut state = self.lock();
-        if state.busy {
-            state.queued.push(request());
-            false
-        } else {
-            state.busy = true;
-            true
-        }
-    }
-
-    /// The next batch to send, at most [`MAX_BATCH`]; empty (and the gate
-    /// free again) if none is queued.
-    fn next(&self) -> Vec<R> {
-        let mut state = self.lock();
-        if state.queued.len() <= MAX_BATCH {
-            let batch = std::mem::take(&mut state.queued);
-            state.busy = !batch.is_empty();
-            batch
-        } else {
-            state.queued.drain(..MAX_BATCH).collect()
-        }
-    }
+    true
 }
 
-/// A kind of request that goes through a [`Gate`].
-pub(super) trait Batched: Sized + Send + 'static {
-    fn gate(shared: &Shared) -> &Gate<Self>;
-
-    /// Sends `batch` in one script call and answers each request.
-    fn send(shared: &Shared, batch: Vec<Self>)
-    -> impl std::future::Future<Output = ()> + Send + '_;
-}
-
-/// The right to the one call on its way. When it ends (the call returned,
-/// or its future was dropped), the requests queued meanwhile are sent, by a
-/// task of their own, so the caller has its answer without waiting for
-/// theirs.
-struct Turn<R: Batched> {
+/// Sends finish reports in batches: whatever queued up while the previous
+/// batch was on its way goes in the next script call. A failed call hands
+/// every waiter the same error.
+pub(super) async fn flush_finishes(
     shared: Arc<Shared>,
-    kind: PhantomData<fn() -> R>,
-}
-
-impl<R: Batched> Turn<R> {
-    fn new(shared: &Arc<Shared>) -> Self {
-        Turn {
-            shared: Arc::clone(shared),
-            kind: PhantomData,
-        }
-    }
-}
-
-impl<R: Batched> Drop for Turn<R> {
-    fn drop(&mut self) {
-        let batch = R::gate(&self.shared).next();
-        if batch.is_empty() {
-            return;
-        }
-        // The gate stays busy: the next turn is the task's.
-        let turn = Turn::<R>::new(&self.shared);
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    R::send(&turn.shared, batch).await;
-                    drop(turn);
-                });
-            }
-            // No runtime to send them on: their callers see the requests
-            // dropped ("stopped before answering"), and so do the next ones.
-            Err(_) => drop((batch, turn)),
-        }
-    }
-}
-
-/// Waits for the answer to a queued request, at most twice the timeout
-/// (the call before it, then its own).
-async fn answer<T>(shared: &Shared, what: &str, rx: oneshot::Receiver<Result<T>>) -> Result<T> {
-    match tokio::time::timeout(shared.timeout * 2, rx).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(_)) => Err(Error::Backend(BackendError::new(format!(
-            "redis: the {what} call was dropped before answering"
-        )))),
-        Err(_) => Err(shared.timed_out(what)),
-    }
-}
-
-impl Batched for FinishRequest {
-    fn gate(shared: &Shared) -> &Gate<Self> {
-        &shared.finishes
-    }
-
-    /// A failed call hands every waiter the same error.
-    async fn send(shared: &Shared, batch: Vec<Self>) {
+    mut rx: mpsc::UnboundedReceiver<FinishRequest>,
+) {
+    let mut batch: Vec<FinishRequest> = Vec::new();
+    while next_batch(&shared, &mut rx, &mut batch).await {
         let (entries, replies): (Vec<FinishEntry>, Vec<oneshot::Sender<Result<bool>>>) =
-            batch.into_iter().map(|r| (r.entry, r.reply)).unzip();
+            batch.drain(..).map(|r| (r.entry, r.reply)).unzip();
         match shared.finish_batch(&entries).await {
             Ok(results) => {
                 for (reply, held) in replies.into_iter().zip(results) {
@@ -297,159 +201,35 @@ impl Batched for FinishRequest {
     }
 }
 
-impl Batched for EnqueueRequest {
-    fn gate(shared: &Shared) -> &Gate<Self> {
-        &shared.enqueues
-    }
-
-    /// Each job accepted or refused on its own; a failed call hands every
-    /// waiter the same error.
-    async fn send(shared: &Shared, batch: Vec<Self>) {
+/// Sends single enqueues in batches: whatever queued up while the previous
+/// batch was on its way goes in the next script call.
+pub(super) async fn flush_enqueues(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<EnqueueRequest>,
+) {
+    let mut batch: Vec<EnqueueRequest> = Vec::new();
+    while next_batch(&shared, &mut rx, &mut batch).await {
         let result = shared
             .enqueue_batch(batch.iter().map(|r| &r.job), Mode::Each)
             .await;
         match result {
             Ok(Ok(stored)) => {
-                for (request, stored) in batch.into_iter().zip(stored) {
-                    let _ = request
-                        .reply
-                        .send(stored_or_duplicate(request.job.id, stored));
+                for (request, stored) in batch.drain(..).zip(stored) {
+                    let id = request.job.id;
+                    let answer = if stored {
+                        Ok(id)
+                    } else {
+                        Err(Error::Duplicate(id))
+                    };
+                    let _ = request.reply.send(answer);
                 }
             }
             Ok(Err(_)) => unreachable!("`each` mode reports per job"),
             Err(e) => {
-                for request in batch {
+                for request in batch.drain(..) {
                     let _ = request.reply.send(Err(e.clone()));
                 }
             }
         }
-    }
-}
-
-fn stored_or_duplicate(id: JobId, stored: bool) -> Result<JobId> {
-    if stored {
-        Ok(id)
-    } else {
-        Err(Error::Duplicate(id))
-    }
-}
-
-/// Stores one job: at once if no single enqueue is on its way, else with
-/// the others queued meanwhile, as soon as that one returns. Accepted or
-/// refused on its own either way.
-pub(super) async fn enqueue_one(shared: &Arc<Shared>, job: Encoded) -> Result<JobId> {
-    let mut rx = None;
-    let mut job = Some(job);
-    if !shared.enqueues.enter(|| {
-        let (reply, r) = oneshot::channel();
-        rx = Some(r);
-        EnqueueRequest {
-            job: job.take().expect("taken once"),
-            reply,
-        }
-    }) {
-        return answer(shared, "enqueue", rx.expect("queued")).await;
-    }
-    let job = job.expect("not queued");
-    let _turn = Turn::<EnqueueRequest>::new(shared);
-    match shared
-        .enqueue_batch(std::iter::once(&job), Mode::Each)
-        .await?
-    {
-        Ok(stored) => stored_or_duplicate(job.id, stored.first().copied().unwrap_or(false)),
-        Err(_) => unreachable!("`each` mode reports per job"),
-    }
-}
-
-/// Reports one finish: at once if no finish is on its way, else with the
-/// others queued meanwhile, as soon as that one returns. Whether the lease
-/// was still held.
-pub(super) async fn finish_one(shared: &Arc<Shared>, entry: FinishEntry) -> Result<bool> {
-    let mut rx = None;
-    let mut entry = Some(entry);
-    if !shared.finishes.enter(|| {
-        let (reply, r) = oneshot::channel();
-        rx = Some(r);
-        FinishRequest {
-            entry: entry.take().expect("taken once"),
-            reply,
-        }
-    }) {
-        return answer(shared, "finish", rx.expect("queued")).await;
-    }
-    let entry = entry.expect("not queued");
-    let _turn = Turn::<FinishRequest>::new(shared);
-    let held = shared.finish_batch(std::slice::from_ref(&entry)).await?;
-    Ok(held.first().copied().unwrap_or(false))
-}
-
-#[cfg(test)]
-mod gate_tests {
-    use std::time::Duration;
-
-    use super::{Gate, MAX_BATCH};
-    use crate::Error;
-    use crate::job::Job;
-    use crate::queue::{Enqueue, RedisJobQueue};
-
-    #[test]
-    fn the_first_caller_sends_and_the_others_queue_until_it_returns() {
-        let gate = Gate::new();
-        assert!(gate.enter(|| 0));
-        assert!(!gate.enter(|| 1));
-        assert!(!gate.enter(|| 2));
-        // The call returned: the queued ones go next, the gate stays busy.
-        assert_eq!(gate.next(), [1, 2]);
-        assert!(!gate.enter(|| 3));
-        assert_eq!(gate.next(), [3]);
-        // Nothing queued: the gate is free, the next caller sends at once.
-        assert!(gate.next().is_empty());
-        assert!(gate.enter(|| 4));
-        assert!(gate.next().is_empty());
-        assert!(gate.enter(|| 5));
-    }
-
-    #[test]
-    fn batches_are_bounded() {
-        let gate = Gate::new();
-        assert!(gate.enter(|| 0));
-        for i in 1..=MAX_BATCH + 3 {
-            assert!(!gate.enter(|| i));
-        }
-        assert_eq!(gate.next().len(), MAX_BATCH);
-        assert_eq!(gate.next(), [MAX_BATCH + 1, MAX_BATCH + 2, MAX_BATCH + 3]);
-        assert!(gate.next().is_empty());
-        assert!(gate.enter(|| 0));
-    }
-
-    /// Concurrent enqueues to a Redis that refuses connections: the one
-    /// sent at once and the ones queued behind it each get the error, said
-    /// once; and the gate is free again afterwards.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failed_call_reaches_every_waiter_once() {
-        // Port 1 on loopback: nothing listens there.
-        let queue = RedisJobQueue::builder("redis://127.0.0.1:1/")
-            .name("gate-test")
-            .timeout(Duration::from_secs(2))
-            .build()
-            .unwrap();
-        for _ in 0..2 {
-            let tasks: Vec<_> = (0..50)
-                .map(|_| {
-                    let queue = queue.clone();
-                    tokio::spawn(async move {
-                        queue.enqueue(Job::new("x", serde_json::Value::Null)).await
-                    })
-                })
-                .collect();
-            for task in tasks {
-                let e = task.await.unwrap().unwrap_err();
-                assert!(matches!(e, Error::Backend(_)), "{e}");
-                let text = e.to_string();
-                assert_eq!(text.matches("queue backend error").count(), 1, "{text}");
-            }
-        }
-        let shared = &queue.inner.shared;
-        assert!(shared.enqueues.enter(|| unreachable!("the gate is free")));
     }
 }

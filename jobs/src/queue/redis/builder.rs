@@ -7,7 +7,6 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::batch::Gate;
 use super::conn::backend;
 use super::scripts::Scripts;
 use super::wake::Wake;
@@ -130,8 +129,6 @@ impl RedisJobQueueBuilder {
                 finished_ttl_us: ttl_us,
                 wake: Wake::new(),
                 revoked: Notify::new(),
-                enqueues: Gate::new(),
-                finishes: Gate::new(),
                 stop: CancellationToken::new(),
             },
         ))

@@ -57,12 +57,10 @@
 //!
 //! # Speed
 //!
-//! Reserving takes up to `max` jobs in one script call. A single `enqueue`,
-//! or a finish, is sent at once when no call of its kind is on its way;
-//! those that arrive while one is are sent together in one script call as
-//! soon as it returns (each enqueue still accepted or refused on its own,
-//! each finish answered on its own), so batches form under load only and
-//! nothing waits for a timer; `enqueue_many` is one script call up to
+//! Reserving takes up to `max` jobs in one script call; finishes that
+//! complete at about the same time are sent together in one script call by a
+//! background flusher, and so are concurrent single `enqueue`s (each still
+//! accepted or refused on its own); `enqueue_many` is one script call up to
 //! 2,000 jobs (larger batches are split; see [`RedisJobQueue`]). An idle
 //! worker waits on a pub/sub subscription (a dedicated connection) instead
 //! of polling; the due time of the next scheduled job bounds its wait, and
@@ -124,7 +122,7 @@ use std::time::Duration;
 use chrono::Utc;
 use redis::Client;
 use redis::aio::ConnectionManager;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
@@ -143,7 +141,7 @@ mod scripts;
 mod tests;
 mod wake;
 
-use batch::{Encoded, EnqueueRequest, FinishEntry, FinishRequest, Gate};
+use batch::{Encoded, EnqueueRequest, FinishEntry, FinishRequest};
 pub use builder::RedisJobQueueBuilder;
 pub use last_run::RedisLastRunStore;
 use record::{Part, Patch};
@@ -188,6 +186,8 @@ struct Inner {
     shared: Arc<Shared>,
     /// The wake epoch seen when `reserve` last started.
     seen_epoch: AtomicU64,
+    finisher: std::sync::OnceLock<mpsc::UnboundedSender<FinishRequest>>,
+    enqueuer: std::sync::OnceLock<mpsc::UnboundedSender<EnqueueRequest>>,
     subscriber: std::sync::OnceLock<()>,
     _stop: DropGuard,
 }
@@ -205,10 +205,6 @@ struct Shared {
     wake: Wake,
     /// Signalled when a running job was cancelled (by any process).
     revoked: Notify,
-    /// Single enqueues: one call on its way, the others queued behind it.
-    enqueues: Gate<EnqueueRequest>,
-    /// Finish reports: one call on its way, the others queued behind it.
-    finishes: Gate<FinishRequest>,
     stop: CancellationToken,
 }
 
@@ -292,6 +288,8 @@ impl RedisJobQueue {
             inner: Arc::new(Inner {
                 shared: Arc::new(shared),
                 seen_epoch: AtomicU64::new(u64::MAX),
+                finisher: std::sync::OnceLock::new(),
+                enqueuer: std::sync::OnceLock::new(),
                 subscriber: std::sync::OnceLock::new(),
                 _stop: stop,
             }),
@@ -362,6 +360,22 @@ impl RedisJobQueue {
 
     fn shared(&self) -> &Shared {
         &self.inner.shared
+    }
+
+    fn finisher(&self) -> &mpsc::UnboundedSender<FinishRequest> {
+        self.inner.finisher.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(batch::flush_finishes(Arc::clone(&self.inner.shared), rx));
+            tx
+        })
+    }
+
+    fn enqueuer(&self) -> &mpsc::UnboundedSender<EnqueueRequest> {
+        self.inner.enqueuer.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(batch::flush_enqueues(Arc::clone(&self.inner.shared), rx));
+            tx
+        })
     }
 
     fn ensure_subscriber(&self) {
@@ -437,13 +451,36 @@ fn encode(job: &Job) -> Result<Encoded> {
     })
 }
 
+/// Waits for a background flusher's answer, at most twice the timeout.
+async fn answer<T>(shared: &Shared, what: &str, rx: oneshot::Receiver<Result<T>>) -> Result<T> {
+    match tokio::time::timeout(shared.timeout * 2, rx).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(Error::Backend(BackendError::new(format!(
+            "redis: the {what} flusher stopped before answering"
+        )))),
+        Err(_) => Err(shared.timed_out(what)),
+    }
+}
+
 impl Enqueue for RedisJobQueue {
-    /// Sent at once when no single enqueue is on its way; concurrent ones
-    /// are sent together (one script call for all that queued up while the
-    /// previous call was on its way). Each is accepted or refused on its
-    /// own.
+    /// Concurrent single enqueues are sent together (one script call for
+    /// all that queued up while the previous call was on its way); each is
+    /// still accepted or refused on its own.
     async fn enqueue(&self, job: Job) -> Result<JobId> {
-        batch::enqueue_one(&self.inner.shared, encode(&job)?).await
+        let (reply, rx) = oneshot::channel();
+        let request = EnqueueRequest {
+            job: encode(&job)?,
+            reply,
+        };
+        let shared = self.shared();
+        match self.enqueuer().send(request) {
+            Ok(()) => answer(shared, "enqueue", rx).await,
+            // The flusher is gone (its runtime shut down): send directly.
+            Err(mpsc::error::SendError(r)) => {
+                shared.enqueue_all(std::slice::from_ref(&r.job)).await?;
+                Ok(r.job.id)
+            }
+        }
     }
 
     /// All or none, in one script call up to 2,000 jobs; see
@@ -585,7 +622,16 @@ impl JobQueue for RedisJobQueue {
             at_us,
             next,
         };
-        batch::finish_one(&self.inner.shared, entry).await
+        let (reply, rx) = oneshot::channel();
+        match self.finisher().send(FinishRequest { entry, reply }) {
+            Ok(()) => answer(self.shared(), "finish", rx).await,
+            // The flusher is gone (its runtime shut down): report directly.
+            Err(mpsc::error::SendError(request)) => self
+                .shared()
+                .finish_batch(std::slice::from_ref(&request.entry))
+                .await
+                .map(|r| r.first().copied().unwrap_or(false)),
+        }
     }
 
     async fn release(&self, leases: &[Lease]) -> Result<usize> {
