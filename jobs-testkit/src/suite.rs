@@ -93,6 +93,8 @@ define_suite! {$
     release_returns_job_to_the_front,
     get_list_counts_and_purge,
     duplicate_id_is_rejected,
+    idempotent_enqueue_finds_the_first_job,
+    too_deep_payload_is_refused_at_enqueue,
     enqueue_many_keeps_order,
     push_wakes_idle_worker,
 }
@@ -891,6 +893,51 @@ async fn duplicate_id_is_rejected<Q: JobQueue + Clone>(queue: Q) {
         json!({"first": true})
     );
     assert_eq!(queue.counts().await.unwrap().pending, 1);
+}
+
+/// A retried enqueue with `enqueue_idempotent` (the same id, from
+/// `Job::idempotency_key`) returns the first job's id and stores nothing
+/// more; a different key is a different job.
+async fn idempotent_enqueue_finds_the_first_job<Q: JobQueue + Clone>(queue: Q) {
+    let job = || Job::new("ok", json!({"order": 42})).idempotency_key("order-42");
+    let first = queue.enqueue_idempotent(job()).await.unwrap();
+    assert_eq!(queue.enqueue_idempotent(job()).await.unwrap(), first);
+    assert!(matches!(
+        queue.enqueue(job()).await,
+        Err(jobs::Error::Duplicate(id)) if id == first
+    ));
+    let other = queue
+        .enqueue_idempotent(Job::new("ok", json!({"order": 43})).idempotency_key("order-43"))
+        .await
+        .unwrap();
+    assert_ne!(other, first);
+    assert_eq!(queue.counts().await.unwrap().pending, 2);
+}
+
+/// Arguments nested deeper than a worker can read back are refused at
+/// enqueue, naming the limit, and nothing is stored; the limit itself is
+/// accepted.
+async fn too_deep_payload_is_refused_at_enqueue<Q: JobQueue + Clone>(queue: Q) {
+    fn nested(depth: usize) -> serde_json::Value {
+        let mut value = json!(1);
+        for _ in 0..depth {
+            value = json!([value]);
+        }
+        value
+    }
+    let ok = queue
+        .enqueue(Job::new("ok", json!({ "v": nested(124) })))
+        .await
+        .unwrap();
+    let err = queue
+        .enqueue(Job::new("ok", json!({ "v": nested(200) })))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, jobs::Error::InvalidJob { .. }), "{err:?}");
+    assert!(err.to_string().contains("125"), "{err}");
+    let counts = queue.counts().await.unwrap();
+    assert_eq!(counts.pending, 1);
+    assert!(queue.get(ok).await.unwrap().is_some());
 }
 
 /// `enqueue_many` stores all jobs, in order.
