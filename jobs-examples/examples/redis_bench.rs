@@ -349,7 +349,11 @@ async fn backlog(url: &str, n: usize) {
     );
     let start = Instant::now();
     let reserved = queue
-        .reserve("bench", 100, Duration::from_secs(30))
+        .reserve(
+            "bench",
+            &[jobs::Take::new(jobs::DEFAULT_QUEUE, 100)],
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     println!(

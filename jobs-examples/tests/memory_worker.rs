@@ -33,11 +33,11 @@ struct Counting {
 }
 
 impl Enqueue for Counting {
-    async fn enqueue(&self, job: Job) -> jobs::Result<JobId> {
-        self.queue.enqueue(job).await
+    async fn push(&self, job: Job) -> jobs::Result<jobs::Enqueued> {
+        self.queue.push(job).await
     }
-    async fn enqueue_many(&self, jobs: Vec<Job>) -> jobs::Result<Vec<JobId>> {
-        self.queue.enqueue_many(jobs).await
+    async fn push_many(&self, jobs: Vec<Job>) -> jobs::Result<Vec<jobs::Enqueued>> {
+        self.queue.push_many(jobs).await
     }
 }
 
@@ -45,11 +45,14 @@ impl JobQueue for Counting {
     async fn reserve(
         &self,
         worker: &str,
-        max: usize,
+        takes: &[jobs::Take],
         lease: Duration,
     ) -> jobs::Result<Vec<Reservation>> {
         self.reserves.fetch_add(1, Ordering::SeqCst);
-        self.queue.reserve(worker, max, lease).await
+        self.queue.reserve(worker, takes, lease).await
+    }
+    async fn progress(&self, lease: Lease, progress: serde_json::Value) -> jobs::Result<bool> {
+        self.queue.progress(lease, progress).await
     }
     async fn wait_for_jobs(&self, timeout: Duration) {
         self.queue.wait_for_jobs(timeout).await
@@ -91,6 +94,18 @@ impl QueueAdmin for Counting {
     }
     async fn purge(&self) -> jobs::Result<u64> {
         self.queue.purge().await
+    }
+    async fn pause_queue(&self, queue: &str) -> jobs::Result<bool> {
+        self.queue.pause_queue(queue).await
+    }
+    async fn resume_queue(&self, queue: &str) -> jobs::Result<bool> {
+        self.queue.resume_queue(queue).await
+    }
+    async fn queues(&self) -> jobs::Result<Vec<jobs::QueueInfo>> {
+        self.queue.queues().await
+    }
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<jobs::JobEvent> {
+        self.queue.subscribe()
     }
 }
 

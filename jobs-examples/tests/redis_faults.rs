@@ -210,7 +210,11 @@ async fn wrong_type_keys_change_nothing() {
         // scheduled.
         let done = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
         let lease = Duration::from_secs(60);
-        let first = queue.reserve("t", 1, lease).await.unwrap().remove(0);
+        let first = queue
+            .reserve("t", &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)], lease)
+            .await
+            .unwrap()
+            .remove(0);
         assert!(
             queue
                 .finish(
@@ -222,7 +226,11 @@ async fn wrong_type_keys_change_nothing() {
                 .unwrap()
         );
         let held_id = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
-        let held = queue.reserve("t", 1, lease).await.unwrap().remove(0);
+        let held = queue
+            .reserve("t", &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)], lease)
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!(held.job.id, held_id);
         let waiting = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
         let later = queue
@@ -258,7 +266,12 @@ async fn wrong_type_keys_change_nothing() {
                 .await
                 .unwrap_err(),
         );
-        refused(queue.reserve("t", 10, lease).await.unwrap_err());
+        refused(
+            queue
+                .reserve("t", &[jobs::Take::new(jobs::DEFAULT_QUEUE, 10)], lease)
+                .await
+                .unwrap_err(),
+        );
         refused(
             queue
                 .finish(
@@ -335,7 +348,12 @@ async fn broken_counts_are_refused_then_recounted() {
         text.contains(&counts_key) && text.contains("five"),
         "{text}"
     );
-    assert!(queue.reserve("t", 10, LEASE).await.is_err());
+    assert!(
+        queue
+            .reserve("t", &[jobs::Take::new(jobs::DEFAULT_QUEUE, 10)], LEASE)
+            .await
+            .is_err()
+    );
     assert_eq!(snapshot(&mut conn, &name).await, before);
 
     let _: () = conn.del(&counts_key).await.unwrap();
@@ -487,7 +505,11 @@ async fn out_of_range_numbers_are_quarantined() {
     // its lease then runs out.
     let held = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
     let lease = queue
-        .reserve("t", 1, Duration::from_millis(200))
+        .reserve(
+            "t",
+            &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)],
+            Duration::from_millis(200),
+        )
         .await
         .unwrap()
         .remove(0);
@@ -746,7 +768,10 @@ async fn killed_redis_loses_nothing_stored() {
         .unwrap();
     // A job "running" in a worker that dies with Redis: its lease expires.
     let held = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
-    queue.reserve("gone", 1, LEASE).await.unwrap();
+    queue
+        .reserve("gone", &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)], LEASE)
+        .await
+        .unwrap();
     let running = start(&queue);
     let mut all = queue
         .enqueue_many((0..2_000).map(|_| Job::new("ok", json!({}))).collect())
@@ -791,7 +816,11 @@ async fn a_running_job_in_no_index_is_recovered() {
     // A worker reserved it (for an hour) and died; then its entry in the
     // running index was deleted.
     let taken = queue
-        .reserve("gone", 1, Duration::from_secs(3600))
+        .reserve(
+            "gone",
+            &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)],
+            Duration::from_secs(3600),
+        )
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
@@ -831,7 +860,11 @@ async fn repair_reindexes_jobs_in_no_index() {
         .unwrap();
     let held = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
     queue
-        .reserve("gone", 1, Duration::from_secs(600))
+        .reserve(
+            "gone",
+            &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)],
+            Duration::from_secs(600),
+        )
         .await
         .unwrap();
     let orphan = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();

@@ -638,7 +638,11 @@ async fn expired_lease_is_fenced() {
     let b = RedisJobQueue::connect(&url, &name).await.unwrap();
     let id = a.enqueue(Job::new("record", json!({}))).await.unwrap();
     let short = Duration::from_millis(50);
-    let first = a.reserve("a", 10, short).await.unwrap().remove(0);
+    let first = a
+        .reserve("a", &[jobs::Take::new(jobs::DEFAULT_QUEUE, 10)], short)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(first.job.id, id);
     assert_eq!(b.recover_expired().await.unwrap(), 0, "not yet expired");
     // A heartbeat keeps it alive past the first deadline.
@@ -664,7 +668,11 @@ async fn expired_lease_is_fenced() {
     assert_eq!(recovered.status, JobStatus::Retrying);
     assert_eq!(recovered.attempts, 1);
     let second = b
-        .reserve("b", 10, Duration::from_secs(30))
+        .reserve(
+            "b",
+            &[jobs::Take::new(jobs::DEFAULT_QUEUE, 10)],
+            Duration::from_secs(30),
+        )
         .await
         .unwrap()
         .remove(0);
@@ -702,7 +710,9 @@ async fn expired_lease_is_fenced() {
         .enqueue(Job::new("record", json!({})).max_retries(0))
         .await
         .unwrap();
-    a.reserve("a", 1, short).await.unwrap();
+    a.reserve("a", &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)], short)
+        .await
+        .unwrap();
     eventually(
         "the last attempt is recovered",
         Duration::from_secs(5),

@@ -506,7 +506,7 @@ struct Flaky {
 }
 
 impl Enqueue for Flaky {
-    async fn enqueue(&self, job: Job) -> jobs::Result<JobId> {
+    async fn push(&self, job: Job) -> jobs::Result<jobs::Enqueued> {
         if self
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -514,11 +514,11 @@ impl Enqueue for Flaky {
         {
             return Err(jobs::Error::backend("connection refused"));
         }
-        self.queue.enqueue(job).await
+        self.queue.push(job).await
     }
 
-    async fn enqueue_many(&self, jobs: Vec<Job>) -> jobs::Result<Vec<JobId>> {
-        self.queue.enqueue_many(jobs).await
+    async fn push_many(&self, jobs: Vec<Job>) -> jobs::Result<Vec<jobs::Enqueued>> {
+        self.queue.push_many(jobs).await
     }
 }
 

@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Interval,
     /// An IANA time zone name ([`parse_timezone`](crate::parse_timezone)).
     TimeZone,
+    /// A rate, such as `100/min` ([`parse_rate`](crate::parse_rate)).
+    Rate,
 }
 
 /// A schedule's text that was rejected: what kind of text, the text itself,
@@ -86,6 +88,7 @@ impl fmt::Display for Error {
             ErrorKind::Duration => write!(f, "invalid duration `{input}`: {message}"),
             ErrorKind::Interval => write!(f, "invalid interval `{input}`: {message}"),
             ErrorKind::TimeZone => write!(f, "unknown time zone `{input}`; {message}"),
+            ErrorKind::Rate => write!(f, "invalid rate `{input}`: {message}"),
         }
     }
 }

@@ -30,6 +30,7 @@
 mod cron;
 mod duration;
 mod error;
+mod rate;
 mod timezone;
 
 pub use chrono_tz::Tz;
@@ -38,4 +39,5 @@ pub use croner::Cron;
 pub use cron::parse_cron;
 pub use duration::{check_interval, format_duration, parse_duration, parse_interval};
 pub use error::{Error, ErrorKind};
+pub use rate::parse_rate;
 pub use timezone::parse_timezone;

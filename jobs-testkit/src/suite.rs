@@ -145,7 +145,11 @@ async fn drain_names<Q: JobQueue>(queue: &Q) -> Vec<String> {
     let mut names = Vec::new();
     loop {
         let got = queue
-            .reserve("suite", 1, Duration::from_secs(30))
+            .reserve(
+                "suite",
+                &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)],
+                Duration::from_secs(30),
+            )
             .await
             .unwrap();
         let Some(r) = got.into_iter().next() else {
@@ -729,13 +733,21 @@ async fn bad_input_is_an_error<Q: JobQueue + Clone>(queue: Q) {
 async fn lease_fencing<Q: JobQueue + Clone>(queue: Q) {
     let id = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
     let lease = Duration::from_secs(30);
-    let first = queue.reserve("a", 1, lease).await.unwrap().remove(0);
+    let first = queue
+        .reserve("a", &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)], lease)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(first.job.status, JobStatus::Running);
     assert_eq!(first.job.attempts, 1);
     assert!(first.job.started_at.is_some());
     // Handed back and taken again: the first lease is stale.
     assert_eq!(queue.release(&[first.lease]).await.unwrap(), 1);
-    let second = queue.reserve("b", 1, lease).await.unwrap().remove(0);
+    let second = queue
+        .reserve("b", &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)], lease)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(second.job.id, id);
     assert_ne!(second.lease.token, first.lease.token);
     assert_eq!(
@@ -775,7 +787,11 @@ async fn lease_fencing<Q: JobQueue + Clone>(queue: Q) {
     assert!(done.completed_at.is_some());
     // A cancelled running job's lease is revoked too.
     let id = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
-    let r = queue.reserve("a", 1, lease).await.unwrap().remove(0);
+    let r = queue
+        .reserve("a", &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)], lease)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(
         queue.cancel(id).await.unwrap(),
         CancelOutcome::CancelledRunning
@@ -806,7 +822,11 @@ async fn release_returns_job_to_the_front<Q: JobQueue + Clone>(queue: Q) {
             .unwrap();
     }
     let taken = queue
-        .reserve("a", 2, Duration::from_secs(30))
+        .reserve(
+            "a",
+            &[jobs::Take::new(jobs::DEFAULT_QUEUE, 2)],
+            Duration::from_secs(30),
+        )
         .await
         .unwrap();
     assert_eq!(taken.len(), 2);
@@ -832,7 +852,11 @@ async fn get_list_counts_and_purge<Q: JobQueue + Clone>(queue: Q) {
     assert!(queue.get(jobs::JobId::new()).await.unwrap().is_none());
 
     let r = queue
-        .reserve("a", 1, Duration::from_secs(30))
+        .reserve(
+            "a",
+            &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)],
+            Duration::from_secs(30),
+        )
         .await
         .unwrap()
         .remove(0);
@@ -870,7 +894,11 @@ async fn get_list_counts_and_purge<Q: JobQueue + Clone>(queue: Q) {
     assert!(queue.get(ids[4]).await.unwrap().is_none());
     assert!(
         queue
-            .reserve("a", 10, Duration::from_secs(30))
+            .reserve(
+                "a",
+                &[jobs::Take::new(jobs::DEFAULT_QUEUE, 10)],
+                Duration::from_secs(30)
+            )
             .await
             .unwrap()
             .is_empty()

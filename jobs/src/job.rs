@@ -14,6 +14,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::Error;
+use crate::flow::{ConcurrencyLimit, Rate, RateLimit, Unique};
 use crate::result::JobResult;
 
 /// The default number of retries after a job's first failed attempt.
@@ -421,6 +422,24 @@ pub struct Job {
     /// Free-form data that travels with the job.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, Value>,
+    /// The named queue it waits in ([`DEFAULT_QUEUE`] unless set): a worker
+    /// takes jobs from the queues it names.
+    #[serde(default = "default_queue", skip_serializing_if = "is_default_queue")]
+    pub queue: Cow<'static, str>,
+    /// At most so many jobs with its key run at once, fleet-wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<ConcurrencyLimit>,
+    /// At most so many jobs with its key start per period, fleet-wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Enqueueing it while a job with the same unique key exists returns
+    /// that job instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique: Option<Unique>,
+    /// The latest progress its running attempt reported
+    /// ([`JobContext::progress`](crate::JobContext::progress)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Value>,
     /// Why the arguments could not be serialised, for a job that a
     /// `#[job]` function's `job(..)` made from them: [`Job::validate`], and
     /// so every enqueue, refuses the job with it. Never stored.
@@ -452,6 +471,48 @@ fn json_depth(value: &Value) -> usize {
         deepest = deepest.max(depth);
     }
     deepest
+}
+
+fn default_queue() -> Cow<'static, str> {
+    Cow::Borrowed(DEFAULT_QUEUE)
+}
+
+fn is_default_queue(queue: &Cow<'static, str>) -> bool {
+    queue == DEFAULT_QUEUE
+}
+
+/// The longest queue name.
+pub const MAX_QUEUE_NAME: usize = 128;
+
+/// Checks a queue name: 1 to [`MAX_QUEUE_NAME`] bytes of ASCII letters,
+/// digits, `_`, `-`, `.` and `:`.
+///
+/// ```
+/// assert!(jobs::check_queue_name("mailers").is_ok());
+/// assert!(jobs::check_queue_name("").is_err());
+/// assert!(jobs::check_queue_name("a b").is_err());
+/// ```
+pub fn check_queue_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() {
+        return Err(Error::InvalidArgument(
+            "a queue name must not be empty".into(),
+        ));
+    }
+    if name.len() > MAX_QUEUE_NAME {
+        return Err(Error::InvalidArgument(format!(
+            "queue name `{}..` is longer than {MAX_QUEUE_NAME} bytes",
+            &name[..name.char_indices().nth(32).map_or(name.len(), |(i, _)| i)]
+        )));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "queue name `{name}` holds {bad:?}; use ASCII letters, digits, `_`, `-`, `.` and `:`"
+        )));
+    }
+    Ok(())
 }
 
 fn pending() -> JobStatus {
@@ -488,6 +549,11 @@ impl Job {
             result: None,
             tags: Vec::new(),
             metadata: BTreeMap::new(),
+            queue: Cow::Borrowed(DEFAULT_QUEUE),
+            concurrency: None,
+            rate_limit: None,
+            unique: None,
+            progress: None,
             args_error: None,
         }
     }
@@ -511,6 +577,75 @@ impl Job {
             message: e.to_string(),
         })?;
         Ok(Job::new(name, args))
+    }
+
+    /// Puts the job in the named queue `queue` (by default
+    /// [`DEFAULT_QUEUE`]).
+    pub fn queue(mut self, queue: impl Into<Cow<'static, str>>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// At most `max` jobs of this name run at once, fleet-wide.
+    pub fn concurrency(self, max: u32) -> Self {
+        let key = self.name.to_string();
+        self.concurrency_by(max, key)
+    }
+
+    /// At most `max` jobs with `key` run at once, fleet-wide (a partition:
+    /// build the key with [`flow::key`](crate::flow::key) from the value
+    /// that partitions, as `#[job(key = ..)]` does).
+    pub fn concurrency_by(mut self, max: u32, key: impl Into<String>) -> Self {
+        self.concurrency = Some(ConcurrencyLimit {
+            key: key.into(),
+            max,
+        });
+        self
+    }
+
+    /// At most `rate.max` jobs of this name start per `rate.period`,
+    /// fleet-wide.
+    pub fn rate_limit(self, rate: Rate) -> Self {
+        let key = self.name.to_string();
+        self.rate_limit_by(rate, key)
+    }
+
+    /// At most `rate.max` jobs with `key` start per `rate.period`,
+    /// fleet-wide.
+    pub fn rate_limit_by(mut self, rate: Rate, key: impl Into<String>) -> Self {
+        self.rate_limit = Some(RateLimit {
+            key: key.into(),
+            rate,
+        });
+        self
+    }
+
+    /// Makes the job unique as `unique` says.
+    pub fn unique(mut self, unique: Unique) -> Self {
+        self.unique = Some(unique);
+        self
+    }
+
+    /// Makes the job unique by its name and all its arguments, for at most
+    /// `period`, in the default states (pending, running, retrying).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use jobs::prelude::*;
+    /// use serde_json::json;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), jobs::Error> {
+    /// let queue = MemoryJobQueue::new();
+    /// let job = || Job::new("digest", json!({"user": 7})).unique_for(Duration::from_secs(600));
+    /// let first = queue.push(job()).await?;
+    /// let second = queue.push(job()).await?;
+    /// assert!(!first.conflict && second.conflict);
+    /// assert_eq!(second.id, first.id);
+    /// # Ok(()) }
+    /// ```
+    pub fn unique_for(self, period: Duration) -> Self {
+        let key = crate::flow::key(&self.name, &self.args);
+        self.unique(Unique::new(key).period(period))
     }
 
     /// Sets the priority.
@@ -681,6 +816,43 @@ impl Job {
                 id: self.id,
                 message: format!("job `{}`: `timeout` must be longer than zero", self.name),
             });
+        }
+        let invalid = |message: String| Error::InvalidJob {
+            id: self.id,
+            message: format!("job `{}`: {message}", self.name),
+        };
+        check_queue_name(&self.queue).map_err(|e| match e {
+            Error::InvalidArgument(m) => invalid(m),
+            other => other,
+        })?;
+        if let Some(limit) = &self.concurrency {
+            if limit.max == 0 {
+                return Err(invalid("a concurrency limit must be at least 1".into()));
+            }
+            if limit.key.is_empty() {
+                return Err(invalid("a concurrency limit's key is empty".into()));
+            }
+        }
+        if let Some(limit) = &self.rate_limit {
+            limit.rate.validate().map_err(&invalid)?;
+            if limit.key.is_empty() {
+                return Err(invalid("a rate limit's key is empty".into()));
+            }
+        }
+        if let Some(unique) = &self.unique {
+            if unique.key.is_empty() {
+                return Err(invalid("a unique job's key is empty".into()));
+            }
+            if unique.states.is_empty() {
+                return Err(invalid(
+                    "a unique job names no states to be unique in".into(),
+                ));
+            }
+            if unique.period == Some(Duration::ZERO) {
+                return Err(invalid(
+                    "a unique job's period must be longer than zero".into(),
+                ));
+            }
         }
         if let Some(backoff) = &self.backoff {
             backoff.validate().map_err(|e| Error::InvalidJob {

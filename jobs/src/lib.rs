@@ -51,6 +51,8 @@
 mod clock;
 mod context;
 mod error;
+mod events;
+pub mod flow;
 mod job;
 mod processor;
 pub mod queue;
@@ -68,11 +70,16 @@ pub mod __private;
 pub use clock::Clock;
 pub use context::{Data, DataMap, JobContext};
 pub use error::{BackendError, Error, Result};
-pub use job::{Backoff, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus};
+pub use events::{JobEvent, JobEventKind};
+pub use flow::{ConcurrencyLimit, QueueLimits, Rate, RateLimit, Unique};
+pub use job::{
+    Backoff, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus,
+    MAX_QUEUE_NAME, check_queue_name,
+};
 pub use processor::JobProcessor;
 pub use queue::{
-    CancelOutcome, Enqueue, JobQueue, Lease, MemoryJobQueue, Outcome, QueueAdmin, QueueCounts,
-    Reservation,
+    CancelOutcome, Enqueue, Enqueued, JobQueue, Lease, MemoryJobQueue, Outcome, QueueAdmin,
+    QueueCounts, QueueInfo, Reservation, Take,
 };
 #[cfg(feature = "redis")]
 pub use queue::{RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore};
@@ -86,8 +93,8 @@ pub use scheduler::{
     TaskInfo, TaskOutcome,
 };
 pub use worker::{
-    BackgroundJobWorker, JobEvent, JobEventKind, QueueStats, StopReport, WorkerBuilder,
-    WorkerHealth, WorkerState, WorkerStats,
+    BackgroundJobWorker, QueueStats, StopReport, WorkerBuilder, WorkerHealth, WorkerState,
+    WorkerStats,
 };
 
 #[doc = include_str!("job_attribute.md")]

@@ -53,6 +53,15 @@ pub struct JobResult {
         skip_serializing_if = "Option::is_none"
     )]
     pub execution_time: Option<Duration>,
+    /// Set when the handler asked to run again later without the attempt
+    /// counting ([`JobError::snooze`]): the job waits this long and keeps
+    /// its attempts.
+    #[serde(
+        default,
+        with = "crate::serde_millis::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub snooze: Option<Duration>,
 }
 
 impl JobResult {
@@ -92,6 +101,10 @@ impl JobResult {
                 _ => None,
             },
             execution_time: None,
+            snooze: match error.retry {
+                Retry::Snooze(delay) => Some(delay),
+                _ => None,
+            },
         }
     }
 
@@ -135,6 +148,9 @@ pub enum Retry {
     After(Duration),
     /// Do not retry: the job fails for good.
     Never,
+    /// Not a failure: run the job again after this delay, without counting
+    /// the attempt ([`JobError::snooze`]).
+    Snooze(Duration),
 }
 
 /// The error a job handler fails with.
@@ -195,6 +211,30 @@ impl JobError {
         JobError {
             retry: Retry::After(delay),
             ..JobError::retryable(message)
+        }
+    }
+
+    /// Not a failure: "not now, try again in `delay`". The job goes back to
+    /// waiting for `delay` without counting the attempt (its retries are
+    /// not used up) and without recording an error — unlike
+    /// [`retry_after`](Self::retry_after), which is a failed attempt. For a
+    /// resource that is busy, or data that is not there yet.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use jobs::{JobError, JobResult, Retry};
+    ///
+    /// let later = JobError::snooze(Duration::from_secs(5));
+    /// assert_eq!(later.retry(), Retry::Snooze(Duration::from_secs(5)));
+    /// assert_eq!(JobResult::failure(later).snooze, Some(Duration::from_secs(5)));
+    /// ```
+    pub fn snooze(delay: Duration) -> Self {
+        JobError {
+            retry: Retry::Snooze(delay),
+            ..JobError::retryable(format!(
+                "snoozed for {}",
+                jobs_schedule::format_duration(delay)
+            ))
         }
     }
 

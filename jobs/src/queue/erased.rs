@@ -5,19 +5,32 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use super::{CancelOutcome, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, Reservation};
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use super::{
+    CancelOutcome, Enqueued, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, QueueInfo,
+    Reservation, Take,
+};
 use crate::error::Result;
+use crate::events::JobEvent;
 use crate::job::{Job, JobId, JobStatus};
 
+#[allow(dead_code)] // progress, pause and events: used once the worker takes them up
 pub(crate) trait DynQueue: Send + Sync + 'static {
-    fn enqueue(&self, job: Job) -> BoxFuture<'_, Result<JobId>>;
-    fn enqueue_many(&self, jobs: Vec<Job>) -> BoxFuture<'_, Result<Vec<JobId>>>;
+    fn push(&self, job: Job) -> BoxFuture<'_, Result<Enqueued>>;
+    fn push_many(&self, jobs: Vec<Job>) -> BoxFuture<'_, Result<Vec<Enqueued>>>;
     fn reserve<'a>(
         &'a self,
         worker: &'a str,
-        max: usize,
+        takes: &'a [Take],
         lease: Duration,
     ) -> BoxFuture<'a, Result<Vec<Reservation>>>;
+    fn progress(&self, lease: Lease, progress: Value) -> BoxFuture<'_, Result<bool>>;
+    fn pause_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<bool>>;
+    fn resume_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<bool>>;
+    fn queues(&self) -> BoxFuture<'_, Result<Vec<QueueInfo>>>;
+    fn subscribe(&self) -> broadcast::Receiver<JobEvent>;
     fn wait_for_jobs(&self, timeout: Duration) -> BoxFuture<'_, ()>;
     fn heartbeat<'a>(
         &'a self,
@@ -43,19 +56,34 @@ pub(crate) trait DynQueue: Send + Sync + 'static {
 }
 
 impl<Q: JobQueue> DynQueue for Q {
-    fn enqueue(&self, job: Job) -> BoxFuture<'_, Result<JobId>> {
-        Box::pin(super::Enqueue::enqueue(self, job))
+    fn push(&self, job: Job) -> BoxFuture<'_, Result<Enqueued>> {
+        Box::pin(super::Enqueue::push(self, job))
     }
-    fn enqueue_many(&self, jobs: Vec<Job>) -> BoxFuture<'_, Result<Vec<JobId>>> {
-        Box::pin(super::Enqueue::enqueue_many(self, jobs))
+    fn push_many(&self, jobs: Vec<Job>) -> BoxFuture<'_, Result<Vec<Enqueued>>> {
+        Box::pin(super::Enqueue::push_many(self, jobs))
     }
     fn reserve<'a>(
         &'a self,
         worker: &'a str,
-        max: usize,
+        takes: &'a [Take],
         lease: Duration,
     ) -> BoxFuture<'a, Result<Vec<Reservation>>> {
-        Box::pin(JobQueue::reserve(self, worker, max, lease))
+        Box::pin(JobQueue::reserve(self, worker, takes, lease))
+    }
+    fn progress(&self, lease: Lease, progress: Value) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(JobQueue::progress(self, lease, progress))
+    }
+    fn pause_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(QueueAdmin::pause_queue(self, queue))
+    }
+    fn resume_queue<'a>(&'a self, queue: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(QueueAdmin::resume_queue(self, queue))
+    }
+    fn queues(&self) -> BoxFuture<'_, Result<Vec<QueueInfo>>> {
+        Box::pin(QueueAdmin::queues(self))
+    }
+    fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        QueueAdmin::subscribe(self)
     }
     fn wait_for_jobs(&self, timeout: Duration) -> BoxFuture<'_, ()> {
         Box::pin(JobQueue::wait_for_jobs(self, timeout))

@@ -12,11 +12,16 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use serde_json::Value;
+use tokio::sync::broadcast;
+
 use super::{
-    CancelOutcome, Enqueue, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, Reservation,
+    CancelOutcome, Enqueue, Enqueued, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, QueueInfo,
+    Reservation, Take,
 };
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::events::JobEvent;
 use crate::job::{Job, JobId, JobPriority, JobStatus};
 
 use super::DEFAULT_MAX_FINISHED;
@@ -53,6 +58,7 @@ pub struct MemoryJobQueue {
 struct Inner {
     state: Mutex<State>,
     notify: Notify,
+    events: broadcast::Sender<JobEvent>,
     clock: Clock,
     max_finished: u64,
     finished_ttl: Option<chrono::Duration>,
@@ -92,6 +98,7 @@ impl MemoryJobQueueBuilder {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
                 notify: Notify::new(),
+                events: broadcast::channel(1024).0,
                 clock: self.clock,
                 max_finished: self.max_finished,
                 finished_ttl: self
@@ -315,7 +322,7 @@ impl State {
 }
 
 impl Enqueue for MemoryJobQueue {
-    async fn enqueue(&self, job: Job) -> Result<JobId> {
+    async fn push(&self, job: Job) -> Result<Enqueued> {
         job.validate()?;
         let id = job.id;
         let now = self.inner.clock.now();
@@ -323,10 +330,10 @@ impl Enqueue for MemoryJobQueue {
         // Wake a waiting worker even for a scheduled job: it may come due
         // before the time waiting workers sleep towards.
         self.wake(1);
-        Ok(id)
+        Ok(Enqueued::new(id))
     }
 
-    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<Vec<JobId>> {
+    async fn push_many(&self, jobs: Vec<Job>) -> Result<Vec<Enqueued>> {
         for job in &jobs {
             job.validate()?;
         }
@@ -341,7 +348,7 @@ impl Enqueue for MemoryJobQueue {
                 }
             }
             for job in jobs {
-                ids.push(job.id);
+                ids.push(Enqueued::new(job.id));
                 state.insert(job, now)?;
             }
         }
@@ -354,9 +361,10 @@ impl JobQueue for MemoryJobQueue {
     async fn reserve(
         &self,
         _worker: &str,
-        max: usize,
+        takes: &[Take],
         _lease: Duration,
     ) -> Result<Vec<Reservation>> {
+        let max: usize = takes.iter().map(|t| t.max).sum();
         let now = self.inner.clock.now();
         let mut guard = self.inner.state.lock();
         let mut out = Vec::with_capacity(max.min(64));
@@ -506,6 +514,18 @@ impl JobQueue for MemoryJobQueue {
         // Leases of an in-memory queue live as long as the process.
         Ok(0)
     }
+
+    async fn progress(&self, lease: Lease, progress: Value) -> Result<bool> {
+        let mut state = self.inner.state.lock();
+        let Some(record) = state.jobs.get_mut(&lease.job_id) else {
+            return Ok(false);
+        };
+        if record.token != lease.token || record.job.status != JobStatus::Running {
+            return Ok(false);
+        }
+        record.job.progress = Some(progress);
+        Ok(true)
+    }
 }
 
 impl QueueAdmin for MemoryJobQueue {
@@ -598,5 +618,25 @@ impl QueueAdmin for MemoryJobQueue {
             ..State::default()
         };
         Ok(removed)
+    }
+
+    async fn pause_queue(&self, queue: &str) -> Result<bool> {
+        Err(Error::InvalidArgument(format!(
+            "pausing `{queue}`: not supported yet"
+        )))
+    }
+
+    async fn resume_queue(&self, queue: &str) -> Result<bool> {
+        Err(Error::InvalidArgument(format!(
+            "resuming `{queue}`: not supported yet"
+        )))
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        Ok(Vec::new())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.inner.events.subscribe()
     }
 }

@@ -12,13 +12,19 @@
 //! runs again (at-least-once delivery). The lease's token fences the old
 //! worker: once a job was taken from it, its late `finish` changes nothing.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::error::{Error, Result};
+use crate::events::JobEvent;
+use crate::flow::QueueLimits;
 use crate::job::{Job, JobId, JobStatus};
 use crate::result::JobResult;
 
@@ -39,15 +45,38 @@ pub const DEFAULT_MAX_FINISHED: u64 = 10_000;
 ///
 /// The typed `enqueue` helpers that `#[job]` generates take any `Enqueue`.
 pub trait Enqueue: Send + Sync {
-    /// Pushes one job; returns its id. A job whose settings make no sense
-    /// (see [`Job::validate`]) is an `Err` and is not stored.
-    fn enqueue(&self, job: Job) -> impl Future<Output = Result<JobId>> + Send;
+    /// Pushes one job and says what happened: stored, or — for a
+    /// [unique](crate::Unique) job whose twin exists — not stored, with the
+    /// existing job's id and [`Enqueued::conflict`] set. A job whose
+    /// settings make no sense (see [`Job::validate`]) is an `Err` and is not
+    /// stored; so is a job whose id is taken ([`Error::Duplicate`](crate::Error::Duplicate)).
+    fn push(&self, job: Job) -> impl Future<Output = Result<Enqueued>> + Send;
 
-    /// Pushes many jobs at once (in one round trip where the backend allows);
-    /// returns their ids in order. Either all are stored or none is (a
-    /// backend that splits very large batches says what it guarantees for
-    /// them, as `RedisJobQueue` does).
-    fn enqueue_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send;
+    /// Pushes many jobs at once (in one round trip where the backend
+    /// allows), each as [`push`](Self::push) would, in order. Either all are
+    /// stored (but for unique conflicts, decided per job, earlier jobs of
+    /// the same batch included) or none is (a backend that splits very
+    /// large batches says what it guarantees for them, as `RedisJobQueue`
+    /// does).
+    fn push_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<Enqueued>>> + Send;
+
+    /// Pushes one job; returns its id (for a unique job whose twin exists,
+    /// the twin's id). See [`push`](Self::push).
+    fn enqueue(&self, job: Job) -> impl Future<Output = Result<JobId>> + Send {
+        let pushed = self.push(job);
+        async move { pushed.await.map(|e| e.id) }
+    }
+
+    /// Pushes many jobs at once; returns their ids in order. See
+    /// [`push_many`](Self::push_many).
+    fn enqueue_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send {
+        let pushed = self.push_many(jobs);
+        async move {
+            pushed
+                .await
+                .map(|all| all.into_iter().map(|e| e.id).collect())
+        }
+    }
 
     /// Pushes one job, or finds it already there: a job whose id is taken
     /// is taken to be this one, stored by an earlier try, and its id is
@@ -89,22 +118,105 @@ pub trait Enqueue: Send + Sync {
 }
 
 impl<T: Enqueue + ?Sized> Enqueue for &T {
-    fn enqueue(&self, job: Job) -> impl Future<Output = Result<JobId>> + Send {
-        (**self).enqueue(job)
+    fn push(&self, job: Job) -> impl Future<Output = Result<Enqueued>> + Send {
+        (**self).push(job)
     }
 
-    fn enqueue_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send {
-        (**self).enqueue_many(jobs)
+    fn push_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<Enqueued>>> + Send {
+        (**self).push_many(jobs)
     }
 }
 
 impl<T: Enqueue + ?Sized> Enqueue for std::sync::Arc<T> {
-    fn enqueue(&self, job: Job) -> impl Future<Output = Result<JobId>> + Send {
-        (**self).enqueue(job)
+    fn push(&self, job: Job) -> impl Future<Output = Result<Enqueued>> + Send {
+        (**self).push(job)
     }
 
-    fn enqueue_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send {
-        (**self).enqueue_many(jobs)
+    fn push_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<Enqueued>>> + Send {
+        (**self).push_many(jobs)
+    }
+}
+
+/// What [`Enqueue::push`] did with one job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Enqueued {
+    /// The job's id: the new job's, or for a conflict the existing one's.
+    pub id: JobId,
+    /// Whether a [unique](crate::Unique) job with the same key existed, so
+    /// nothing was stored (Oban's `conflict?`).
+    pub conflict: bool,
+}
+
+impl Enqueued {
+    /// A job that was stored.
+    pub fn new(id: JobId) -> Self {
+        Enqueued {
+            id,
+            conflict: false,
+        }
+    }
+
+    /// A unique job that was not stored because `existing` matched it.
+    pub fn conflict(existing: JobId) -> Self {
+        Enqueued {
+            id: existing,
+            conflict: true,
+        }
+    }
+}
+
+/// What a worker asks of one named queue when it reserves: up to `max`
+/// jobs, within the queue's fleet-wide `limits`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Take {
+    /// The queue's name.
+    pub queue: Cow<'static, str>,
+    /// At most this many jobs from it.
+    pub max: usize,
+    /// The queue's own limits, as this worker was configured.
+    pub limits: QueueLimits,
+}
+
+impl Take {
+    /// Up to `max` jobs from `queue`, with no queue-wide limits.
+    pub fn new(queue: impl Into<Cow<'static, str>>, max: usize) -> Self {
+        Take {
+            queue: queue.into(),
+            max,
+            limits: QueueLimits::default(),
+        }
+    }
+
+    /// Sets the queue-wide limits.
+    pub fn limits(mut self, limits: QueueLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// One named queue as [`QueueAdmin::queues`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct QueueInfo {
+    /// Its name.
+    pub name: String,
+    /// Whether it is paused ([`QueueAdmin::pause_queue`]).
+    pub paused: bool,
+    /// Jobs ready to run now (not scheduled for later, not held back by a
+    /// limit).
+    pub ready: u64,
+}
+
+impl QueueInfo {
+    /// A queue's info.
+    pub fn new(name: impl Into<String>, paused: bool, ready: u64) -> Self {
+        QueueInfo {
+            name: name.into(),
+            paused,
+            ready,
+        }
     }
 }
 
@@ -155,6 +267,14 @@ pub enum Outcome {
     Cancelled,
     /// Its `expires_at` had passed: the job becomes `Expired`.
     Expired,
+    /// The handler asked to run again at `at` without the attempt counting
+    /// ([`JobError::snooze`](crate::JobError::snooze)): the job waits again,
+    /// `Pending` (or `Retrying` if an earlier attempt failed), with its
+    /// attempt count back where it was before this attempt.
+    Snoozed {
+        /// When it becomes ready again.
+        at: DateTime<Utc>,
+    },
 }
 
 impl Outcome {
@@ -166,6 +286,8 @@ impl Outcome {
             Outcome::Failed(_) => JobStatus::Failed,
             Outcome::Cancelled => JobStatus::Cancelled,
             Outcome::Expired => JobStatus::Expired,
+            // As a released job: pending unless an earlier attempt failed.
+            Outcome::Snoozed { .. } => JobStatus::Pending,
         }
     }
 
@@ -173,6 +295,14 @@ impl Outcome {
     pub fn apply(&self, job: &mut Job, now: DateTime<Utc>) {
         job.status = self.status();
         match self {
+            Outcome::Snoozed { at } => {
+                job.attempts = job.attempts.saturating_sub(1);
+                if job.attempts > 0 {
+                    job.status = JobStatus::Retrying;
+                }
+                job.scheduled_at = Some(*at);
+                job.started_at = None;
+            }
             Outcome::Completed(result) => {
                 job.result = Some(Box::new(result.clone()));
             }
@@ -287,20 +417,37 @@ impl QueueCounts {
 /// dashboard, a CLI) take on its own. A backend implements both; the
 /// conformance suite in `jobs-testkit` checks both.
 pub trait JobQueue: Enqueue + QueueAdmin + 'static {
-    /// Reserves up to `max` ready jobs for `worker`, most urgent first (and
-    /// in the order they became ready within a priority). Each is marked
-    /// `Running`, its `attempts` counted, under a lease of `lease`.
-    /// Returns at once, possibly with none.
+    /// Reserves ready jobs for `worker`: from each queue of `takes`, in the
+    /// order given, up to its `max`, most urgent first (and in the order
+    /// they became ready within a priority). Each is marked `Running`, its
+    /// `attempts` counted, under a lease of `lease`. Returns at once,
+    /// possibly with none.
+    ///
+    /// A paused queue gives nothing. A job that a limit holds back (its
+    /// queue's [`Take::limits`], its own [`Job::concurrency`] or
+    /// [`Job::rate_limit`]) is not reserved and not counted, and keeps its
+    /// place: it is reserved, ahead of jobs that became ready after it, once
+    /// the limit lets it — a finished job frees a concurrency slot, a rate
+    /// window passes — and the queue wakes waiting workers then.
     fn reserve(
         &self,
         worker: &str,
-        max: usize,
+        takes: &[Take],
         lease: Duration,
     ) -> impl Future<Output = Result<Vec<Reservation>>> + Send;
 
     /// Waits until a job may be ready: one was pushed, a scheduled one came
-    /// due, or `timeout` passed (the polling fallback). May return early.
+    /// due, a limit or a pause that held jobs back lifted, or `timeout`
+    /// passed (the polling fallback). May return early, but must not return
+    /// at once merely because jobs wait that limits or pauses hold back.
     fn wait_for_jobs(&self, timeout: Duration) -> impl Future<Output = ()> + Send;
+
+    /// Records a running job's progress (any JSON value, e.g. a fraction)
+    /// on its record, where [`QueueAdmin::get`] shows it, and sends a
+    /// [`JobEventKind::Progress`] event. Returns `false` (and changes
+    /// nothing) if the lease is no longer held. The worker rate-limits the
+    /// calls a chatty job makes.
+    fn progress(&self, lease: Lease, progress: Value) -> impl Future<Output = Result<bool>> + Send;
 
     /// Extends the leases of jobs still running by `lease`. Returns the
     /// leases that are no longer held — the job was cancelled, or its lease
@@ -370,5 +517,59 @@ pub trait QueueAdmin: Send + Sync {
     /// Whether the backend is reachable.
     fn ping(&self) -> impl Future<Output = Result<()>> + Send {
         async { Ok(()) }
+    }
+
+    /// Pauses the named queue, fleet-wide: workers in every process stop
+    /// taking its jobs (within their polling interval at most; at once where
+    /// the backend can tell them), running ones finish, and jobs can still
+    /// be enqueued. The paused state is stored in the backend, so it
+    /// outlives worker restarts. Returns `false` if it was paused already.
+    fn pause_queue(&self, queue: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Resumes a paused queue, waking waiting workers. Returns `false` if it
+    /// was not paused.
+    fn resume_queue(&self, queue: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The named queues the backend knows of (any that ever had a job, or
+    /// is paused), sorted by name.
+    fn queues(&self) -> impl Future<Output = Result<Vec<QueueInfo>>> + Send;
+
+    /// Events of this queue's jobs — started, progress, finished, released
+    /// — from every process using the backend (a networked backend relays
+    /// them; events sent while a subscriber lags or reconnects are lost, so
+    /// look at [`get`](Self::get) for the truth).
+    fn subscribe(&self) -> broadcast::Receiver<JobEvent>;
+
+    /// Waits until the job reaches a final status (from any process) and
+    /// returns it. `Err(NotFound)` if no such job exists.
+    fn wait_for(&self, id: JobId) -> impl Future<Output = Result<Job>> + Send {
+        async move {
+            let mut events = self.subscribe();
+            loop {
+                match self.get(id).await? {
+                    Some(job) if job.status.is_final() => return Ok(job),
+                    Some(_) => {}
+                    None => return Err(Error::NotFound(id)),
+                }
+                // Wait for an event of this job that ends it, or look again
+                // after a while (an event may be lost).
+                let deadline = tokio::time::sleep(Duration::from_secs(1));
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        _ = &mut deadline => break,
+                        event = events.recv() => match event {
+                            Ok(e) if e.job_id == id && e.kind.is_final() => break,
+                            Ok(_) => {}
+                            Err(broadcast::error::RecvError::Lagged(_)) => break,
+                            Err(broadcast::error::RecvError::Closed) => {
+                                (&mut deadline).await;
+                                break;
+                            }
+                        },
+                    }
+                }
+            }
+        }
     }
 }

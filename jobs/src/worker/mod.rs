@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::job::{Job, JobId, JobStatus};
 use crate::processor::DynProcessor;
 use crate::queue::erased::DynQueue;
-use crate::queue::{CancelOutcome, Enqueue, Lease};
+use crate::queue::{CancelOutcome, Enqueue, Enqueued, Lease};
 use crate::scheduler::JobScheduler;
 
 mod builder;
@@ -36,11 +36,10 @@ mod runner;
 mod scheduling;
 mod types;
 
+pub(crate) use crate::events::{JobEvent, JobEventKind};
 pub use builder::WorkerBuilder;
 use types::Stats;
-pub use types::{
-    JobEvent, JobEventKind, QueueStats, StopReport, WorkerHealth, WorkerState, WorkerStats,
-};
+pub use types::{QueueStats, StopReport, WorkerHealth, WorkerState, WorkerStats};
 
 /// Runs jobs from a queue: up to `max_concurrent_jobs` at once, each with a
 /// timeout, retrying failures with backoff, and keeping every job's status
@@ -142,7 +141,7 @@ impl BackgroundJobWorker {
     pub async fn submit_job(&self, job: Job) -> Result<Job> {
         self.check_open()?;
         let stored = job.clone();
-        self.inner.queue.enqueue(job).await?;
+        self.inner.queue.push(job).await?;
         Ok(stored)
     }
 
@@ -331,14 +330,14 @@ impl BackgroundJobWorker {
 }
 
 impl Enqueue for BackgroundJobWorker {
-    async fn enqueue(&self, job: Job) -> Result<JobId> {
+    async fn push(&self, job: Job) -> Result<Enqueued> {
         self.check_open()?;
-        self.inner.queue.enqueue(job).await
+        self.inner.queue.push(job).await
     }
 
-    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<Vec<JobId>> {
+    async fn push_many(&self, jobs: Vec<Job>) -> Result<Vec<Enqueued>> {
         self.check_open()?;
-        self.inner.queue.enqueue_many(jobs).await
+        self.inner.queue.push_many(jobs).await
     }
 }
 

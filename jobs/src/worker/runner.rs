@@ -17,6 +17,7 @@ use super::{Inner, JobEvent, JobEventKind, StopReport, WorkerState, scheduling};
 use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
+use crate::queue::Take;
 use crate::queue::{Lease, Outcome, Reservation};
 use crate::result::{JobError, JobResult};
 
@@ -153,10 +154,11 @@ async fn take_jobs(inner: &Arc<Inner>) {
             }
         }
 
+        let takes = [Take::new(crate::DEFAULT_QUEUE, permits.num_permits())];
         let reserved = tokio::select! {
             biased;
             _ = inner.stop.cancelled() => return,
-            reserved = inner.queue.reserve(&inner.id, permits.num_permits(), inner.config.lease) => reserved,
+            reserved = inner.queue.reserve(&inner.id, &takes, inner.config.lease) => reserved,
         };
         match reserved {
             Ok(jobs) if jobs.is_empty() => {
@@ -279,10 +281,11 @@ async fn next_in_slot(inner: &Inner) -> Option<Reservation> {
     if !inner.backlog.load(Ordering::Relaxed) || inner.stop.is_cancelled() {
         return None;
     }
+    let takes = [Take::new(crate::DEFAULT_QUEUE, 1)];
     let reserved = tokio::select! {
         biased;
         _ = inner.stop.cancelled() => return None,
-        reserved = inner.queue.reserve(&inner.id, 1, inner.config.lease) => reserved,
+        reserved = inner.queue.reserve(&inner.id, &takes, inner.config.lease) => reserved,
     };
     match reserved {
         Ok(mut jobs) if !jobs.is_empty() => jobs.pop(),
@@ -295,11 +298,7 @@ async fn next_in_slot(inner: &Inner) -> Option<Reservation> {
 
 fn emit(inner: &Inner, job: &Job, kind: JobEventKind) {
     if inner.events.receiver_count() > 0 {
-        let _ = inner.events.send(JobEvent {
-            job_id: job.id,
-            name: job.name.to_string(),
-            kind,
-        });
+        let _ = inner.events.send(JobEvent::of(job, kind));
     }
 }
 
@@ -374,6 +373,7 @@ async fn run_job(inner: &Inner, job: Job, control: &Control) {
             count(&inner.stats.cancelled);
             JobEventKind::Cancelled
         }
+        Outcome::Snoozed { .. } => JobEventKind::Snoozed,
     };
     let next = match &outcome {
         Outcome::Completed(_) | Outcome::Failed(_) | Outcome::Expired => job.next_occurrence(now),

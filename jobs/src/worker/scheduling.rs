@@ -12,10 +12,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Result;
-use crate::job::{Job, JobId};
+use crate::job::Job;
 use crate::processor::DynProcessor;
-use crate::queue::Enqueue;
 use crate::queue::erased::DynQueue;
+use crate::queue::{Enqueue, Enqueued};
 use crate::scheduler::JobScheduler;
 
 /// Adds the periodic tasks `processor` declares to `scheduler`, except
@@ -56,11 +56,11 @@ pub(super) fn spawn(
 struct QueueTarget(Arc<dyn DynQueue>);
 
 impl Enqueue for QueueTarget {
-    fn enqueue(&self, job: Job) -> impl Future<Output = Result<JobId>> + Send {
-        self.0.enqueue(job)
+    fn push(&self, job: Job) -> impl Future<Output = Result<Enqueued>> + Send {
+        self.0.push(job)
     }
 
-    fn enqueue_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send {
-        self.0.enqueue_many(jobs)
+    fn push_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<Enqueued>>> + Send {
+        self.0.push_many(jobs)
     }
 }

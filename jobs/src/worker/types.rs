@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::{JobId, JobStatus};
+use crate::job::JobId;
 use crate::queue::QueueCounts;
 
 /// Where a worker is in its life.
@@ -86,55 +86,6 @@ pub struct StopReport {
     /// futures were dropped and they were handed back to the queue, ready to
     /// run again (by another worker, or this one's successor).
     pub abandoned: Vec<JobId>,
-}
-
-/// Something that happened to a job in this worker, from
-/// [`BackgroundJobWorker::subscribe`](super::BackgroundJobWorker::subscribe).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct JobEvent {
-    /// The job.
-    pub job_id: JobId,
-    /// Its name.
-    pub name: String,
-    /// What happened.
-    pub kind: JobEventKind,
-}
-
-/// What happened to a job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum JobEventKind {
-    /// An attempt started.
-    Started,
-    /// It completed successfully.
-    Completed,
-    /// An attempt failed and it will be retried.
-    Retrying,
-    /// It failed for good.
-    Failed,
-    /// It was cancelled while running.
-    Cancelled,
-    /// It expired before running.
-    Expired,
-    /// It was handed back to the queue unfinished (shutdown, or its lease
-    /// was lost).
-    Released,
-}
-
-impl JobEventKind {
-    /// The job's status after this event.
-    pub fn status(self) -> JobStatus {
-        match self {
-            JobEventKind::Started => JobStatus::Running,
-            JobEventKind::Completed => JobStatus::Completed,
-            JobEventKind::Retrying => JobStatus::Retrying,
-            JobEventKind::Failed => JobStatus::Failed,
-            JobEventKind::Cancelled => JobStatus::Cancelled,
-            JobEventKind::Expired => JobStatus::Expired,
-            JobEventKind::Released => JobStatus::Pending,
-        }
-    }
 }
 
 /// The counters behind [`WorkerStats`], bumped by the run loop.

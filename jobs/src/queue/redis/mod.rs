@@ -126,7 +126,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
-    CancelOutcome, Enqueue, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, Reservation,
+    CancelOutcome, Enqueue, Enqueued, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, QueueInfo,
+    Reservation, Take,
 };
 use crate::error::{BackendError, Error, Result};
 use crate::job::{Job, JobId, JobStatus};
@@ -466,7 +467,7 @@ impl Enqueue for RedisJobQueue {
     /// Concurrent single enqueues are sent together (one script call for
     /// all that queued up while the previous call was on its way); each is
     /// still accepted or refused on its own.
-    async fn enqueue(&self, job: Job) -> Result<JobId> {
+    async fn push(&self, job: Job) -> Result<Enqueued> {
         let (reply, rx) = oneshot::channel();
         let request = EnqueueRequest {
             job: encode(&job)?,
@@ -474,18 +475,18 @@ impl Enqueue for RedisJobQueue {
         };
         let shared = self.shared();
         match self.enqueuer().send(request) {
-            Ok(()) => answer(shared, "enqueue", rx).await,
+            Ok(()) => answer(shared, "enqueue", rx).await.map(Enqueued::new),
             // The flusher is gone (its runtime shut down): send directly.
             Err(mpsc::error::SendError(r)) => {
                 shared.enqueue_all(std::slice::from_ref(&r.job)).await?;
-                Ok(r.job.id)
+                Ok(Enqueued::new(r.job.id))
             }
         }
     }
 
     /// All or none, in one script call up to 2,000 jobs; see
     /// [`RedisJobQueue`] for larger batches.
-    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<Vec<JobId>> {
+    async fn push_many(&self, jobs: Vec<Job>) -> Result<Vec<Enqueued>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
@@ -498,7 +499,7 @@ impl Enqueue for RedisJobQueue {
             encoded.push(encode(job)?);
         }
         self.shared().enqueue_all(&encoded).await?;
-        Ok(jobs.iter().map(|j| j.id).collect())
+        Ok(jobs.iter().map(|j| Enqueued::new(j.id)).collect())
     }
 }
 
@@ -506,9 +507,10 @@ impl JobQueue for RedisJobQueue {
     async fn reserve(
         &self,
         _worker: &str,
-        max: usize,
+        takes: &[Take],
         lease: Duration,
     ) -> Result<Vec<Reservation>> {
+        let max: usize = takes.iter().map(|t| t.max).sum();
         let shared = self.shared();
         self.inner
             .seen_epoch
@@ -634,6 +636,10 @@ impl JobQueue for RedisJobQueue {
         }
     }
 
+    async fn progress(&self, lease: Lease, progress: serde_json::Value) -> Result<bool> {
+        self.progress_todo(lease, progress).await
+    }
+
     async fn release(&self, leases: &[Lease]) -> Result<usize> {
         if leases.is_empty() {
             return Ok(0);
@@ -673,7 +679,33 @@ impl JobQueue for RedisJobQueue {
     }
 }
 
+impl RedisJobQueue {
+    async fn progress_todo(&self, _lease: Lease, _progress: serde_json::Value) -> Result<bool> {
+        Err(Error::InvalidArgument("progress: not supported yet".into()))
+    }
+}
+
 impl QueueAdmin for RedisJobQueue {
+    async fn pause_queue(&self, queue: &str) -> Result<bool> {
+        Err(Error::InvalidArgument(format!(
+            "pausing `{queue}`: not supported yet"
+        )))
+    }
+
+    async fn resume_queue(&self, queue: &str) -> Result<bool> {
+        Err(Error::InvalidArgument(format!(
+            "resuming `{queue}`: not supported yet"
+        )))
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        Ok(Vec::new())
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::events::JobEvent> {
+        tokio::sync::broadcast::channel(1).1
+    }
+
     async fn get(&self, id: JobId) -> Result<Option<Job>> {
         let shared = self.shared();
         let mut call = shared.common().call(&shared.scripts.get);

@@ -69,7 +69,11 @@ async fn every_status_reads_the_same_in_lua_and_rust() {
 
     let reserve = async |job: Job| {
         let id = queue.enqueue(job).await.unwrap();
-        let taken = queue.reserve("test", 1, lease).await.unwrap().remove(0);
+        let taken = queue
+            .reserve("test", &[crate::Take::new(crate::DEFAULT_QUEUE, 1)], lease)
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!(taken.job.id, id);
         taken.lease
     };
