@@ -7,7 +7,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
+use futures_util::task::AtomicWaker;
+use parking_lot::Mutex;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::{Job, JobId};
@@ -25,11 +30,27 @@ pub struct JobContext {
     max_retries: u32,
     cancellation: CancellationToken,
     data: Arc<DataMap>,
+    progress: Arc<dyn HasProgress>,
 }
 
 impl JobContext {
     /// The context of an attempt of `job`, with shared `data`.
+    ///
+    /// Progress it is given is only recorded
+    /// ([`last_progress`](Self::last_progress)); a worker's contexts send it
+    /// to the queue.
     pub fn new(job: &Job, data: Arc<DataMap>, cancellation: CancellationToken) -> Self {
+        JobContext::with_progress(job, data, cancellation, Arc::new(Progress::new()))
+    }
+
+    /// The context the worker makes: progress goes to `progress`, which the
+    /// worker writes to the queue.
+    pub(crate) fn with_progress(
+        job: &Job,
+        data: Arc<DataMap>,
+        cancellation: CancellationToken,
+        progress: Arc<dyn HasProgress>,
+    ) -> Self {
         JobContext {
             id: job.id,
             name: job.name.clone(),
@@ -37,11 +58,13 @@ impl JobContext {
             max_retries: job.max_retries,
             cancellation,
             data,
+            progress,
         }
     }
 
     /// A context for calling a handler outside a worker (in a unit test):
-    /// attempt 1, no shared state, never cancelled.
+    /// attempt 1, no shared state, never cancelled; progress is recorded
+    /// ([`last_progress`](Self::last_progress)).
     pub fn detached(job: &Job) -> Self {
         JobContext::new(job, Arc::default(), CancellationToken::new())
     }
@@ -96,6 +119,104 @@ impl JobContext {
     /// All shared state.
     pub fn data_map(&self) -> &Arc<DataMap> {
         &self.data
+    }
+
+    /// Reports how far the job got: any JSON value (a fraction, a count, an
+    /// object). Cheap and never blocks: call it as often as you like.
+    ///
+    /// A worker writes it to the job's record, where
+    /// `get_job` shows it as [`Job::progress`], and the queue sends a
+    /// [`JobEventKind::Progress`](crate::JobEventKind::Progress) event with
+    /// it. Writes are rate-limited per job: at most one every 250 ms; values
+    /// reported in between are coalesced (only the latest is kept), and the
+    /// latest value is always written while the job still runs — at the
+    /// latest just before its outcome is recorded. Nothing is written once
+    /// the attempt has ended, and the last value stays on the record after
+    /// the job finished.
+    ///
+    /// A [detached](Self::detached) context only records the value.
+    ///
+    /// ```
+    /// use jobs::{Job, JobContext};
+    /// use serde_json::json;
+    ///
+    /// let job = Job::new("import", json!({}));
+    /// let cx = JobContext::detached(&job);
+    /// for done in 1..=10 {
+    ///     cx.progress(json!({"done": done, "of": 10}));
+    /// }
+    /// assert_eq!(cx.last_progress(), Some(json!({"done": 10, "of": 10})));
+    /// ```
+    pub fn progress(&self, value: impl Into<Value>) {
+        self.progress.progress().report(value.into());
+    }
+
+    /// The latest value given to [`progress`](Self::progress) in this
+    /// attempt, if any.
+    pub fn last_progress(&self) -> Option<Value> {
+        self.progress.progress().latest.lock().clone()
+    }
+}
+
+/// What holds a running attempt's [`Progress`] (the worker keeps it with
+/// the rest of what it tracks of a job, so a job costs no extra
+/// allocation).
+pub(crate) trait HasProgress: Send + Sync + 'static {
+    fn progress(&self) -> &Progress;
+}
+
+/// The progress a job reported: the latest value, and whether it was
+/// written yet.
+#[derive(Default)]
+pub(crate) struct Progress {
+    latest: Mutex<Option<Value>>,
+    /// Set by a report, cleared when the writer takes the value.
+    dirty: AtomicBool,
+    /// The writer, waiting for a report.
+    waker: AtomicWaker,
+}
+
+impl HasProgress for Progress {
+    fn progress(&self) -> &Progress {
+        self
+    }
+}
+
+impl Progress {
+    pub(crate) fn new() -> Self {
+        Progress::default()
+    }
+
+    fn report(&self, value: Value) {
+        let old = self.latest.lock().replace(value);
+        // Dropped outside the lock.
+        drop(old);
+        if !self.dirty.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    /// Ready with the latest unwritten value once there is one.
+    pub(crate) fn poll_unwritten(&self, cx: &mut Context<'_>) -> Poll<Value> {
+        if let Some(value) = self.take_unwritten() {
+            return Poll::Ready(value);
+        }
+        self.waker.register(cx.waker());
+        match self.take_unwritten() {
+            Some(value) => Poll::Ready(value),
+            None => Poll::Pending,
+        }
+    }
+
+    /// The latest value, if it was not written yet.
+    pub(crate) fn take_unwritten(&self) -> Option<Value> {
+        if !self.dirty.load(Ordering::Acquire) {
+            return None;
+        }
+        let latest = self.latest.lock();
+        // Cleared under the lock: a report after this sets it again.
+        self.dirty.store(false, Ordering::Release);
+        latest.clone()
     }
 }
 

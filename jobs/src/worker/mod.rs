@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{Semaphore, broadcast, watch};
+use tokio::sync::{Notify, Semaphore, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::job::{Job, JobId, JobStatus};
 use crate::processor::DynProcessor;
 use crate::queue::erased::DynQueue;
-use crate::queue::{CancelOutcome, Enqueue, Enqueued, Lease};
+use crate::queue::{CancelOutcome, Enqueue, Enqueued, Lease, QueueInfo, Take};
 use crate::scheduler::JobScheduler;
 
 mod builder;
@@ -85,7 +85,17 @@ pub(crate) struct Inner {
     processor: Arc<dyn DynProcessor>,
     config: Config,
     data: Arc<DataMap>,
-    slots: Arc<Semaphore>,
+    /// The named queues it takes from, in the order given, each with its
+    /// own slots.
+    lanes: Box<[Lane]>,
+    /// The worker-wide cap over all lanes, if one was set beside named
+    /// queues.
+    cap: Option<Arc<Semaphore>>,
+    /// Whether the main loop serves several lanes or a cap: it then waits on
+    /// `freed` for a slot to come back.
+    multi: bool,
+    /// Signalled when a slot comes back (several lanes or a cap only).
+    freed: Notify,
     running: Mutex<HashMap<JobId, Arc<runner::Control>>>,
     tasks: TaskTracker,
     stats: Stats,
@@ -94,17 +104,48 @@ pub(crate) struct Inner {
     report: Mutex<Option<StopReport>>,
     events: broadcast::Sender<JobEvent>,
     healthy: AtomicBool,
-    /// Whether the last reserve filled every slot it asked for: while it
-    /// did, a finishing job takes the next one itself instead of handing its
-    /// slot back to the main loop.
-    backlog: AtomicBool,
     last_error: Mutex<Option<String>>,
     scheduler: JobScheduler,
 }
 
+/// One named queue a worker takes from, and its slots.
+pub(crate) struct Lane {
+    /// The queue's name and limits; `max` is 1 (what a slot that refills
+    /// itself asks for).
+    take: Take,
+    /// One permit per job of this queue that may run here at once.
+    slots: Arc<Semaphore>,
+    /// Whether the last reserve from this queue filled every slot it asked
+    /// for: while it did, a finishing job takes the next one itself instead
+    /// of handing its slot back to the main loop.
+    backlog: AtomicBool,
+}
+
+impl Lane {
+    /// A take of up to `max` jobs from this lane's queue.
+    fn take(&self, max: usize) -> Take {
+        let mut take = self.take.clone();
+        take.max = max;
+        take
+    }
+}
+
+/// A named queue as configured: its name, its concurrency in this worker,
+/// its fleet-wide limits.
+#[derive(Clone, Debug)]
+pub(crate) struct LaneConfig {
+    name: std::borrow::Cow<'static, str>,
+    concurrency: usize,
+    limits: crate::flow::QueueLimits,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
+    /// How many jobs may run at once in all: the cap, or the sum of the
+    /// lanes' concurrency.
     max_concurrent_jobs: usize,
+    lanes: Vec<LaneConfig>,
+    cap: Option<usize>,
     polling_interval: Duration,
     default_timeout: Option<Duration>,
     shutdown_timeout: Duration,
@@ -316,6 +357,39 @@ impl BackgroundJobWorker {
     /// Removes every job from the queue, in every state. Returns how many.
     pub async fn purge_queue(&self) -> Result<u64> {
         self.inner.queue.purge().await
+    }
+
+    /// Pauses the named queue fleet-wide (see
+    /// [`QueueAdmin::pause_queue`](crate::QueueAdmin::pause_queue)): no
+    /// worker takes its jobs until it is resumed; running ones finish.
+    /// Returns `false` if it was paused already.
+    pub async fn pause_queue(&self, queue: &str) -> Result<bool> {
+        crate::job::check_queue_name(queue)?;
+        self.inner.queue.pause_queue(queue).await
+    }
+
+    /// Resumes a paused queue. Returns `false` if it was not paused.
+    pub async fn resume_queue(&self, queue: &str) -> Result<bool> {
+        crate::job::check_queue_name(queue)?;
+        self.inner.queue.resume_queue(queue).await
+    }
+
+    /// The named queues the backend knows of, sorted by name, with whether
+    /// each is paused and how many jobs are ready in it.
+    pub async fn queues(&self) -> Result<Vec<QueueInfo>> {
+        self.inner.queue.queues().await
+    }
+
+    /// How many jobs this worker runs at once at most: its
+    /// `max_concurrent_jobs`, or with named queues the sum of their
+    /// concurrency (or the cap, if lower).
+    pub fn max_concurrent_jobs(&self) -> usize {
+        self.inner.config.max_concurrent_jobs
+    }
+
+    /// The names of the queues this worker takes jobs from, in its order.
+    pub fn queue_names(&self) -> Vec<&str> {
+        self.inner.lanes.iter().map(|l| &*l.take.queue).collect()
     }
 
     /// Leases of the jobs running now (for tests and diagnostics).

@@ -14,10 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Inner, JobEvent, JobEventKind, StopReport, WorkerState, scheduling};
-use crate::context::JobContext;
+use crate::context::{HasProgress, JobContext, Progress};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
-use crate::queue::Take;
 use crate::queue::{Lease, Outcome, Reservation};
 use crate::result::{JobError, JobResult};
 
@@ -40,6 +39,14 @@ pub(super) struct Control {
     pub(super) lease: Lease,
     token: CancellationToken,
     reason: AtomicU8,
+    /// What the job reported with `JobContext::progress`.
+    progress: Progress,
+}
+
+impl HasProgress for Control {
+    fn progress(&self) -> &Progress {
+        &self.progress
+    }
 }
 
 impl Control {
@@ -134,27 +141,38 @@ pub(super) async fn run(inner: &Arc<Inner>) -> Result<()> {
 
 /// The main loop: wait for a free slot, reserve jobs, spawn them.
 async fn take_jobs(inner: &Arc<Inner>) {
+    if inner.multi {
+        take_jobs_multi(inner).await
+    } else {
+        take_jobs_single(inner).await
+    }
+}
+
+/// The main loop of a worker with one queue and no cap (the common case):
+/// wait for a free slot, take every free slot (up to a batch), reserve.
+async fn take_jobs_single(inner: &Arc<Inner>) {
+    let lane = &inner.lanes[0];
     let mut backoff = Backoff::new();
     loop {
         let mut permits = tokio::select! {
             biased;
             _ = inner.stop.cancelled() => return,
-            permit = Arc::clone(&inner.slots).acquire_owned() => match permit {
+            permit = Arc::clone(&lane.slots).acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => return,
             },
         };
-        let extra = inner
+        let extra = lane
             .slots
             .available_permits()
             .min(inner.config.batch_size - 1);
         if extra > 0 {
-            if let Ok(more) = Arc::clone(&inner.slots).try_acquire_many_owned(extra as u32) {
+            if let Ok(more) = Arc::clone(&lane.slots).try_acquire_many_owned(extra as u32) {
                 permits.merge(more);
             }
         }
 
-        let takes = [Take::new(crate::DEFAULT_QUEUE, permits.num_permits())];
+        let takes = [lane.take(permits.num_permits())];
         let reserved = tokio::select! {
             biased;
             _ = inner.stop.cancelled() => return,
@@ -162,7 +180,7 @@ async fn take_jobs(inner: &Arc<Inner>) {
         };
         match reserved {
             Ok(jobs) if jobs.is_empty() => {
-                inner.backlog.store(false, Ordering::Relaxed);
+                lane.backlog.store(false, Ordering::Relaxed);
                 drop(permits);
                 backoff.reset(inner);
                 tokio::select! {
@@ -173,16 +191,20 @@ async fn take_jobs(inner: &Arc<Inner>) {
             }
             Ok(jobs) => {
                 backoff.reset(inner);
-                inner
-                    .backlog
+                lane.backlog
                     .store(jobs.len() == permits.num_permits(), Ordering::Relaxed);
                 for reservation in jobs {
                     let permit = permits.split(1).expect("one permit per reserved job");
-                    spawn_job(inner, reservation, permit);
+                    let slot = Slot {
+                        lane: 0,
+                        _permit: permit,
+                        _cap: None,
+                    };
+                    spawn_job(inner, reservation, slot);
                 }
             }
             Err(e) => {
-                inner.backlog.store(false, Ordering::Relaxed);
+                lane.backlog.store(false, Ordering::Relaxed);
                 drop(permits);
                 let delay = backoff.failed(inner, &e);
                 tokio::select! {
@@ -193,6 +215,209 @@ async fn take_jobs(inner: &Arc<Inner>) {
             }
         }
     }
+}
+
+/// The longest an idle worker with some full queues sleeps between looks
+/// when the backend says jobs are ready (they are, in the full ones).
+const MAX_IDLE_NAP: Duration = Duration::from_millis(50);
+
+/// The main loop of a worker with named queues or a cap: reserve from every
+/// queue with free slots, in the configured order; under a cap that binds,
+/// one queue after the other so earlier queues get the free slots first.
+async fn take_jobs_multi(inner: &Arc<Inner>) {
+    let mut backoff = Backoff::new();
+    // Set when waiting for jobs returned at once and nothing could be
+    // reserved: jobs wait only in queues whose slots are full (the backend
+    // cannot tell, its `wait_for_jobs` knows no queues), so nap instead.
+    let mut napping = false;
+    let mut nap = Duration::from_millis(1);
+    loop {
+        // Only this loop takes free permits: they can only grow meanwhile.
+        let mut budget = inner.config.batch_size;
+        let cap_free = inner
+            .cap
+            .as_ref()
+            .map_or(usize::MAX, |cap| cap.available_permits());
+        let mut plan: Vec<(usize, usize)> = Vec::with_capacity(inner.lanes.len());
+        let mut partial = false;
+        for (i, lane) in inner.lanes.iter().enumerate() {
+            let free = lane.slots.available_permits().min(budget);
+            if free == 0 {
+                partial = true;
+                continue;
+            }
+            budget -= free;
+            plan.push((i, free));
+        }
+        if plan.is_empty() || cap_free == 0 {
+            tokio::select! {
+                biased;
+                _ = inner.stop.cancelled() => return,
+                _ = inner.freed.notified() => {}
+            }
+            napping = false;
+            continue;
+        }
+        let wanted: usize = plan.iter().map(|&(_, n)| n).sum();
+        let reserved = if wanted <= cap_free {
+            reserve_lanes(inner, &plan).await
+        } else {
+            // Strict order: each queue in turn gets what the cap has left.
+            partial = true;
+            let mut left = cap_free;
+            let mut got = Some(Ok(0));
+            for &(i, free) in &plan {
+                if left == 0 {
+                    break;
+                }
+                match reserve_lanes(inner, &[(i, free.min(left))]).await {
+                    Some(Ok(n)) => {
+                        left -= n;
+                        got = Some(Ok(cap_free - left));
+                    }
+                    other => {
+                        got = other;
+                        break;
+                    }
+                }
+            }
+            got
+        };
+        match reserved {
+            None => return,
+            Some(Ok(0)) => {
+                backoff.reset(inner);
+                if partial && napping {
+                    tokio::select! {
+                        biased;
+                        _ = inner.stop.cancelled() => return,
+                        _ = inner.freed.notified() => napping = false,
+                        _ = tokio::time::sleep(nap) => nap = (nap * 2).min(MAX_IDLE_NAP),
+                    }
+                } else {
+                    let began = tokio::time::Instant::now();
+                    tokio::select! {
+                        biased;
+                        _ = inner.stop.cancelled() => return,
+                        _ = inner.freed.notified() => {}
+                        _ = inner.queue.wait_for_jobs(inner.config.polling_interval) => {
+                            napping = partial && began.elapsed() < Duration::from_millis(1);
+                            nap = Duration::from_millis(1);
+                        }
+                    }
+                }
+            }
+            Some(Ok(_)) => {
+                backoff.reset(inner);
+                napping = false;
+            }
+            Some(Err(e)) => {
+                napping = false;
+                let delay = backoff.failed(inner, &e);
+                tokio::select! {
+                    biased;
+                    _ = inner.stop.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Free slots taken from one lane for a reserve.
+struct Grant {
+    lane: usize,
+    asked: usize,
+    got: usize,
+    permits: OwnedSemaphorePermit,
+    cap: Option<OwnedSemaphorePermit>,
+}
+
+/// Takes `n` free slots of each planned lane `(lane, n)`, reserves from
+/// those queues in one call and spawns what came. Returns how many jobs
+/// were spawned, or `None` if the worker is stopping. Unused slots go back.
+async fn reserve_lanes(inner: &Arc<Inner>, plan: &[(usize, usize)]) -> Option<Result<usize>> {
+    let mut grants = Vec::with_capacity(plan.len());
+    let mut takes = Vec::with_capacity(plan.len());
+    for &(i, n) in plan {
+        let lane = &inner.lanes[i];
+        let Ok(permits) = Arc::clone(&lane.slots).try_acquire_many_owned(n as u32) else {
+            continue;
+        };
+        let cap = match &inner.cap {
+            Some(cap) => match Arc::clone(cap).try_acquire_many_owned(n as u32) {
+                Ok(cap) => Some(cap),
+                Err(_) => continue,
+            },
+            None => None,
+        };
+        grants.push(Grant {
+            lane: i,
+            asked: n,
+            got: 0,
+            permits,
+            cap,
+        });
+        takes.push(lane.take(n));
+    }
+    if takes.is_empty() {
+        return Some(Ok(0));
+    }
+    let reserved = tokio::select! {
+        biased;
+        _ = inner.stop.cancelled() => return None,
+        reserved = inner.queue.reserve(&inner.id, &takes, inner.config.lease) => reserved,
+    };
+    let jobs = match reserved {
+        Ok(jobs) => jobs,
+        Err(e) => {
+            for grant in &grants {
+                inner.lanes[grant.lane]
+                    .backlog
+                    .store(false, Ordering::Relaxed);
+            }
+            return Some(Err(e));
+        }
+    };
+    let mut surplus = Vec::new();
+    let mut spawned = 0;
+    for reservation in jobs {
+        // Into its queue's slots; a backend that returned a job of another
+        // queue still gets it run, in any free slot asked for.
+        let of_queue = |g: &Grant| *inner.lanes[g.lane].take.queue == *reservation.job.queue;
+        let at = grants
+            .iter()
+            .position(|g| g.got < g.asked && of_queue(g))
+            .or_else(|| grants.iter().position(|g| g.got < g.asked));
+        let Some(at) = at else {
+            surplus.push(reservation.lease);
+            continue;
+        };
+        let grant = &mut grants[at];
+        grant.got += 1;
+        let slot = Slot {
+            lane: grant.lane,
+            _permit: grant.permits.split(1).expect("one permit per reserved job"),
+            _cap: grant
+                .cap
+                .as_mut()
+                .map(|cap| cap.split(1).expect("one cap permit per reserved job")),
+        };
+        spawned += 1;
+        spawn_job(inner, reservation, slot);
+    }
+    for grant in &grants {
+        inner.lanes[grant.lane]
+            .backlog
+            .store(grant.got == grant.asked, Ordering::Relaxed);
+    }
+    if !surplus.is_empty() {
+        tracing::warn!(worker = %inner.id, surplus = surplus.len(), "the queue returned more jobs than asked for; handing them back");
+        if let Err(e) = inner.queue.release(&surplus).await {
+            tracing::warn!(worker = %inner.id, error = %e, "could not hand back the surplus jobs");
+        }
+    }
+    Some(Ok(spawned))
 }
 
 /// Exponential backoff for an unreachable queue, and the health flag.
@@ -227,7 +452,15 @@ impl Backoff {
     }
 }
 
-fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, permit: OwnedSemaphorePermit) {
+/// The slot a running job holds: a permit of its lane (and of the cap).
+/// A slot that refills itself keeps them for its next job.
+pub(super) struct Slot {
+    lane: usize,
+    _permit: OwnedSemaphorePermit,
+    _cap: Option<OwnedSemaphorePermit>,
+}
+
+fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, slot: Slot) {
     // Tracked before the task is spawned: a `stop()` that comes before the
     // task first runs must still find the job, to hand it back.
     let control = track(inner, &reservation);
@@ -246,7 +479,7 @@ fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, permit: OwnedSemaphor
                 .instrument(span)
                 .await;
             // `run_job` took the job out of `running` on every path.
-            match next_in_slot(&inner).await {
+            match next_in_slot(&inner, slot.lane).await {
                 Some(next) => {
                     // Tracked at once, with no await since the reserve.
                     control = track(&inner, &next);
@@ -255,7 +488,10 @@ fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, permit: OwnedSemaphor
                 None => break,
             }
         }
-        drop(permit);
+        drop(slot);
+        if inner.multi {
+            inner.freed.notify_one();
+        }
     });
 }
 
@@ -266,6 +502,7 @@ fn track(inner: &Inner, reservation: &Reservation) -> Arc<Control> {
         lease: reservation.lease,
         token: CancellationToken::new(),
         reason: AtomicU8::new(StopReason::None as u8),
+        progress: Progress::new(),
     });
     inner
         .running
@@ -274,23 +511,36 @@ fn track(inner: &Inner, reservation: &Reservation) -> Arc<Control> {
     control
 }
 
-/// While the queue has a backlog, a slot whose job finished takes the next
-/// job itself: no hand-off to the main loop and no new task per job. Any
-/// other case (no backlog, stopping, an error) hands the slot back.
-async fn next_in_slot(inner: &Inner) -> Option<Reservation> {
-    if !inner.backlog.load(Ordering::Relaxed) || inner.stop.is_cancelled() {
+/// While its queue has a backlog, a slot whose job finished takes the next
+/// job of that queue itself: no hand-off to the main loop and no new task
+/// per job. Any other case (no backlog, stopping, an error) hands the slot
+/// back. Under a worker-wide cap only the first queue's slots do so: the
+/// main loop hands the others out in the queues' order.
+async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Reservation> {
+    let slots = &inner.lanes[lane];
+    if !slots.backlog.load(Ordering::Relaxed)
+        || inner.stop.is_cancelled()
+        || (lane > 0 && inner.cap.is_some())
+    {
         return None;
     }
-    let takes = [Take::new(crate::DEFAULT_QUEUE, 1)];
+    let takes = std::slice::from_ref(&slots.take);
     let reserved = tokio::select! {
         biased;
         _ = inner.stop.cancelled() => return None,
-        reserved = inner.queue.reserve(&inner.id, &takes, inner.config.lease) => reserved,
+        reserved = inner.queue.reserve(&inner.id, takes, inner.config.lease) => reserved,
     };
     match reserved {
-        Ok(mut jobs) if !jobs.is_empty() => jobs.pop(),
+        Ok(mut jobs) if !jobs.is_empty() => {
+            // More than asked for breaks the protocol: hand the rest back.
+            if jobs.len() > 1 {
+                let surplus: Vec<Lease> = jobs.drain(1..).map(|r| r.lease).collect();
+                let _ = inner.queue.release(&surplus).await;
+            }
+            jobs.pop()
+        }
         _ => {
-            inner.backlog.store(false, Ordering::Relaxed);
+            slots.backlog.store(false, Ordering::Relaxed);
             None
         }
     }
@@ -306,7 +556,7 @@ fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-async fn run_job(inner: &Inner, job: Job, control: &Control) {
+async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
     let now = inner.config.clock.now();
     let lease = control.lease;
     emit(inner, &job, JobEventKind::Started);
@@ -315,7 +565,12 @@ async fn run_job(inner: &Inner, job: Job, control: &Control) {
         tracing::info!("job expired before it could run");
         Outcome::Expired
     } else {
-        let cx = JobContext::new(&job, Arc::clone(&inner.data), control.token.clone());
+        let cx = JobContext::with_progress(
+            &job,
+            Arc::clone(&inner.data),
+            control.token.clone(),
+            Arc::clone(control) as Arc<dyn HasProgress>,
+        );
         let timeout = job.timeout.or(inner.config.default_timeout);
         let started = tokio::time::Instant::now();
         let attempt = AssertUnwindSafe(inner.processor.process(&job, &cx)).catch_unwind();
@@ -323,10 +578,16 @@ async fn run_job(inner: &Inner, job: Job, control: &Control) {
             biased;
             _ = control.token.cancelled() => None,
             result = with_timeout(timeout, attempt) => Some(result),
+            never = write_progress(inner, control) => match never {},
         };
         let Some(finished) = finished else {
             return stopped_early(inner, &job, control).await;
         };
+        // The latest progress, if the rate limit held it back: written while
+        // the job is still running, before its outcome.
+        if let Some(progress) = control.progress.take_unwritten() {
+            send_progress(inner, control.lease, progress).await;
+        }
         let mut result = match finished {
             Ok(Ok(result)) => result,
             Ok(Err(panic)) => {
@@ -373,7 +634,11 @@ async fn run_job(inner: &Inner, job: Job, control: &Control) {
             count(&inner.stats.cancelled);
             JobEventKind::Cancelled
         }
-        Outcome::Snoozed { .. } => JobEventKind::Snoozed,
+        Outcome::Snoozed { at } => {
+            count(&inner.stats.snoozed);
+            tracing::info!(until = %at, "job snoozed");
+            JobEventKind::Snoozed
+        }
     };
     let next = match &outcome {
         Outcome::Completed(_) | Outcome::Failed(_) | Outcome::Expired => job.next_occurrence(now),
@@ -450,8 +715,38 @@ async fn stopped_early(inner: &Inner, job: &Job, control: &Control) {
     }
 }
 
+/// The least time between two progress writes of one job.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Writes a running job's progress to the queue as it reports it: the
+/// latest value at once, then at most one write per [`PROGRESS_INTERVAL`]
+/// (values reported meanwhile are coalesced). Runs beside the job and is
+/// dropped with it, so nothing is written after the attempt ended.
+async fn write_progress(inner: &Inner, control: &Control) -> std::convert::Infallible {
+    loop {
+        let progress = std::future::poll_fn(|cx| control.progress.poll_unwritten(cx)).await;
+        send_progress(inner, control.lease, progress).await;
+        tokio::time::sleep(PROGRESS_INTERVAL).await;
+    }
+}
+
+async fn send_progress(inner: &Inner, lease: Lease, progress: serde_json::Value) {
+    match inner.queue.progress(lease, progress).await {
+        Ok(true) => {}
+        Ok(false) => tracing::debug!("progress not recorded: the lease is no longer held"),
+        Err(e) => tracing::debug!(error = %e, "could not record the job's progress"),
+    }
+}
+
 /// Turns an attempt's result into what happens next.
 fn decide(inner: &Inner, job: &Job, result: JobResult) -> Outcome {
+    if let Some(delay) = result.snooze {
+        // Not a failure: the attempt does not count, whatever the retries.
+        let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+        let now = inner.config.clock.now();
+        let at = now.checked_add_signed(delay).unwrap_or(now);
+        return Outcome::Snoozed { at };
+    }
     if result.success {
         return Outcome::Completed(result);
     }

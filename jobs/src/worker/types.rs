@@ -42,6 +42,10 @@ pub struct WorkerStats {
     pub jobs_timed_out: u64,
     /// Attempts that panicked.
     pub jobs_panicked: u64,
+    /// Attempts that asked to run again later without counting
+    /// ([`JobError::snooze`](crate::JobError::snooze)); not failures, so not
+    /// in `jobs_retried` or `jobs_failed`.
+    pub jobs_snoozed: u64,
 }
 
 /// What [`BackgroundJobWorker::get_queue_stats`](super::BackgroundJobWorker::get_queue_stats) returns.
@@ -54,7 +58,8 @@ pub struct QueueStats {
     pub active_jobs: usize,
     /// How many more jobs this worker could run at once.
     pub available_slots: usize,
-    /// The worker's concurrency limit.
+    /// The worker's concurrency limit (with named queues: the sum of their
+    /// concurrency, or the cap if lower).
     pub max_concurrent_jobs: usize,
     /// Jobs in the queue per status.
     pub counts: QueueCounts,
@@ -98,6 +103,7 @@ pub(super) struct Stats {
     pub(super) expired: AtomicU64,
     pub(super) timed_out: AtomicU64,
     pub(super) panicked: AtomicU64,
+    pub(super) snoozed: AtomicU64,
 }
 
 impl Stats {
@@ -112,6 +118,7 @@ impl Stats {
             jobs_expired: get(&self.expired),
             jobs_timed_out: get(&self.timed_out),
             jobs_panicked: get(&self.panicked),
+            jobs_snoozed: get(&self.snoozed),
         }
     }
 }
