@@ -477,6 +477,7 @@ fn default_queue() -> Cow<'static, str> {
     Cow::Borrowed(DEFAULT_QUEUE)
 }
 
+#[allow(clippy::ptr_arg)] // serde's skip_serializing_if passes `&Cow`
 fn is_default_queue(queue: &Cow<'static, str>) -> bool {
     queue == DEFAULT_QUEUE
 }
