@@ -3,12 +3,14 @@
 //! One concern per file:
 //!
 //! - this file: the worker handle, and what it offers while it lives
-//!   (submitting, stopping, stats, health, managing jobs, events);
-//! - `builder`: [`WorkerBuilder`], its defaults and the checks of `build`;
+//!   (submitting, stopping, stats, health, managing jobs and queues,
+//!   events);
+//! - `builder`: [`WorkerBuilder`], its defaults and the checks of `build`
+//!   (named queues, their concurrency and limits);
 //! - `types`: the plain values a worker reports ([`WorkerState`],
-//!   [`WorkerStats`], [`QueueStats`], [`WorkerHealth`], [`StopReport`],
-//!   [`JobEvent`]);
-//! - `runner`: the run loop (taking jobs, running each, heartbeats, shutdown);
+//!   [`WorkerStats`], [`QueueStats`], [`WorkerHealth`], [`StopReport`]);
+//! - `runner`: the run loop (taking jobs from each named queue, running
+//!   each job and writing its progress, heartbeats, shutdown);
 //! - `scheduling`: how a worker runs its [`JobScheduler`] (the tasks its
 //!   processor declares, onto its own queue).
 
@@ -41,9 +43,10 @@ pub use builder::WorkerBuilder;
 use types::Stats;
 pub use types::{QueueStats, StopReport, WorkerHealth, WorkerState, WorkerStats};
 
-/// Runs jobs from a queue: up to `max_concurrent_jobs` at once, each with a
-/// timeout, retrying failures with backoff, and keeping every job's status
-/// up to date in the queue.
+/// Runs jobs from a queue: up to `max_concurrent_jobs` at once (or, with
+/// [named queues](WorkerBuilder::queues), up to each queue's concurrency),
+/// each with a timeout, retrying failures with backoff, and keeping every
+/// job's status up to date in the queue.
 ///
 /// Build it with [`BackgroundJobWorker::builder`]; clones share one worker.
 /// Call [`run`](Self::run) (usually in a spawned task) to process jobs until

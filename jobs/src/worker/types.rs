@@ -1,7 +1,7 @@
 //! What a worker reports: its [`WorkerState`], [`WorkerStats`] (and the
-//! counters behind them), [`QueueStats`], [`WorkerHealth`], the
-//! [`StopReport`] of a shutdown, and the [`JobEvent`]s of its jobs. Plain
-//! values, serialisable where a dashboard would want them.
+//! counters behind them), [`QueueStats`], [`WorkerHealth`] and the
+//! [`StopReport`] of a shutdown. Plain values, serialisable where a
+//! dashboard would want them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
