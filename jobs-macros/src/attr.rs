@@ -463,7 +463,7 @@ fn count(errors: &mut Errors, value: &Expr, how: &str) -> Option<u32> {
             Ok(0) => {
                 errors.on(
                     value,
-                    format!("`{key} = 0` would never run the job: the least is 1; {how}"),
+                    format!("`{key} = 0` would never let the job run: the least is 1; {how}"),
                 );
                 None
             }

@@ -7,7 +7,7 @@ use syn::ext::IdentExt;
 
 use crate::ast::{JobFn, Kind};
 use crate::attr::{Attr, Schedule, did_you_mean, listed};
-use crate::errors::Errors;
+use crate::errors::{Errors, written};
 
 /// Runs every cross-check, recording errors.
 pub(crate) fn check(attr: &Attr, function: &JobFn, errors: &mut Errors) {
@@ -34,13 +34,13 @@ fn check_parameter(key: &str, ident: &Ident, function: &JobFn, errors: &mut Erro
         Some(param) => {
             let injected = match &param.kind {
                 Kind::Payload => return,
-                Kind::Context => "`JobContext`",
-                Kind::Data(_) => "shared state (`Data<T>`)",
+                Kind::Context => "the `JobContext`,".to_string(),
+                Kind::Data(_) => format!("shared state, `{}`,", written(&param.ty)),
             };
             errors.on(
                 ident,
                 format!(
-                    "`{key} = {name}` names a parameter the worker injects ({injected}): it is not part of the job's arguments, so it has no value to key on; {}",
+                    "`{key} = {name}` names {injected} which the worker injects: it is not part of the job's arguments, so it has no value to key on; {}",
                     name_payload(&payload)
                 ),
             );
