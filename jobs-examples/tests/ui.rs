@@ -77,3 +77,35 @@ fn schedule_errors_are_the_runtimes() {
         );
     }
 }
+
+/// What the attribute prints on a rate or a queue name is what the runtime
+/// says of it (`Rate::parse`, `check_queue_name`).
+#[test]
+fn rate_and_queue_errors_are_the_runtimes() {
+    let message = |result: Result<(), jobs::Error>| match result {
+        Err(jobs::Error::InvalidArgument(message)) => message,
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    };
+    let errors = [
+        (
+            "rate-limit-bad-period",
+            message(jobs::Rate::parse("100/fortnight").map(drop)),
+        ),
+        (
+            "rate-limit-zero",
+            message(jobs::Rate::parse("0/s").map(drop)),
+        ),
+        (
+            "bad-queue-name",
+            message(jobs::check_queue_name("mail ers")),
+        ),
+        ("bad-queue-name", message(jobs::check_queue_name(""))),
+    ];
+    for (case, error) in errors {
+        let line = format!("error: {error}\n");
+        assert!(
+            snapshot(case).contains(&line),
+            "{case}.stderr lacks {line:?}"
+        );
+    }
+}
