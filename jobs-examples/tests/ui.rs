@@ -13,9 +13,11 @@
 //!
 //! and review the diff.
 //!
-//! The attribute checks `cron`, `every` and `timezone` with the functions
-//! `jobs::Schedule` parses them with (the `jobs-schedule` crate); the second
-//! test reads the snapshots to pin that the messages are the runtime's.
+//! The attribute checks `cron`, `every`, `timezone`, `rate_limit` and
+//! `queue` with the functions the runtime parses them with (the
+//! `jobs-schedule` crate, behind `jobs::Schedule`, `jobs::Rate` and
+//! `jobs::check_queue_name`); the other tests read the snapshots to pin that
+//! the messages are the runtime's.
 
 #[test]
 fn ui() {
