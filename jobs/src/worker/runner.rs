@@ -217,19 +217,24 @@ async fn take_jobs_single(inner: &Arc<Inner>) {
     }
 }
 
-/// The longest an idle worker with some full queues sleeps between looks
-/// when the backend says jobs are ready (they are, in the full ones).
+/// The longest an idle worker naps between looks at a backend whose
+/// `wait_for_jobs` keeps returning at once while it can reserve nothing.
 const MAX_IDLE_NAP: Duration = Duration::from_millis(50);
+
+/// How many times in a row `wait_for_jobs` may return at once with nothing
+/// to reserve before the worker naps between looks.
+const QUICK_WAITS: u32 = 3;
 
 /// The main loop of a worker with named queues or a cap: reserve from every
 /// queue with free slots, in the configured order; under a cap that binds,
 /// one queue after the other so earlier queues get the free slots first.
 async fn take_jobs_multi(inner: &Arc<Inner>) {
     let mut backoff = Backoff::new();
-    // Set when waiting for jobs returned at once and nothing could be
-    // reserved: jobs wait only in queues whose slots are full (the backend
-    // cannot tell, its `wait_for_jobs` knows no queues), so nap instead.
-    let mut napping = false;
+    // Waits for jobs that returned at once, and nothing could be reserved
+    // after: a backend whose `wait_for_jobs` says jobs are ready where this
+    // worker has no free slot (it knows no queues) would spin the loop, so
+    // after a few the worker naps before it waits again.
+    let mut quick = 0;
     let mut nap = Duration::from_millis(1);
     loop {
         // Only this loop takes free permits: they can only grow meanwhile.
@@ -255,7 +260,7 @@ async fn take_jobs_multi(inner: &Arc<Inner>) {
                 _ = inner.stop.cancelled() => return,
                 _ = inner.freed.notified() => {}
             }
-            napping = false;
+            quick = 0;
             continue;
         }
         let wanted: usize = plan.iter().map(|&(_, n)| n).sum();
@@ -287,21 +292,27 @@ async fn take_jobs_multi(inner: &Arc<Inner>) {
             None => return,
             Some(Ok(0)) => {
                 backoff.reset(inner);
-                if partial && napping {
+                if quick >= QUICK_WAITS {
                     tokio::select! {
                         biased;
                         _ = inner.stop.cancelled() => return,
-                        _ = inner.freed.notified() => napping = false,
+                        _ = inner.freed.notified() => {
+                            quick = 0;
+                            continue;
+                        }
                         _ = tokio::time::sleep(nap) => nap = (nap * 2).min(MAX_IDLE_NAP),
                     }
-                } else {
-                    let began = tokio::time::Instant::now();
-                    tokio::select! {
-                        biased;
-                        _ = inner.stop.cancelled() => return,
-                        _ = inner.freed.notified() => {}
-                        _ = inner.queue.wait_for_jobs(inner.config.polling_interval) => {
-                            napping = partial && began.elapsed() < Duration::from_millis(1);
+                }
+                let began = tokio::time::Instant::now();
+                tokio::select! {
+                    biased;
+                    _ = inner.stop.cancelled() => return,
+                    _ = inner.freed.notified() => quick = 0,
+                    _ = inner.queue.wait_for_jobs(inner.config.polling_interval) => {
+                        if partial && began.elapsed() < Duration::from_millis(1) {
+                            quick += 1;
+                        } else {
+                            quick = 0;
                             nap = Duration::from_millis(1);
                         }
                     }
@@ -309,10 +320,10 @@ async fn take_jobs_multi(inner: &Arc<Inner>) {
             }
             Some(Ok(_)) => {
                 backoff.reset(inner);
-                napping = false;
+                quick = 0;
             }
             Some(Err(e)) => {
-                napping = false;
+                quick = 0;
                 let delay = backoff.failed(inner, &e);
                 tokio::select! {
                     biased;
