@@ -307,7 +307,7 @@ impl RedisJobQueue {
 
     fn from_shared(shared: Shared) -> Self {
         let stop = shared.stop.clone().drop_guard();
-        RedisJobQueue {
+        let queue = RedisJobQueue {
             inner: Arc::new(Inner {
                 shared: Arc::new(shared),
                 seen_epoch: AtomicU64::new(u64::MAX),
@@ -316,7 +316,12 @@ impl RedisJobQueue {
                 subscriber: std::sync::OnceLock::new(),
                 _stop: stop,
             }),
-        }
+        };
+        // Subscribed from the start, so that the wake-up a (re)subscription
+        // makes (jobs may have come while it was not listening) comes
+        // before the first reserve, not in the middle of a wait.
+        queue.ensure_subscriber();
+        queue
     }
 
     /// The queue's name.

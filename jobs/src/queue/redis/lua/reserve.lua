@@ -93,14 +93,14 @@ for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
           local m = ms[i]
           local blocked
           if m and m.c and conc_of(m.c[1]) >= m.c[2] then
-            blocked = { held_key(m.c[1]) }
+            blocked = { key = held_key(m.c[1]) }
           elseif m and m.r and rate_of(m.r[1], m.r[3]) >= m.r[2] then
             local k = m.r[1]
-            blocked = { rheld_key(k), k, oldest(rate_key(k), m.r[3]) + m.r[3] }
+            blocked = { key = rheld_key(k), rate = k, at = oldest(rate_key(k), m.r[3]) + m.r[3] }
           end
           if blocked then
-            touch(blocked[1], 'zset')
-            blocked[#blocked + 1] = read('ZSCORE', rk, id)
+            touch(blocked.key, 'zset')
+            blocked.score = read('ZSCORE', rk, id)
             hold[i] = blocked
           else
             take[i] = true
@@ -140,11 +140,11 @@ for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
           if listens then event('started', id, body) end
         elseif hold[i] then
           local h = hold[i]
-          redis.call('ZADD', h[1], h[#h], id)
-          redis.call('SADD', K_KEYS, h[1])
-          if h[2] then
-            redis.call('ZADD', K_WAKES, 'LT', fmt(h[3]), h[2])
-            woke(h[3])
+          redis.call('ZADD', h.key, h.score, id)
+          redis.call('SADD', K_KEYS, h.key)
+          if h.rate then
+            redis.call('ZADD', K_WAKES, 'LT', fmt(h.at), h.rate)
+            woke(h.at)
           end
         elseif s == 'P' or s == 'T' then
           if body then
