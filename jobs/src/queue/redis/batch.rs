@@ -133,6 +133,8 @@ impl Shared {
         }
         let reply: Vec<String> = self.call("enqueue", &call).await?;
         match reply.first().map(String::as_str) {
+            // All stored.
+            Some("ok") if reply.len() == 1 => Ok(Ok(jobs.map(|_| Pushed::Stored).collect())),
             Some("ok" | "each") => Ok(Ok(reply[1..]
                 .iter()
                 .zip(jobs)

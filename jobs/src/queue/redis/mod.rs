@@ -18,6 +18,37 @@
 //! | `jobs:{NAME}:seq`       | string     | counter for FIFO sequence numbers and lease tokens           |
 //! | `jobs:{NAME}:last_run`  | hash       | periodic task → last occurrence run, ms ([`RedisLastRunStore`]) |
 //! | `jobs:{NAME}:wake`      | channel    | pub/sub: job ready (`0`) / due at µs; `revoked` (cancelled)  |
+//! | `jobs:{NAME}:ready:<q>` | sorted set | as `ready`, for the named queue `q` (`ready` is `default`'s)  |
+//! | `jobs:{NAME}:queues`    | set        | every named queue that had a job                             |
+//! | `jobs:{NAME}:paused`    | set        | the paused named queues                                      |
+//! | `jobs:{NAME}:meta`      | hash       | job id → flow-control settings (JSON; only jobs that have any) |
+//! | `jobs:{NAME}:active`    | hash       | `q:<queue>` / `c:<key>` → running jobs; `f:<queue>`: a worker found it full |
+//! | `jobs:{NAME}:held:<k>`  | sorted set | jobs concurrency key `k` holds back; score = their ready score |
+//! | `jobs:{NAME}:rheld:<k>` | sorted set | jobs rate key `k` holds back; score = their ready score      |
+//! | `jobs:{NAME}:rate:<k>`  | sorted set | starts of rate key `k` in its window (token → start µs)      |
+//! | `jobs:{NAME}:started:<q>` | sorted set | starts of queue `q` under a queue rate limit             |
+//! | `jobs:{NAME}:wakes`     | sorted set | rate key → when its window lets the next held job start (µs) |
+//! | `jobs:{NAME}:unique`    | hash       | unique key → `<holder id>\|<enqueued µs>` (the lock)         |
+//! | `jobs:{NAME}:keys`      | set        | the `held`, `rheld`, `rate` and `started` keys made (for purge, list) |
+//! | `jobs:{NAME}:events`    | channel    | pub/sub: job events, one JSON array per script call (while anyone listens) |
+//!
+//! # Flow control
+//!
+//! One queue (one key prefix) serves any number of named queues. Reserve
+//! serves the takes in order in one script call: it skips paused queues,
+//! counts the queue's running jobs (`active`) against a queue concurrency
+//! limit and its starts in the window (`started:<q>`) against a queue rate
+//! limit, and moves a job that its own limit holds back out of `ready` into
+//! the key's held set, keeping its score. A job that stops running
+//! (finish, release, lease recovery, cancel) frees its slots: the earliest
+//! held job of its concurrency key goes back to ready, and workers are
+//! woken. Jobs a rate key holds go back when its window opens (`wakes`,
+//! promoted by reserve, whose answer includes the next such time). A unique
+//! job's lock is checked and taken in the enqueue script; a lock whose
+//! holder is gone, finished in a status not named, or older than the
+//! period is replaced, and retention and purge delete the locks of the jobs
+//! they delete. Jobs with the default settings have no meta and pay one
+//! `HLEN` per call for all this.
 //!
 //! A job costs two hash fields (state and JSON) plus one entry in one
 //! index: `ready` or `delayed` while it waits, `running` while it runs, the

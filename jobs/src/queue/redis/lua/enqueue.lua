@@ -1,9 +1,9 @@
 -- Stores new jobs. ARGV after the common ones: the mode, then JOB_WIDTH
 -- values per job.
 --   mode `all`:   stores every job, or none if an id is taken: returns
---                 {'dup', id}, or {'ok', then per job '1' (stored) or
---                 'c<id>' (a unique job whose twin <id> holds the lock:
---                 not stored)}.
+--                 {'dup', id}, or {'ok'} if all were stored, else {'ok',
+--                 then per job '1' (stored) or 'c<id>' (a unique job whose
+--                 twin <id> holds the lock: not stored)}.
 --   mode `each`:  independent enqueues sent together: stores the jobs whose
 --                 ids are free; returns {'each', then per job '1', '0' (id
 --                 taken) or 'c<id>'}.
@@ -70,6 +70,11 @@ end
 
 local res = { 'ok' }
 if each then res[1] = 'each' end
+-- Mode `all` with no job left out answers {'ok'} alone.
+local all_in = not each
+for i = ARG_JOBS, #ARGV, JOB_WIDTH do
+  if skip[i] then all_in = false end
+end
 local fresh = 0
 for i = ARG_JOBS, #ARGV, JOB_WIDTH do
   if not skip[i] then fresh = fresh + 1 end
@@ -130,4 +135,5 @@ for q in pairs(queues) do qs[#qs + 1] = q end
 redis.call('SADD', K_QUEUES, unpack(qs))
 flush_counts()
 publish()
+if all_in then return { 'ok' } end
 return res

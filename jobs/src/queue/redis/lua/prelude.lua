@@ -375,8 +375,12 @@ local active = {}
 local function bump(f, n) active[f] = (active[f] or 0) + n end
 -- A job (of meta `m`) starts (n = 1) or stops (n = -1) running.
 local function ran(m, n)
+  if not m then
+    active['q:default'] = (active['q:default'] or 0) + n
+    return
+  end
   bump('q:' .. qname(m), n)
-  if m and m.c then bump('c:' .. m.c[1], n) end
+  if m.c then bump('c:' .. m.c[1], n) end
 end
 -- Hands the `n` earliest jobs a concurrency limit holds back to their
 -- queues, at their old place.

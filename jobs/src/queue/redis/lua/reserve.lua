@@ -85,10 +85,11 @@ for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
       local bodies = read('HMGET', K_JOBS, unpack(ids))
       local ms = metas(ids)
       -- Decide first (reads only), then write.
-      local take, hold = {}, {}
+      local take, hold, heads = {}, {}, {}
       for i, id in ipairs(ids) do
         local v, body = states[i], bodies[i]
-        local s, _, a = header(v)
+        local s, r, a, m, t, st, co, pos = header(v)
+        heads[i] = { s, r, a, m, pos }
         if (s == 'P' or s == 'T') and body and a ~= U32_MAX then
           local m = ms[i]
           local blocked
@@ -115,8 +116,10 @@ for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
       local hs, za = {}, {}
       for i, id in ipairs(ids) do
         local v, body = states[i], bodies[i]
-        local s, r, a, m, _, _, _, pos = header(v)
+        local hd = heads[i]
+        local s = hd[1]
         if take[i] then
+          local r, a, m, pos = hd[2], hd[3], hd[4], hd[5]
           tok = tok + 1
           from[s] = from[s] + 1
           local st = build('R', r, inc(a), m, fmt(tok), nows, '', string.sub(v, pos))
