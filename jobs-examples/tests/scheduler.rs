@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use jobs::prelude::*;
 // Registrations are built by hand below (schedules `#[job]` would reject at
 // compile time), from the types generated code uses.
-use jobs::__private::{HandlerFn, JobRegistration, ScheduleSpec};
+use jobs::__private::{Flow, HandlerFn, JobRegistration, ScheduleSpec};
 use jobs::{Clock, MemoryLastRunStore, TaskInfo, TaskOutcome};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
@@ -691,6 +691,8 @@ const fn registration(
         priority: JobPriority::High,
         max_retries: Some(0),
         timeout: None,
+        queue: None,
+        flow: Flow::NONE,
         schedule,
         data: &[],
         handler,

@@ -13,9 +13,11 @@
 //!
 //! and review the diff.
 //!
-//! The attribute checks `cron`, `every` and `timezone` with the functions
-//! `jobs::Schedule` parses them with (the `jobs-schedule` crate); the second
-//! test reads the snapshots to pin that the messages are the runtime's.
+//! The attribute checks `cron`, `every`, `timezone`, `rate_limit` and
+//! `queue` with the functions the runtime parses them with (the
+//! `jobs-schedule` crate, behind `jobs::Schedule`, `jobs::Rate` and
+//! `jobs::check_queue_name`); the other tests read the snapshots to pin that
+//! the messages are the runtime's.
 
 #[test]
 fn ui() {
@@ -68,6 +70,38 @@ fn schedule_errors_are_the_runtimes() {
             "bad-timezone",
             runtime_message(Schedule::cron_tz("0 30 2 * * *", "Europe/Atlantis")),
         ),
+    ];
+    for (case, error) in errors {
+        let line = format!("error: {error}\n");
+        assert!(
+            snapshot(case).contains(&line),
+            "{case}.stderr lacks {line:?}"
+        );
+    }
+}
+
+/// What the attribute prints on a rate or a queue name is what the runtime
+/// says of it (`Rate::parse`, `check_queue_name`).
+#[test]
+fn rate_and_queue_errors_are_the_runtimes() {
+    let message = |result: Result<(), jobs::Error>| match result {
+        Err(jobs::Error::InvalidArgument(message)) => message,
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    };
+    let errors = [
+        (
+            "rate-limit-bad-period",
+            message(jobs::Rate::parse("100/fortnight").map(drop)),
+        ),
+        (
+            "rate-limit-zero",
+            message(jobs::Rate::parse("0/s").map(drop)),
+        ),
+        (
+            "bad-queue-name",
+            message(jobs::check_queue_name("mail ers")),
+        ),
+        ("bad-queue-name", message(jobs::check_queue_name(""))),
     ];
     for (case, error) in errors {
         let line = format!("error: {error}\n");

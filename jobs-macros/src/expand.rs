@@ -3,8 +3,11 @@
 //! `registration()`, the dispatcher entry point and the `inventory`
 //! registration.
 
+use std::time::Duration;
+
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Attribute, Ident, Item, ItemFn, Visibility};
 
@@ -196,6 +199,8 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
             ))
         }
     }));
+    let queue = option(attr.queue.as_ref().map(|q| quote!(#q)));
+    let flow = flow(attr);
     let line = quote_spanned! {ident.span()=> ::core::line!()};
     let fn_name = ident.to_string();
 
@@ -208,7 +213,7 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
         "The arguments of job `{name}`, as stored in `Job::args` (a JSON object with one field per parameter)."
     );
     let job_doc = format!(
-        "A `Job` that runs `{fn_name}` with these arguments, with the attribute's priority, retries and timeout applied.\n\n\
+        "A `Job` that runs `{fn_name}` with these arguments, with the attribute's priority, retries, timeout, queue, limits and uniqueness applied.\n\n\
          Arguments that fail to serialise (a map with non-string keys, a `Serialize` impl that returns an error) \
          make a job that carries the failure: enqueueing it is `Err(Error::Serialize {{ .. }})`, and nothing is stored."
     );
@@ -304,6 +309,8 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
                     priority: #priority,
                     max_retries: #max_retries,
                     timeout: #timeout,
+                    queue: #queue,
+                    flow: #flow,
                     schedule: #schedule,
                     data: &[#(#data_needs),*],
                     handler: __jobs_handler,
@@ -316,6 +323,53 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
             ::jobs::__private::inventory::submit! { __JOBS_REGISTRATION }
         }
     }
+}
+
+/// The registration's `Flow`: `concurrency`, `rate_limit`, `key` and
+/// `unique`, the parameters they name as the fields of `Args` (without
+/// `r#`).
+fn flow(attr: &Attr) -> TokenStream {
+    let field = |ident: &Ident| ident.unraw().to_string();
+    let duration = |d: Duration| {
+        let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+        quote!(::jobs::__private::Duration::new(#secs, #nanos))
+    };
+    let concurrency = option(attr.concurrency.map(|n| quote!(#n)));
+    let rate_limit = option(attr.rate_limit.map(|(max, period)| {
+        let period = duration(period);
+        quote!(::jobs::__private::Rate { max: #max, period: #period })
+    }));
+    let key = option(attr.key.as_ref().map(|k| {
+        let k = field(k);
+        quote!(#k)
+    }));
+    let unique = option(attr.unique.as_ref().map(|u| {
+        let by = option(u.by.as_ref().map(|by| {
+            let by = by.iter().map(field);
+            quote!(&[#(#by),*])
+        }));
+        let period = option(u.period.map(duration));
+        let states = match &u.states {
+            Some(states) => {
+                let variants = states
+                    .iter()
+                    .map(|&i| Ident::new(attr::STATUSES[i].1, Span::call_site()));
+                quote!(&[#(::jobs::__private::JobStatus::#variants),*])
+            }
+            None => quote!(&::jobs::__private::DEFAULT_UNIQUE_STATES),
+        };
+        quote!(::jobs::__private::UniqueSpec {
+            by: #by,
+            period: #period,
+            states: #states,
+        })
+    }));
+    quote!(::jobs::__private::Flow {
+        concurrency: #concurrency,
+        rate_limit: #rate_limit,
+        key: #key,
+        unique: #unique,
+    })
 }
 
 /// The job's name: the attribute's `name`, or the function's (without

@@ -4,11 +4,13 @@
 //! crate is an implementation detail.
 
 // The expansion runs in stages, one per file: `attr.rs` parses the
-// attribute's `key = value` pairs into typed values (durations, cron
-// expressions and time zones with the `jobs-schedule` functions the runtime
-// parses them with, so that what compiles schedules), `ast.rs` reads the
+// attribute's `key = value` pairs into typed values (durations, rates,
+// queue names, cron expressions and time zones with the `jobs-schedule`
+// functions the runtime parses them with, so that what compiles schedules
+// and enqueues), `ast.rs` reads the
 // function and classifies its parameters (checking what the signature alone
-// can tell), `valid.rs` checks the two against each other, and `expand.rs`
+// can tell), `valid.rs` checks the two against each other (a schedule
+// without payload, `key` and `unique(by = ..)` naming payload parameters), and `expand.rs`
 // generates the code (`fallback.rs`, when the signature is rejected: items
 // that let the job's uses compile). Errors from every stage are collected (`errors.rs`)
 // and reported together; rustc checks the rest (serde bounds, return type,

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     TimeZone,
     /// A rate, such as `100/min` ([`parse_rate`](crate::parse_rate)).
     Rate,
+    /// A queue name ([`check_queue_name`](crate::check_queue_name)).
+    QueueName,
 }
 
 /// A schedule's text that was rejected: what kind of text, the text itself,
@@ -89,6 +91,12 @@ impl fmt::Display for Error {
             ErrorKind::Interval => write!(f, "invalid interval `{input}`: {message}"),
             ErrorKind::TimeZone => write!(f, "unknown time zone `{input}`; {message}"),
             ErrorKind::Rate => write!(f, "invalid rate `{input}`: {message}"),
+            ErrorKind::QueueName if input.is_empty() => write!(f, "invalid queue name: {message}"),
+            ErrorKind::QueueName => write!(
+                f,
+                "invalid queue name `{}`: {message}",
+                crate::queue::shown(input)
+            ),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! How the [`jobs`](https://docs.rs/jobs) framework reads schedules: cron
-//! expressions, durations and intervals, and IANA time zones.
+//! How the [`jobs`](https://docs.rs/jobs) framework reads schedules and
+//! the rest of its settings' text: cron expressions, durations and
+//! intervals, IANA time zones, rates (`"100/min"`) and queue names.
 //!
 //! Both the runtime (`jobs::Schedule`) and the `#[job]` attribute
 //! (`jobs-macros`, at compile time) parse through these functions, so an
@@ -30,6 +31,7 @@
 mod cron;
 mod duration;
 mod error;
+mod queue;
 mod rate;
 mod timezone;
 
@@ -39,5 +41,6 @@ pub use croner::Cron;
 pub use cron::parse_cron;
 pub use duration::{check_interval, format_duration, parse_duration, parse_interval};
 pub use error::{Error, ErrorKind};
+pub use queue::{MAX_QUEUE_NAME, check_queue_name};
 pub use rate::parse_rate;
 pub use timezone::parse_timezone;

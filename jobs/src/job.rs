@@ -477,15 +477,18 @@ fn default_queue() -> Cow<'static, str> {
     Cow::Borrowed(DEFAULT_QUEUE)
 }
 
+#[allow(clippy::ptr_arg)] // serde's skip_serializing_if passes `&Cow`
 fn is_default_queue(queue: &Cow<'static, str>) -> bool {
     queue == DEFAULT_QUEUE
 }
 
-/// The longest queue name.
-pub const MAX_QUEUE_NAME: usize = 128;
+/// The longest queue name, in bytes.
+pub const MAX_QUEUE_NAME: usize = jobs_schedule::MAX_QUEUE_NAME;
 
 /// Checks a queue name: 1 to [`MAX_QUEUE_NAME`] bytes of ASCII letters,
-/// digits, `_`, `-`, `.` and `:`.
+/// digits, `_`, `-`, `.` and `:` (with
+/// [`jobs_schedule::check_queue_name`], which `#[job(queue = "..")]` checks
+/// at compile time too).
 ///
 /// ```
 /// assert!(jobs::check_queue_name("mailers").is_ok());
@@ -493,26 +496,7 @@ pub const MAX_QUEUE_NAME: usize = 128;
 /// assert!(jobs::check_queue_name("a b").is_err());
 /// ```
 pub fn check_queue_name(name: &str) -> Result<(), Error> {
-    if name.is_empty() {
-        return Err(Error::InvalidArgument(
-            "a queue name must not be empty".into(),
-        ));
-    }
-    if name.len() > MAX_QUEUE_NAME {
-        return Err(Error::InvalidArgument(format!(
-            "queue name `{}..` is longer than {MAX_QUEUE_NAME} bytes",
-            &name[..name.char_indices().nth(32).map_or(name.len(), |(i, _)| i)]
-        )));
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
-    {
-        return Err(Error::InvalidArgument(format!(
-            "queue name `{name}` holds {bad:?}; use ASCII letters, digits, `_`, `-`, `.` and `:`"
-        )));
-    }
-    Ok(())
+    jobs_schedule::check_queue_name(name).map_err(|e| Error::InvalidArgument(e.to_string()))
 }
 
 fn pending() -> JobStatus {

@@ -16,7 +16,8 @@ pub use inventory;
 pub use serde;
 
 pub use crate::error::Error;
-pub use crate::job::{Job, JobId};
+pub use crate::flow::{DEFAULT_UNIQUE_STATES, Rate};
+pub use crate::job::{Job, JobId, JobStatus};
 pub use crate::queue::Enqueue;
 pub use crate::result::JobResult;
 
@@ -34,6 +35,86 @@ pub const PRIORITY_NORMAL: JobPriority = JobPriority::Normal;
 pub const PRIORITY_HIGH: JobPriority = JobPriority::High;
 /// See [`PRIORITY_LOW`].
 pub const PRIORITY_CRITICAL: JobPriority = JobPriority::Critical;
+
+/// The flow-control keys of a `#[job(..)]` attribute (`concurrency`,
+/// `rate_limit`, `key`, `unique`), as its registration carries them:
+/// [`JobRegistration::new_job`] applies them to every job it makes (those of
+/// the generated `job(..)`, and a periodic job's template), taking the keys'
+/// values from the job's arguments.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// `concurrency = N`: at most N running with the limit's key.
+    pub concurrency: Option<u32>,
+    /// `rate_limit = ".."`: at most so many starts per period with the
+    /// limit's key.
+    pub rate_limit: Option<Rate>,
+    /// `key = param`: the argument whose value partitions the limits (key
+    /// `"<name>:<JSON of the value>"`); `None`: the job's name.
+    pub key: Option<&'static str>,
+    /// `unique = ".."` or `unique(..)`.
+    pub unique: Option<UniqueSpec>,
+}
+
+/// `unique = "1h"` or `unique(by = [..], for = "..", states = [..])`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UniqueSpec {
+    /// The arguments that make two jobs the same, in order (the key is
+    /// `"<name>:<JSON array of their values>"`); `None`: all of them (the
+    /// key is `"<name>:<JSON object of the arguments>"`).
+    pub by: Option<&'static [&'static str]>,
+    /// How long the uniqueness lasts; `None`: as long as the first job is
+    /// in one of `states`.
+    pub period: Option<Duration>,
+    /// The statuses in which the first job blocks another.
+    pub states: &'static [JobStatus],
+}
+
+impl Flow {
+    /// No limits, not unique.
+    pub const NONE: Flow = Flow {
+        concurrency: None,
+        rate_limit: None,
+        key: None,
+        unique: None,
+    };
+
+    /// `job` with these limits and uniqueness, keyed from its name and
+    /// arguments.
+    pub fn apply(&self, mut job: Job) -> Job {
+        let name = job.name.clone();
+        let argument = |args: &Value, param: &str| args.get(param).cloned().unwrap_or(Value::Null);
+        if self.concurrency.is_some() || self.rate_limit.is_some() {
+            let key = match self.key {
+                Some(param) => crate::flow::key(&name, &argument(&job.args, param)),
+                None => name.to_string(),
+            };
+            if let Some(max) = self.concurrency {
+                job = job.concurrency_by(max, key.clone());
+            }
+            if let Some(rate) = self.rate_limit {
+                job = job.rate_limit_by(rate, key);
+            }
+        }
+        if let Some(spec) = &self.unique {
+            let value = match spec.by {
+                Some(params) => {
+                    Value::Array(params.iter().map(|p| argument(&job.args, p)).collect())
+                }
+                // A job without arguments (a periodic job's) has the key of
+                // one whose function takes none.
+                None if job.args.is_null() => Value::Object(serde_json::Map::new()),
+                None => job.args.clone(),
+            };
+            let mut unique = crate::flow::Unique::new(crate::flow::key(&name, &value))
+                .states(spec.states.iter().copied());
+            if let Some(period) = spec.period {
+                unique = unique.period(period);
+            }
+            job = job.unique(unique);
+        }
+        job
+    }
+}
 
 /// Deserialises a job's arguments into the handler's `Args`; a mismatch is a
 /// permanent error naming the job, the field (its path, for nested values)
@@ -230,6 +311,8 @@ mod tests {
         priority: PRIORITY_HIGH,
         max_retries: Some(1),
         timeout: None,
+        queue: None,
+        flow: Flow::NONE,
         schedule: None,
         data: &[],
         handler: noop,

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+use crate::__private::Flow;
 use crate::context::{DataMap, JobContext};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobPriority};
@@ -51,6 +52,11 @@ pub struct JobRegistration {
     pub max_retries: Option<u32>,
     /// Its timeout, if the attribute set one.
     pub timeout: Option<Duration>,
+    /// Its named queue (`queue = ".."`), if the attribute set one.
+    pub queue: Option<&'static str>,
+    /// Its limits and uniqueness (`concurrency`, `rate_limit`, `key`,
+    /// `unique`), applied to every job [`new_job`](Self::new_job) makes.
+    pub flow: Flow,
     /// A periodic schedule, if the attribute declared one.
     pub schedule: Option<ScheduleSpec>,
     /// The shared-state types it takes.
@@ -71,7 +77,8 @@ impl JobRegistration {
         format!("{}:{}", self.file, self.line)
     }
 
-    /// A job for this handler with the attribute's defaults applied.
+    /// A job for this handler with the attribute's defaults applied: the
+    /// ones `job(..)` makes, and a periodic job's template.
     pub fn new_job(&self, args: serde_json::Value) -> Job {
         let mut job = Job::new(self.name, args).priority(self.priority);
         if let Some(retries) = self.max_retries {
@@ -80,7 +87,10 @@ impl JobRegistration {
         if let Some(timeout) = self.timeout {
             job = job.timeout(timeout);
         }
-        job
+        if let Some(queue) = self.queue {
+            job = job.queue(queue);
+        }
+        self.flow.apply(job)
     }
 }
 
@@ -91,6 +101,8 @@ impl fmt::Debug for JobRegistration {
             .field("priority", &self.priority)
             .field("max_retries", &self.max_retries)
             .field("timeout", &self.timeout)
+            .field("queue", &self.queue)
+            .field("flow", &self.flow)
             .field("schedule", &self.schedule)
             .field("function", &self.function)
             .field("location", &self.location())

@@ -47,7 +47,7 @@ pub const DEFAULT_MAX_FINISHED: u64 = 10_000;
 pub trait Enqueue: Send + Sync {
     /// Pushes one job and says what happened: stored, or — for a
     /// [unique](crate::Unique) job whose twin exists — not stored, with the
-    /// existing job's id and [`Enqueued::conflict`] set. A job whose
+    /// existing job's id and [`Enqueued::conflict`](Enqueued#structfield.conflict) set. A job whose
     /// settings make no sense (see [`Job::validate`]) is an `Err` and is not
     /// stored; so is a job whose id is taken ([`Error::Duplicate`](crate::Error::Duplicate)).
     fn push(&self, job: Job) -> impl Future<Output = Result<Enqueued>> + Send;
@@ -444,7 +444,7 @@ pub trait JobQueue: Enqueue + QueueAdmin + 'static {
 
     /// Records a running job's progress (any JSON value, e.g. a fraction)
     /// on its record, where [`QueueAdmin::get`] shows it, and sends a
-    /// [`JobEventKind::Progress`] event. Returns `false` (and changes
+    /// [`JobEventKind::Progress`](crate::JobEventKind::Progress) event. Returns `false` (and changes
     /// nothing) if the lease is no longer held. The worker rate-limits the
     /// calls a chatty job makes.
     fn progress(&self, lease: Lease, progress: Value) -> impl Future<Output = Result<bool>> + Send;

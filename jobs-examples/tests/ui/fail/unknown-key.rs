@@ -10,8 +10,7 @@ async fn resize(width: u32) {
     let _ = width;
 }
 
-// Not yet a key: jobs run on one queue until named queues route.
-#[job(queue = "mailers")]
+#[job(queues = "mailers")]
 async fn welcome(to: String) {
     let _ = to;
 }

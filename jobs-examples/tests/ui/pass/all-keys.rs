@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use jobs::prelude::*;
 
-#[job(name = "send_email", priority = "high", retries = 3, timeout = "30s")]
+#[job(name = "send_email", priority = "high", retries = 3, timeout = "30s", queue = "emails")]
 async fn send_email(to: String, subject: String, body: String) -> Result<(), JobError> {
     let _ = (to, subject, body);
     Ok(())
@@ -16,7 +16,7 @@ async fn low() {}
 #[job(priority = "critical", timeout = "1h 30m")]
 async fn critical() {}
 
-#[job(priority = "normal", timeout = "5m", name = "normal-job")]
+#[job(priority = "normal", timeout = "5m", name = "normal-job", queue = "q")]
 async fn normal() {}
 
 // Parameters named like the generated code's own names.
@@ -38,6 +38,9 @@ fn main() {
     assert_eq!(job.priority, JobPriority::High);
     assert_eq!(job.max_retries, 3);
     assert_eq!(job.timeout, Some(Duration::from_secs(30)));
+    assert_eq!(job.queue, "emails");
+    assert_eq!(send_email::registration().queue, Some("emails"));
+    assert_eq!(normal::job().queue, "q");
     assert_eq!(critical::job().timeout, Some(Duration::from_secs(5400)));
     assert_eq!(normal::NAME, "normal-job");
     assert_eq!(clashing::job("t".into(), 1, 2, "c".into(), "x".into()).args["type"], "x");
