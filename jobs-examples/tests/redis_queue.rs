@@ -802,3 +802,408 @@ async fn concurrent_enqueues_are_independent() {
     assert_eq!(queue.counts().await.unwrap().pending, 201);
     cleanup(&url, &name).await;
 }
+
+// ---------------------------------------------------------------- flow control
+
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn flow_queue(url: &str) -> RedisJobQueue {
+    RedisJobQueue::connect(url, &unique("flow")).await.unwrap()
+}
+
+async fn take(queue: &RedisJobQueue, takes: &[jobs::Take]) -> Vec<jobs::Reservation> {
+    queue.reserve("t", takes, LEASE).await.unwrap()
+}
+
+fn names(taken: &[jobs::Reservation]) -> Vec<String> {
+    taken.iter().map(|r| r.job.name.to_string()).collect()
+}
+
+async fn complete(queue: &RedisJobQueue, r: &jobs::Reservation) {
+    let done = Outcome::Completed(JobResult::success(json!(null)));
+    assert!(queue.finish(r.lease, done, None).await.unwrap());
+}
+
+/// Jobs wait in their own queue; reserve serves the takes in order; a
+/// paused queue gives nothing until resumed; `queues` lists them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_queues_pause_and_resume() {
+    let Some(url) = redis_url() else { return };
+    let queue = flow_queue(&url).await;
+    queue.enqueue(Job::new("d1", json!({}))).await.unwrap();
+    queue
+        .enqueue(Job::new("a1", json!({})).queue("a"))
+        .await
+        .unwrap();
+    queue
+        .enqueue(Job::new("a2", json!({})).queue("a"))
+        .await
+        .unwrap();
+    // Scheduled jobs come due into their own queue.
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(200);
+    queue
+        .enqueue(Job::new("b1", json!({})).queue("b").scheduled_at(soon))
+        .await
+        .unwrap();
+    let infos = queue.queues().await.unwrap();
+    let listed: Vec<(String, bool, u64)> = infos
+        .iter()
+        .map(|q| (q.name.clone(), q.paused, q.ready))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("a".into(), false, 2),
+            ("b".into(), false, 0),
+            ("default".into(), false, 1)
+        ]
+    );
+    assert!(queue.pause_queue("a").await.unwrap());
+    assert!(!queue.pause_queue("a").await.unwrap());
+    assert!(queue.pause_queue("a b").await.is_err());
+    assert!(take(&queue, &[jobs::Take::new("a", 10)]).await.is_empty());
+    // Enqueueing into a paused queue works.
+    queue
+        .enqueue(Job::new("a3", json!({})).queue("a"))
+        .await
+        .unwrap();
+    assert!(queue.queues().await.unwrap()[0].paused);
+    assert!(queue.resume_queue("a").await.unwrap());
+    assert!(!queue.resume_queue("a").await.unwrap());
+    let taken = take(
+        &queue,
+        &[jobs::Take::new("a", 2), jobs::Take::new("default", 5)],
+    )
+    .await;
+    assert_eq!(names(&taken), ["a1", "a2", "d1"]);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let taken = take(&queue, &[jobs::Take::new("b", 5)]).await;
+    assert_eq!(names(&taken), ["b1"]);
+    assert_eq!(taken[0].job.queue, "b");
+    complete(&queue, &taken[0]).await;
+    assert_eq!(
+        names(&take(&queue, &[jobs::Take::new("a", 5)]).await),
+        ["a3"]
+    );
+    queue.purge().await.unwrap();
+}
+
+/// A job concurrency limit holds later jobs of the key back (not counted),
+/// others pass; a finished one lets the earliest held one in, ahead of jobs
+/// that became ready after it. Held jobs can be listed and cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_concurrency_holds_and_releases_in_order() {
+    let Some(url) = redis_url() else { return };
+    let queue = flow_queue(&url).await;
+    let other = RedisJobQueue::connect(&url, queue.name()).await.unwrap();
+    for n in ["k1", "k2", "k3"] {
+        queue
+            .enqueue(Job::new(n, json!({})).concurrency_by(1, "acct:1"))
+            .await
+            .unwrap();
+    }
+    queue.enqueue(Job::new("free", json!({}))).await.unwrap();
+    let all = [jobs::Take::new(jobs::DEFAULT_QUEUE, 10)];
+    let first = take(&queue, &all).await;
+    assert_eq!(names(&first), ["k1", "free"]);
+    // Another connection (as another process would) sees the limit.
+    assert!(take(&other, &all).await.is_empty());
+    let held = queue.list(Some(JobStatus::Pending), 10).await.unwrap();
+    assert_eq!(held.len(), 2, "held jobs are still waiting: {held:?}");
+    assert_eq!(held.iter().map(|j| j.attempts).max(), Some(0));
+    queue.enqueue(Job::new("later", json!({}))).await.unwrap();
+    complete(&queue, &first[0]).await;
+    let next = take(&queue, &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)]).await;
+    assert_eq!(names(&next), ["k2"]);
+    // Cancelling a held job takes it out of the held set.
+    let k3 = held.iter().find(|j| j.name == "k3").unwrap().id;
+    assert_eq!(queue.cancel(k3).await.unwrap(), CancelOutcome::Cancelled);
+    // A lost lease frees the slot too (here: release).
+    assert_eq!(queue.release(&[next[0].lease]).await.unwrap(), 1);
+    let again = take(&queue, &all).await;
+    assert_eq!(names(&again), ["k2", "later"]);
+    complete(&queue, &again[0]).await;
+    assert!(take(&queue, &all).await.is_empty());
+    assert_eq!(queue.counts().await.unwrap().waiting(), 0);
+    queue.purge().await.unwrap();
+}
+
+/// A job rate limit holds jobs back until the window opens; waiting
+/// workers sleep until then (not at once, not until the poll timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_rate_limit_wakes_when_the_window_opens() {
+    let Some(url) = redis_url() else { return };
+    let queue = flow_queue(&url).await;
+    let rate = jobs::Rate::new(1, Duration::from_millis(400));
+    for n in ["r1", "r2"] {
+        queue
+            .enqueue(Job::new(n, json!({})).rate_limit_by(rate, "api"))
+            .await
+            .unwrap();
+    }
+    let all = [jobs::Take::new(jobs::DEFAULT_QUEUE, 10)];
+    let start = Instant::now();
+    assert_eq!(names(&take(&queue, &all).await), ["r1"]);
+    assert!(take(&queue, &all).await.is_empty());
+    assert_eq!(queue.queues().await.unwrap()[0].ready, 0);
+    queue.wait_for_jobs(Duration::from_secs(10)).await;
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(350),
+        "woke after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(3), "woke after {waited:?}");
+    assert_eq!(names(&take(&queue, &all).await), ["r2"]);
+    queue.purge().await.unwrap();
+}
+
+/// Queue-wide limits from the take: concurrency (a finish wakes the waiting
+/// worker) and a sliding rate window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_limits_from_the_take() {
+    let Some(url) = redis_url() else { return };
+    let queue = flow_queue(&url).await;
+    for n in 0..4 {
+        queue
+            .enqueue(Job::new(format!("c{n}"), json!({})).queue("c"))
+            .await
+            .unwrap();
+    }
+    let limited = [jobs::Take::new("c", 10).limits(jobs::QueueLimits::new().concurrency(2))];
+    let first = take(&queue, &limited).await;
+    assert_eq!(names(&first), ["c0", "c1"]);
+    assert!(take(&queue, &limited).await.is_empty());
+    let waiter = queue.clone();
+    let woke = tokio::spawn(async move {
+        let start = Instant::now();
+        waiter.wait_for_jobs(Duration::from_secs(10)).await;
+        start.elapsed()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    complete(&queue, &first[0]).await;
+    let waited = woke.await.unwrap();
+    assert!(waited < Duration::from_secs(5), "woke after {waited:?}");
+    assert_eq!(names(&take(&queue, &limited).await), ["c2"]);
+
+    for n in 0..3 {
+        queue
+            .enqueue(Job::new(format!("r{n}"), json!({})).queue("r"))
+            .await
+            .unwrap();
+    }
+    let rate = jobs::Rate::new(2, Duration::from_millis(400));
+    let limited = [jobs::Take::new("r", 10).limits(jobs::QueueLimits::new().rate(rate))];
+    let start = Instant::now();
+    assert_eq!(names(&take(&queue, &limited).await), ["r0", "r1"]);
+    assert!(take(&queue, &limited).await.is_empty());
+    queue.wait_for_jobs(Duration::from_secs(10)).await;
+    assert!(start.elapsed() >= Duration::from_millis(350));
+    assert_eq!(names(&take(&queue, &limited).await), ["r2"]);
+    queue.purge().await.unwrap();
+}
+
+/// Unique jobs: a twin returns the holder's id with `conflict`, in single
+/// pushes (also sent together), in `push_many` (earlier jobs of the batch
+/// count), and no more once the holder finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unique_jobs_conflict_until_the_holder_is_done() {
+    let Some(url) = redis_url() else { return };
+    let queue = flow_queue(&url).await;
+    let job = || Job::new("digest", json!({"user": 7})).unique(jobs::Unique::new("digest:7"));
+    let first = queue.push(job()).await.unwrap();
+    assert!(!first.conflict);
+    let second = queue.push(job()).await.unwrap();
+    assert!(second.conflict);
+    assert_eq!(second.id, first.id);
+    assert_eq!(queue.enqueue(job()).await.unwrap(), first.id);
+    // Concurrent single pushes, sent in one script call: one stored at most.
+    let pushes: Vec<_> = (0..20)
+        .map(|_| {
+            let q = queue.clone();
+            let other =
+                Job::new("digest", json!({"user": 8})).unique(jobs::Unique::new("digest:8"));
+            tokio::spawn(async move { q.push(other).await.unwrap() })
+        })
+        .collect();
+    let mut stored = Vec::new();
+    let mut holders = Vec::new();
+    for p in pushes {
+        let e = p.await.unwrap();
+        if e.conflict {
+            holders.push(e.id)
+        } else {
+            stored.push(e.id)
+        }
+    }
+    assert_eq!(stored.len(), 1);
+    assert!(holders.iter().all(|h| *h == stored[0]));
+    // push_many: per job, earlier jobs of the batch included.
+    let batch = queue
+        .push_many(vec![
+            Job::new("x", json!({})).unique(jobs::Unique::new("x")),
+            Job::new("x", json!({})).unique(jobs::Unique::new("x")),
+            job(),
+        ])
+        .await
+        .unwrap();
+    assert!(!batch[0].conflict);
+    assert!(batch[1].conflict && batch[1].id == batch[0].id);
+    assert!(batch[2].conflict && batch[2].id == first.id);
+    assert_eq!(queue.counts().await.unwrap().pending, 3);
+    // Once the holder completed (not a blocking state), a new one is stored.
+    let taken = take(&queue, &[jobs::Take::new(jobs::DEFAULT_QUEUE, 10)]).await;
+    let holder = taken.iter().find(|r| r.job.id == first.id).unwrap();
+    assert!(
+        queue.push(job()).await.unwrap().conflict,
+        "running still blocks"
+    );
+    complete(&queue, holder).await;
+    let fresh = queue.push(job()).await.unwrap();
+    assert!(!fresh.conflict);
+    assert_ne!(fresh.id, first.id);
+    // With a period, an older lock no longer counts.
+    let timed = || {
+        Job::new("t", json!({})).unique(jobs::Unique::new("t").period(Duration::from_millis(200)))
+    };
+    let a = queue.push(timed()).await.unwrap();
+    assert!(queue.push(timed()).await.unwrap().conflict);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let b = queue.push(timed()).await.unwrap();
+    assert!(!b.conflict && b.id != a.id);
+    queue.purge().await.unwrap();
+}
+
+/// Retention and purge drop the locks (and metas) of the jobs they delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locks_go_with_their_holders() {
+    let Some(url) = redis_url() else { return };
+    let name = unique("flow");
+    let queue = RedisJobQueue::builder(&url)
+        .name(&name)
+        .max_finished(1)
+        .connect()
+        .await
+        .unwrap();
+    let mut conn = raw_conn(&url).await;
+    let key = |k: &str| format!("jobs:{{{name}}}:{k}");
+    for n in 0..3 {
+        let job = Job::new("u", json!({})).unique(jobs::Unique::new(format!("u{n}")));
+        queue.enqueue(job).await.unwrap();
+    }
+    let locks: usize = conn.hlen(key("unique")).await.unwrap();
+    assert_eq!(locks, 3);
+    for r in take(&queue, &[jobs::Take::new(jobs::DEFAULT_QUEUE, 10)]).await {
+        complete(&queue, &r).await;
+    }
+    let locks: usize = conn.hlen(key("unique")).await.unwrap();
+    let metas: usize = conn.hlen(key("meta")).await.unwrap();
+    assert_eq!(
+        (locks, metas),
+        (1, 1),
+        "only the kept job's lock and meta stay"
+    );
+    queue
+        .enqueue(Job::new("q", json!({})).queue("other").concurrency(1))
+        .await
+        .unwrap();
+    take(&queue, &[jobs::Take::new("other", 10)]).await;
+    queue.purge().await.unwrap();
+    let left: Vec<String> = conn.keys(format!("jobs:{{{name}}}:*")).await.unwrap();
+    assert_eq!(left, vec![key("seq")], "purge leaves only the sequence");
+}
+
+/// Snooze puts the job back to waiting, the attempt not counted; progress
+/// shows in `get` and stays after the job finished; events of every step
+/// reach subscribers, with the job's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snooze_progress_and_events() {
+    let Some(url) = redis_url() else { return };
+    let queue = flow_queue(&url).await;
+    // Events from another connection, as another process would see them.
+    let watcher = RedisJobQueue::connect(&url, queue.name()).await.unwrap();
+    let mut events = watcher.subscribe();
+    // The subscription reaches Redis: wait until an event comes through.
+    let probe = queue.enqueue(Job::new("probe", json!({}))).await.unwrap();
+    let all = [jobs::Take::new(jobs::DEFAULT_QUEUE, 1)];
+    let r = take(&queue, &all).await.remove(0);
+    assert_eq!(r.job.id, probe);
+    let mut ok = false;
+    for _ in 0..100 {
+        assert!(queue.progress(r.lease, json!(0)).await.unwrap());
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(50), events.recv()).await {
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "no event came through");
+    complete(&queue, &r).await;
+    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+        if e.kind == jobs::JobEventKind::Completed {
+            break;
+        }
+    }
+
+    let id = queue
+        .enqueue(Job::new("snoozy \"name\"", json!({})))
+        .await
+        .unwrap();
+    let r = take(&queue, &all).await.remove(0);
+    assert!(queue.progress(r.lease, json!({"done": 0.5})).await.unwrap());
+    assert_eq!(
+        queue.get(id).await.unwrap().unwrap().progress,
+        Some(json!({"done": 0.5}))
+    );
+    let at = chrono::Utc::now() + chrono::Duration::milliseconds(200);
+    assert!(
+        queue
+            .finish(r.lease, Outcome::Snoozed { at }, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !queue.progress(r.lease, json!(1)).await.unwrap(),
+        "the lease is gone"
+    );
+    let job = queue.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (job.status, job.attempts, job.started_at),
+        (JobStatus::Pending, 0, None)
+    );
+    assert!(take(&queue, &all).await.is_empty(), "not due yet");
+    queue.wait_for_jobs(Duration::from_secs(5)).await;
+    let r = take(&queue, &all).await.remove(0);
+    assert_eq!((r.job.id, r.job.attempts), (id, 1));
+    assert!(queue.progress(r.lease, json!(0.9)).await.unwrap());
+    complete(&queue, &r).await;
+    let job = queue.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        job.progress,
+        Some(json!(0.9)),
+        "progress stays after the job finished"
+    );
+    let mut seen = Vec::new();
+    while seen.last() != Some(&jobs::JobEventKind::Completed) {
+        let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if e.job_id != id {
+            continue;
+        }
+        assert_eq!(e.name, "snoozy \"name\"");
+        if e.kind == jobs::JobEventKind::Progress {
+            assert!(e.progress.is_some());
+        }
+        seen.push(e.kind);
+    }
+    use jobs::JobEventKind::*;
+    assert_eq!(
+        seen,
+        [Started, Progress, Snoozed, Started, Progress, Completed]
+    );
+    assert_eq!(
+        watcher.wait_for(id).await.unwrap().status,
+        JobStatus::Completed
+    );
+    queue.purge().await.unwrap();
+}

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::Shared;
 use crate::error::{BackendError, Error, Result};
 use crate::job::JobId;
+use crate::queue::Enqueued;
 
 /// The most finish reports, or single enqueues, sent in one script call.
 const MAX_BATCH: usize = 512;
@@ -38,6 +39,9 @@ pub(super) struct Encoded {
     pub(super) body: Vec<u8>,
     pub(super) due_us: i64,
     pub(super) rank: usize,
+    /// The flow-control settings the scripts need (`record::meta`; empty
+    /// for none).
+    pub(super) meta: Vec<u8>,
 }
 
 pub(super) struct FinishRequest {
@@ -48,7 +52,7 @@ pub(super) struct FinishRequest {
 /// One job of a batch of independent single enqueues.
 pub(super) struct EnqueueRequest {
     pub(super) job: Encoded,
-    pub(super) reply: oneshot::Sender<Result<JobId>>,
+    pub(super) reply: oneshot::Sender<Result<Enqueued>>,
 }
 
 /// How the enqueue script treats a taken id (`mode` in `lua/enqueue.lua`).
@@ -72,30 +76,70 @@ impl Mode {
     }
 }
 
+/// What the enqueue script did with one job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Pushed {
+    /// Stored.
+    Stored,
+    /// Not stored: its id is taken (`Each` mode).
+    Taken,
+    /// Not stored: a unique job with the same key holds the lock.
+    Conflict(JobId),
+}
+
+impl Pushed {
+    fn parse(reply: &str, id: JobId) -> Self {
+        match reply.strip_prefix('c') {
+            Some(holder) => Pushed::Conflict(holder.parse().unwrap_or(id)),
+            None if reply == "1" => Pushed::Stored,
+            None => Pushed::Taken,
+        }
+    }
+
+    /// What `push` answers, or `Err(Duplicate)` for a taken id.
+    pub(super) fn enqueued(self, id: JobId) -> Result<Enqueued> {
+        match self {
+            Pushed::Stored => Ok(Enqueued::new(id)),
+            Pushed::Taken => Err(Error::Duplicate(id)),
+            Pushed::Conflict(holder) => Ok(Enqueued::conflict(holder)),
+        }
+    }
+}
+
 impl Shared {
-    /// Stores jobs in one script call. Returns per job whether it was
-    /// stored (`Each`), or the first taken id (`All`, `Check`).
+    /// Stores jobs in one script call. Returns what was done with each job
+    /// (`Each`, `All`; empty for `Check`), or the first taken id (`All`,
+    /// `Check`).
     pub(super) async fn enqueue_batch<'a>(
         &self,
-        jobs: impl Iterator<Item = &'a Encoded>,
+        jobs: impl Iterator<Item = &'a Encoded> + Clone,
         mode: Mode,
-    ) -> Result<std::result::Result<Vec<bool>, JobId>> {
+    ) -> Result<std::result::Result<Vec<Pushed>, JobId>> {
         let mut call = self.common().call(&self.scripts.enqueue);
         call.arg(mode.as_str());
         let mut first = None;
-        for job in jobs {
+        for job in jobs.clone() {
             first.get_or_insert(job.id);
             call.arg(job.id.to_string()).arg(&job.state);
             match mode {
                 // The check pass needs the ids only; keep the width.
-                Mode::Check => call.arg("").arg(0).arg(0),
-                _ => call.arg(&job.body[..]).arg(job.due_us).arg(job.rank),
+                Mode::Check => call.arg("").arg(0).arg(0).arg(""),
+                _ => call
+                    .arg(&job.body[..])
+                    .arg(job.due_us)
+                    .arg(job.rank)
+                    .arg(&job.meta[..]),
             };
         }
         let reply: Vec<String> = self.call("enqueue", &call).await?;
         match reply.first().map(String::as_str) {
-            Some("ok") => Ok(Ok(Vec::new())),
-            Some("each") => Ok(Ok(reply[1..].iter().map(|r| r == "1").collect())),
+            // All stored.
+            Some("ok") if reply.len() == 1 => Ok(Ok(jobs.map(|_| Pushed::Stored).collect())),
+            Some("ok" | "each") => Ok(Ok(reply[1..]
+                .iter()
+                .zip(jobs)
+                .map(|(r, job)| Pushed::parse(r, job.id))
+                .collect())),
             Some("dup") => Ok(Err(reply
                 .get(1)
                 .and_then(|id| id.parse().ok())
@@ -112,21 +156,33 @@ impl Shared {
     /// (in calls of [`CHECK_CHUNK`]), then the jobs are stored in chunks
     /// (see `enqueue_many` on [`RedisJobQueue`](super::RedisJobQueue) for
     /// what that guarantees).
-    pub(super) async fn enqueue_all(&self, jobs: &[Encoded]) -> Result<()> {
-        let refuse = |stored: std::result::Result<Vec<bool>, JobId>| match stored {
-            Ok(_) => Ok(()),
+    /// A unique job is decided on its own (a conflict stores that job
+    /// only not), earlier jobs of the batch included.
+    pub(super) async fn enqueue_all(&self, jobs: &[Encoded]) -> Result<Vec<Enqueued>> {
+        let refuse = |stored: std::result::Result<Vec<Pushed>, JobId>| match stored {
+            Ok(pushed) => Ok(pushed),
             Err(id) => Err(Error::Duplicate(id)),
         };
+        let answer = |chunk: &[Encoded], pushed: Vec<Pushed>| {
+            chunk
+                .iter()
+                .zip(pushed)
+                .map(|(job, p)| p.enqueued(job.id))
+                .collect::<Result<Vec<_>>>()
+        };
         if jobs.len() <= ENQUEUE_CHUNK {
-            return refuse(self.enqueue_batch(jobs.iter(), Mode::All).await?);
+            let pushed = refuse(self.enqueue_batch(jobs.iter(), Mode::All).await?)?;
+            return answer(jobs, pushed);
         }
         for chunk in jobs.chunks(CHECK_CHUNK) {
             refuse(self.enqueue_batch(chunk.iter(), Mode::Check).await?)?;
         }
+        let mut out = Vec::with_capacity(jobs.len());
         for chunk in jobs.chunks(ENQUEUE_CHUNK) {
-            refuse(self.enqueue_batch(chunk.iter(), Mode::All).await?)?;
+            let pushed = refuse(self.enqueue_batch(chunk.iter(), Mode::All).await?)?;
+            out.extend(answer(chunk, pushed)?);
         }
-        Ok(())
+        Ok(out)
     }
 
     pub(super) async fn finish_batch(&self, entries: &[FinishEntry]) -> Result<Vec<bool>> {
@@ -144,7 +200,8 @@ impl Shared {
                     .arg(&next.state)
                     .arg(&next.body[..])
                     .arg(next.due_us)
-                    .arg(next.rank);
+                    .arg(next.rank)
+                    .arg(&next.meta[..]);
             }
         }
         let res: Vec<i64> = self.call("finish", &call).await?;
@@ -213,15 +270,9 @@ pub(super) async fn flush_enqueues(
             .enqueue_batch(batch.iter().map(|r| &r.job), Mode::Each)
             .await;
         match result {
-            Ok(Ok(stored)) => {
-                for (request, stored) in batch.drain(..).zip(stored) {
-                    let id = request.job.id;
-                    let answer = if stored {
-                        Ok(id)
-                    } else {
-                        Err(Error::Duplicate(id))
-                    };
-                    let _ = request.reply.send(answer);
+            Ok(Ok(pushed)) => {
+                for (request, pushed) in batch.drain(..).zip(pushed) {
+                    let _ = request.reply.send(pushed.enqueued(request.job.id));
                 }
             }
             Ok(Err(_)) => unreachable!("`each` mode reports per job"),

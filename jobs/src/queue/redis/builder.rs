@@ -129,6 +129,9 @@ impl RedisJobQueueBuilder {
                 finished_ttl_us: ttl_us,
                 wake: Wake::new(),
                 revoked: Notify::new(),
+                events: tokio::sync::broadcast::channel(1024).0,
+                events_wanted: std::sync::atomic::AtomicBool::new(false),
+                events_on: Notify::new(),
                 stop: CancellationToken::new(),
             },
         ))

@@ -71,8 +71,10 @@ impl Shared {
         scripts::Common {
             keys: [
                 &k.jobs, &k.state, &k.ready, &k.delayed, &k.running, &k.done, &k.seq, &k.counts,
+                &k.meta, &k.queues, &k.paused, &k.active, &k.wakes, &k.unique, &k.keys,
             ],
             channel: &k.wake,
+            events: &k.events,
             max_finished: self.max_finished,
             finished_ttl_us: self.finished_ttl_us,
         }

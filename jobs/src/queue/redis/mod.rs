@@ -18,6 +18,37 @@
 //! | `jobs:{NAME}:seq`       | string     | counter for FIFO sequence numbers and lease tokens           |
 //! | `jobs:{NAME}:last_run`  | hash       | periodic task → last occurrence run, ms ([`RedisLastRunStore`]) |
 //! | `jobs:{NAME}:wake`      | channel    | pub/sub: job ready (`0`) / due at µs; `revoked` (cancelled)  |
+//! | `jobs:{NAME}:ready:<q>` | sorted set | as `ready`, for the named queue `q` (`ready` is `default`'s)  |
+//! | `jobs:{NAME}:queues`    | set        | every named queue that had a job                             |
+//! | `jobs:{NAME}:paused`    | set        | the paused named queues                                      |
+//! | `jobs:{NAME}:meta`      | hash       | job id → flow-control settings (JSON; only jobs that have any) |
+//! | `jobs:{NAME}:active`    | hash       | `q:<queue>` / `c:<key>` → running jobs; `f:<queue>`: a worker found it full |
+//! | `jobs:{NAME}:held:<k>`  | sorted set | jobs concurrency key `k` holds back; score = their ready score |
+//! | `jobs:{NAME}:rheld:<k>` | sorted set | jobs rate key `k` holds back; score = their ready score      |
+//! | `jobs:{NAME}:rate:<k>`  | sorted set | starts of rate key `k` in its window (token → start µs)      |
+//! | `jobs:{NAME}:started:<q>` | sorted set | starts of queue `q` under a queue rate limit             |
+//! | `jobs:{NAME}:wakes`     | sorted set | rate key → when its window lets the next held job start (µs) |
+//! | `jobs:{NAME}:unique`    | hash       | unique key → `<holder id>\|<enqueued µs>` (the lock)         |
+//! | `jobs:{NAME}:keys`      | set        | the `held`, `rheld`, `rate` and `started` keys made (for purge, list) |
+//! | `jobs:{NAME}:events`    | channel    | pub/sub: job events, one JSON array per script call (while anyone listens) |
+//!
+//! # Flow control
+//!
+//! One queue (one key prefix) serves any number of named queues. Reserve
+//! serves the takes in order in one script call: it skips paused queues,
+//! counts the queue's running jobs (`active`) against a queue concurrency
+//! limit and its starts in the window (`started:<q>`) against a queue rate
+//! limit, and moves a job that its own limit holds back out of `ready` into
+//! the key's held set, keeping its score. A job that stops running
+//! (finish, release, lease recovery, cancel) frees its slots: the earliest
+//! held job of its concurrency key goes back to ready, and workers are
+//! woken. Jobs a rate key holds go back when its window opens (`wakes`,
+//! promoted by reserve, whose answer includes the next such time). A unique
+//! job's lock is checked and taken in the enqueue script; a lock whose
+//! holder is gone, finished in a status not named, or older than the
+//! period is replaced, and retention and purge delete the locks of the jobs
+//! they delete. Jobs with the default settings have no meta and pay one
+//! `HLEN` per call for all this.
 //!
 //! A job costs two hash fields (state and JSON) plus one entry in one
 //! index: `ready` or `delayed` while it waits, `running` while it runs, the
@@ -206,6 +237,12 @@ struct Shared {
     wake: Wake,
     /// Signalled when a running job was cancelled (by any process).
     revoked: Notify,
+    /// Job events relayed from the events channel (see `subscribe`).
+    events: tokio::sync::broadcast::Sender<crate::events::JobEvent>,
+    /// Set by the first `subscribe`: the subscriber task listens to the
+    /// events channel from then on (`events_on` tells it at once).
+    events_wanted: std::sync::atomic::AtomicBool,
+    events_on: Notify,
     stop: CancellationToken,
 }
 
@@ -221,6 +258,14 @@ struct Keys {
     seq: String,
     last_run: String,
     wake: String,
+    meta: String,
+    queues: String,
+    paused: String,
+    active: String,
+    wakes: String,
+    unique: String,
+    keys: String,
+    events: String,
 }
 
 impl Keys {
@@ -237,6 +282,14 @@ impl Keys {
             seq: key("seq"),
             last_run: key("last_run"),
             wake: key("wake"),
+            meta: key("meta"),
+            queues: key("queues"),
+            paused: key("paused"),
+            active: key("active"),
+            wakes: key("wakes"),
+            unique: key("unique"),
+            keys: key("keys"),
+            events: key("events"),
         }
     }
 
@@ -285,7 +338,7 @@ impl RedisJobQueue {
 
     fn from_shared(shared: Shared) -> Self {
         let stop = shared.stop.clone().drop_guard();
-        RedisJobQueue {
+        let queue = RedisJobQueue {
             inner: Arc::new(Inner {
                 shared: Arc::new(shared),
                 seen_epoch: AtomicU64::new(u64::MAX),
@@ -294,7 +347,12 @@ impl RedisJobQueue {
                 subscriber: std::sync::OnceLock::new(),
                 _stop: stop,
             }),
-        }
+        };
+        // Subscribed from the start, so that the wake-up a (re)subscription
+        // makes (jobs may have come while it was not listening) comes
+        // before the first reserve, not in the middle of a wait.
+        queue.ensure_subscriber();
+        queue
     }
 
     /// The queue's name.
@@ -449,6 +507,7 @@ fn encode(job: &Job) -> Result<Encoded> {
         body,
         due_us: record::due_micros(job),
         rank: job.priority.rank(),
+        meta: record::meta(job),
     })
 }
 
@@ -475,12 +534,13 @@ impl Enqueue for RedisJobQueue {
         };
         let shared = self.shared();
         match self.enqueuer().send(request) {
-            Ok(()) => answer(shared, "enqueue", rx).await.map(Enqueued::new),
+            Ok(()) => answer(shared, "enqueue", rx).await,
             // The flusher is gone (its runtime shut down): send directly.
-            Err(mpsc::error::SendError(r)) => {
-                shared.enqueue_all(std::slice::from_ref(&r.job)).await?;
-                Ok(Enqueued::new(r.job.id))
-            }
+            Err(mpsc::error::SendError(r)) => shared
+                .enqueue_all(std::slice::from_ref(&r.job))
+                .await?
+                .pop()
+                .ok_or_else(|| Error::Backend(BackendError::new("redis: no answer to enqueue"))),
         }
     }
 
@@ -498,8 +558,7 @@ impl Enqueue for RedisJobQueue {
             }
             encoded.push(encode(job)?);
         }
-        self.shared().enqueue_all(&encoded).await?;
-        Ok(jobs.iter().map(|j| Enqueued::new(j.id)).collect())
+        self.shared().enqueue_all(&encoded).await
     }
 }
 
@@ -510,13 +569,25 @@ impl JobQueue for RedisJobQueue {
         takes: &[Take],
         lease: Duration,
     ) -> Result<Vec<Reservation>> {
-        let max: usize = takes.iter().map(|t| t.max).sum();
         let shared = self.shared();
         self.inner
             .seen_epoch
             .store(shared.wake.epoch.load(Ordering::Acquire), Ordering::Release);
         let mut call = shared.common().call(&shared.scripts.reserve);
-        call.arg(max.clamp(1, 1000)).arg(lease_us(lease));
+        call.arg(lease_us(lease));
+        for take in takes {
+            crate::job::check_queue_name(&take.queue)?;
+            take.limits.validate()?;
+            let (rate_max, rate_period) = take
+                .limits
+                .rate
+                .map_or((0, 0), |r| (r.max, record::micros(r.period)));
+            call.arg(take.queue.as_ref())
+                .arg(take.max.min(1000))
+                .arg(take.limits.concurrency.unwrap_or(0))
+                .arg(rate_max)
+                .arg(rate_period);
+        }
         let reply: Vec<Vec<u8>> = shared.call("reserve", &call).await?;
         let mut it = reply.into_iter();
         let next_due = it
@@ -543,23 +614,28 @@ impl JobQueue for RedisJobQueue {
     async fn wait_for_jobs(&self, timeout: Duration) {
         self.ensure_subscriber();
         let wake = &self.shared().wake;
-        let notified = wake.notify.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if wake.epoch.load(Ordering::Acquire) != self.inner.seen_epoch.load(Ordering::Acquire) {
-            // Something was pushed since the last reserve started.
-            return;
-        }
-        let due = wake.next_due_us.load(Ordering::Acquire);
-        let wait = if due == i64::MAX {
-            timeout
-        } else {
-            let until = Duration::from_micros(u64::try_from(due - now_us()).unwrap_or(0));
-            timeout.min(until + Duration::from_millis(1))
-        };
-        tokio::select! {
-            _ = notified => {}
-            _ = tokio::time::sleep(wait) => {}
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = wake.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if wake.epoch.load(Ordering::Acquire) != self.inner.seen_epoch.load(Ordering::Acquire) {
+                // Something became ready since the last reserve started.
+                return;
+            }
+            // The earliest known time a job becomes due or a rate limit
+            // lets one start (a message may lower it while we wait).
+            let due = wake.next_due_us.load(Ordering::Acquire);
+            let until = if due == i64::MAX {
+                deadline
+            } else {
+                let wait = Duration::from_micros(u64::try_from(due - now_us()).unwrap_or(0));
+                deadline.min(tokio::time::Instant::now() + wait + Duration::from_millis(1))
+            };
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(until) => return,
+            }
         }
     }
 
@@ -595,6 +671,7 @@ impl JobQueue for RedisJobQueue {
                     result: Some(Cow::Borrowed(result)),
                     last_error: result.error.as_deref().map(Cow::Borrowed),
                     scheduled_at: Some(*at),
+                    progress: None,
                 },
                 record::micros_ceil(*at),
             ),
@@ -606,20 +683,33 @@ impl JobQueue for RedisJobQueue {
                 },
                 0,
             ),
+            Outcome::Snoozed { at } => (
+                Patch {
+                    scheduled_at: Some(*at),
+                    ..Patch::default()
+                },
+                record::micros_ceil(*at),
+            ),
             _ => (Patch::default(), 0),
         };
-        let patch = if patch.result.is_none() && patch.last_error.is_none() {
-            Vec::new()
-        } else {
-            serde_json::to_vec(&patch).map_err(|e| Error::Serialize {
-                name: "job result".into(),
-                message: e.to_string(),
-            })?
-        };
+        let patch =
+            if patch.result.is_none() && patch.last_error.is_none() && patch.scheduled_at.is_none()
+            {
+                Vec::new()
+            } else {
+                serde_json::to_vec(&patch).map_err(|e| Error::Serialize {
+                    name: "job result".into(),
+                    message: e.to_string(),
+                })?
+            };
         let entry = FinishEntry {
             id: lease.job_id,
             token: lease.token,
-            status: record::status_code(outcome.status()),
+            // `S`: snoozed (the script works out Pending or Retrying).
+            status: match outcome {
+                Outcome::Snoozed { .. } => b'S',
+                _ => record::status_code(outcome.status()),
+            },
             patch,
             at_us,
             next,
@@ -637,7 +727,17 @@ impl JobQueue for RedisJobQueue {
     }
 
     async fn progress(&self, lease: Lease, progress: serde_json::Value) -> Result<bool> {
-        self.progress_todo(lease, progress).await
+        let value = serde_json::to_vec(&progress).map_err(|e| Error::Serialize {
+            name: "job progress".into(),
+            message: e.to_string(),
+        })?;
+        let shared = self.shared();
+        let mut call = shared.common().call(&shared.scripts.progress);
+        call.arg(lease.job_id.to_string())
+            .arg(lease.token)
+            .arg(&value[..]);
+        let held: i64 = shared.call("progress", &call).await?;
+        Ok(held == 1)
     }
 
     async fn release(&self, leases: &[Lease]) -> Result<usize> {
@@ -679,31 +779,73 @@ impl JobQueue for RedisJobQueue {
     }
 }
 
-impl RedisJobQueue {
-    async fn progress_todo(&self, _lease: Lease, _progress: serde_json::Value) -> Result<bool> {
-        Err(Error::InvalidArgument("progress: not supported yet".into()))
-    }
-}
-
 impl QueueAdmin for RedisJobQueue {
+    /// Adds the queue to the paused set (`jobs:{NAME}:paused`).
     async fn pause_queue(&self, queue: &str) -> Result<bool> {
-        Err(Error::InvalidArgument(format!(
-            "pausing `{queue}`: not supported yet"
-        )))
+        crate::job::check_queue_name(queue)?;
+        let shared = self.shared();
+        let added: i64 = shared
+            .call(
+                "pause_queue",
+                &*redis::cmd("SADD").arg(&shared.keys.paused).arg(queue),
+            )
+            .await?;
+        Ok(added == 1)
     }
 
+    /// Removes the queue from the paused set, and wakes the waiting
+    /// workers of every process.
     async fn resume_queue(&self, queue: &str) -> Result<bool> {
-        Err(Error::InvalidArgument(format!(
-            "resuming `{queue}`: not supported yet"
-        )))
+        crate::job::check_queue_name(queue)?;
+        let shared = self.shared();
+        let removed: i64 = shared
+            .call(
+                "resume_queue",
+                &*redis::cmd("SREM").arg(&shared.keys.paused).arg(queue),
+            )
+            .await?;
+        if removed == 1 {
+            let _: i64 = shared
+                .call(
+                    "resume_queue",
+                    &*redis::cmd("PUBLISH").arg(&shared.keys.wake).arg("0"),
+                )
+                .await?;
+        }
+        Ok(removed == 1)
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        Ok(Vec::new())
+        let shared = self.shared();
+        let call = shared.common().call(&shared.scripts.queues);
+        let flat: Vec<String> = shared.call("queues", &call).await?;
+        let mut out: Vec<QueueInfo> = flat
+            .chunks(3)
+            .filter_map(|c| match c {
+                [name, paused, ready] => Some(QueueInfo::new(
+                    name.clone(),
+                    paused == "1",
+                    ready.parse().unwrap_or(0),
+                )),
+                _ => None,
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
+    /// Events from every process using this queue, relayed from the
+    /// `jobs:{NAME}:events` channel (the scripts publish there while anyone
+    /// listens). Events sent before the subscription reached Redis are not
+    /// seen.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<crate::events::JobEvent> {
-        tokio::sync::broadcast::channel(1).1
+        let shared = self.shared();
+        let rx = shared.events.subscribe();
+        if !shared.events_wanted.swap(true, Ordering::AcqRel) {
+            shared.events_on.notify_one();
+        }
+        self.ensure_subscriber();
+        rx
     }
 
     async fn get(&self, id: JobId) -> Result<Option<Job>> {

@@ -70,6 +70,10 @@ pub(super) struct Patch<'a> {
     pub(super) last_error: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) scheduled_at: Option<DateTime<Utc>>,
+    /// The latest progress reported (written by `lua/progress.lua` alone,
+    /// as a patch of this field only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) progress: Option<serde_json::Value>,
 }
 
 impl Patch<'_> {
@@ -83,6 +87,9 @@ impl Patch<'_> {
         }
         if self.scheduled_at.is_some() {
             job.scheduled_at = self.scheduled_at;
+        }
+        if self.progress.is_some() {
+            job.progress = self.progress;
         }
     }
 }
@@ -170,6 +177,50 @@ pub(super) fn encode(job: &Job) -> Result<(String, Vec<u8>), serde_json::Error> 
     let mut stored = job.clone();
     stored.status = status;
     Ok((state, serde_json::to_vec(&stored)?))
+}
+
+/// What the scripts need to know of a job's flow-control settings (see
+/// `decode_meta` in `lua/prelude.lua`): a JSON object with `q` (the named
+/// queue, if not the default one), `c` ([key, max]: the concurrency limit),
+/// `r` ([key, max, period µs]: the rate limit) and `u` ([key, status
+/// letters, period µs or 0]: the unique settings). Empty for a job with
+/// none of them, which then costs the scripts nothing.
+pub(super) fn meta(job: &Job) -> Vec<u8> {
+    let mut meta = serde_json::Map::new();
+    if job.queue != crate::job::DEFAULT_QUEUE {
+        meta.insert("q".into(), job.queue.as_ref().into());
+    }
+    if let Some(limit) = &job.concurrency {
+        meta.insert("c".into(), serde_json::json!([limit.key, limit.max]));
+    }
+    if let Some(limit) = &job.rate_limit {
+        let period = micros(limit.rate.period);
+        meta.insert(
+            "r".into(),
+            serde_json::json!([limit.key, limit.rate.max, period]),
+        );
+    }
+    if let Some(unique) = &job.unique {
+        let states: String = unique
+            .states
+            .iter()
+            .map(|s| char::from(status_code(*s)))
+            .collect();
+        let period = unique.period.map_or(0, micros);
+        meta.insert("u".into(), serde_json::json!([unique.key, states, period]));
+    }
+    if meta.is_empty() {
+        return Vec::new();
+    }
+    serde_json::to_vec(&meta).unwrap_or_default()
+}
+
+/// A duration in whole microseconds, at least 1 (and at most 2^53, which
+/// the Lua scripts' numbers hold exactly).
+pub(super) fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, 1 << 53)
 }
 
 /// A decimal field of at most `digits` digits.

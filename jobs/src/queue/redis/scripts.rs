@@ -4,8 +4,8 @@
 //! Each queue script is `lua/prelude.lua` (the keys, the common arguments,
 //! the state parser and builder, the key guard, the counts and retention
 //! helpers) followed by the script's own file, joined when the queue is
-//! built. Every queue script gets the same eight keys and the same first
-//! three arguments ([`Common::call`]); each names the positions of its own
+//! built. Every queue script gets the same fifteen keys and the same first
+//! four arguments ([`Common::call`]); each names the positions of its own
 //! arguments at its top. See the module docs of [`super`] for the key layout
 //! and [`super::record`] for the state format. Times are microseconds of the
 //! Redis server's clock (`TIME`), so the leases of workers on different
@@ -40,6 +40,8 @@ pub(super) struct Scripts {
     pub(super) list: Script,
     pub(super) quarantine: Script,
     pub(super) repair: Script,
+    pub(super) progress: Script,
+    pub(super) queues: Script,
     pub(super) save_last_run: Script,
 }
 
@@ -65,6 +67,8 @@ impl Scripts {
             list: queue_script(include_str!("lua/list.lua")),
             quarantine: queue_script(include_str!("lua/quarantine.lua")),
             repair: queue_script(include_str!("lua/repair.lua")),
+            progress: queue_script(include_str!("lua/progress.lua")),
+            queues: queue_script(include_str!("lua/queues.lua")),
             save_last_run: Script::new(include_str!("lua/save_last_run.lua")),
         }
     }
@@ -73,8 +77,9 @@ impl Scripts {
 /// The keys and common arguments every queue script takes, in the order of
 /// `K_*` and `ARG_*` in `lua/prelude.lua`.
 pub(super) struct Common<'a> {
-    pub(super) keys: [&'a str; 8],
+    pub(super) keys: [&'a str; 15],
     pub(super) channel: &'a str,
+    pub(super) events: &'a str,
     pub(super) max_finished: u64,
     pub(super) finished_ttl_us: i64,
 }
@@ -87,6 +92,7 @@ impl Common<'_> {
             call.key(key);
         }
         call.arg(self.channel)
+            .arg(self.events)
             .arg(self.max_finished)
             .arg(self.finished_ttl_us);
         call

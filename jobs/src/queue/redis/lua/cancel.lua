@@ -19,12 +19,14 @@ if not h then
   return 'F'
 end
 local was = h.s
+local m = meta_of(id)
 if was == 'R' then
   redis.call('ZREM', K_RUNNING, id)
+  ran(m, -1)
 else
-  redis.call('ZREM', K_READY, id)
-  redis.call('ZREM', K_DELAYED, id)
+  unwait(id, m)
 end
+if listen() then event('cancelled', id, read('HGET', K_JOBS, id)) end
 count(h.s, -1)
 count('X', 1)
 h.s = 'X'
@@ -32,6 +34,8 @@ h.co = fmt(now)
 redis.call('HSET', K_STATE, id, state(h))
 finished({ done_entry('X', id, h.co) }, now)
 flush_counts()
+flush_active()
+publish()
 if was == 'R' then
   -- Workers check their leases at once: the one running it stops it.
   redis.call('PUBLISH', CHANNEL, 'revoked')

@@ -1,11 +1,14 @@
 -- Settles finished attempts. ARGV after the common ones, per entry
 -- ENTRY_WIDTH values: id, token, new status (followed by `+` if a next job
--- follows), patch ('' = none), retry at (us); then, after a `+`, NEXT_WIDTH
--- more: the next job's id, state, JSON, due (us), rank.
+-- follows; `S` for a snoozed attempt: waiting again, the attempt not
+-- counted), patch ('' = none), retry (or snooze) at (us); then, after a
+-- `+`, NEXT_WIDTH more: the next job's id, state, JSON, due (us), rank, meta.
 -- Returns 1 per entry whose lease was held (and is now settled), else 0.
+-- A settled job frees its place in its queue's and its key's running
+-- counts; a job its concurrency key held back takes the place.
 local ARG_ENTRIES = ARG_OWN
 local ENTRY_ID, ENTRY_TOKEN, ENTRY_STATUS, ENTRY_PATCH, ENTRY_AT, ENTRY_WIDTH = 0, 1, 2, 3, 4, 5
-local NEXT_ID, NEXT_STATE, NEXT_JSON, NEXT_DUE, NEXT_RANK, NEXT_WIDTH = 5, 6, 7, 8, 9, 5
+local NEXT_ID, NEXT_STATE, NEXT_JSON, NEXT_DUE, NEXT_RANK, NEXT_META, NEXT_WIDTH = 5, 6, 7, 8, 9, 10, 6
 
 local now = now_us()
 local res = {}
@@ -17,6 +20,9 @@ while b <= #ARGV do
   if #ARGV[b + ENTRY_STATUS] > 1 then b = b + ENTRY_WIDTH + NEXT_WIDTH else b = b + ENTRY_WIDTH end
 end
 local states = read('HMGET', K_STATE, unpack(ids))
+local ms = metas(ids)
+local bodies = {}
+if listen() then bodies = read('HMGET', K_JOBS, unpack(ids)) end
 guard()
 local hs, zrem, fin = {}, {}, {}
 local co = fmt(now)
@@ -32,20 +38,39 @@ for k, id in ipairs(ids) do
     local patches = string.sub(states[k], pos)
     if p ~= '' then patches = patches .. '\31' .. p end
     running = running + 1
-    count(st, 1)
-    if st == 'T' then
-      place(id, tonumber(ARGV[b + ENTRY_AT]), r, now)
+    ran(ms[k], -1)
+    if listening then event(EVENT_OF[st], id, bodies[k]) end
+    local q = qname(ms[k])
+    if st == 'S' then
+      -- Snoozed: back to waiting, as if this attempt had not started.
+      local n = num(a)
+      if n > 0 then n = n - 1 end
+      a = fmt(n)
+      if n > 0 then st = 'T' else st = 'P' end
+      started = ''
+      place(id, tonumber(ARGV[b + ENTRY_AT]), r, now, q)
+    elseif st == 'T' then
+      place(id, tonumber(ARGV[b + ENTRY_AT]), r, now, q)
     else
       done = co
       fin[#fin + 1] = done_entry(st, id, co)
     end
+    count(st, 1)
     hs[#hs + 1] = id
     hs[#hs + 1] = build(st, r, a, m, t, started, done, patches)
     if nxt then
       local nid, nstate = ARGV[b + NEXT_ID], ARGV[b + NEXT_STATE]
       if redis.call('HSETNX', K_STATE, nid, nstate) == 1 then
         redis.call('HSET', K_JOBS, nid, ARGV[b + NEXT_JSON])
-        place(nid, tonumber(ARGV[b + NEXT_DUE]), ARGV[b + NEXT_RANK], now)
+        local nm = ARGV[b + NEXT_META]
+        local nq = DEFAULT_QUEUE
+        if nm ~= '' then
+          redis.call('HSET', K_META, nid, nm)
+          has_meta = true
+          nq = qname(decode_meta(nm))
+        end
+        redis.call('SADD', K_QUEUES, nq)
+        place(nid, tonumber(ARGV[b + NEXT_DUE]), ARGV[b + NEXT_RANK], now, nq)
         count(string.sub(nstate, 1, 1), 1)
       end
     end
@@ -59,5 +84,6 @@ if #zrem > 0 then redis.call('ZREM', K_RUNNING, unpack(zrem)) end
 count('R', -running)
 finished(fin, now)
 flush_counts()
+flush_active()
 publish()
 return res

@@ -10,9 +10,22 @@ local limit = tonumber(ARGV[ARG_LIMIT])
 local ids = {}
 local function add(list) for _, id in ipairs(list) do ids[#ids + 1] = id end end
 if ARGV[ARG_WAITING] == '1' then
-  for rank = 0, 3 do
-    add(read('ZREVRANGEBYSCORE', K_READY, '(' .. fmt((rank * 2 + 2) * BAND),
-      fmt(rank * 2 * BAND), 'LIMIT', 0, limit))
+  local readies = { K_READY }
+  for _, q in ipairs(read('SMEMBERS', K_QUEUES)) do
+    if q ~= DEFAULT_QUEUE then readies[#readies + 1] = ready_key(q) end
+  end
+  for _, k in ipairs(read('SMEMBERS', K_KEYS)) do
+    -- The jobs limits hold back wait too.
+    if string.sub(k, #PREFIX + 1, #PREFIX + 5) == 'held:' or string.sub(k, #PREFIX + 1, #PREFIX + 6) == 'rheld:' then
+      touch(k, 'zset')
+      readies[#readies + 1] = k
+    end
+  end
+  for _, rk in ipairs(readies) do
+    for rank = 0, 3 do
+      add(read('ZREVRANGEBYSCORE', rk, '(' .. fmt((rank * 2 + 2) * BAND),
+        fmt(rank * 2 * BAND), 'LIMIT', 0, limit))
+    end
   end
   add(read('ZREVRANGE', K_DELAYED, 0, limit - 1))
 end

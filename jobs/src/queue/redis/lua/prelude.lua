@@ -13,10 +13,18 @@
 
 local K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_SEQ, K_COUNTS =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+-- Flow control (see the key layout in mod.rs).
+local K_META, K_QUEUES, K_PAUSED, K_ACTIVE, K_WAKES, K_UNIQUE, K_KEYS =
+  KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
+-- `jobs:{NAME}:`, the start of the keys made per named queue or limit key
+-- (all in the same hash slot as the fixed ones).
+local PREFIX = string.sub(K_READY, 1, #K_READY - 5)
+local DEFAULT_QUEUE = 'default'
 
 -- ARGV positions every queue script shares; its own arguments start at ARG_OWN.
-local ARG_CHANNEL, ARG_MAX_FINISHED, ARG_FINISHED_TTL, ARG_OWN = 1, 2, 3, 4
+local ARG_CHANNEL, ARG_EVENTS, ARG_MAX_FINISHED, ARG_FINISHED_TTL, ARG_OWN = 1, 2, 3, 4, 5
 local CHANNEL = ARGV[ARG_CHANNEL]
+local EVENTS = ARGV[ARG_EVENTS]
 local MAXF = tonumber(ARGV[ARG_MAX_FINISHED])
 local TTL = tonumber(ARGV[ARG_FINISHED_TTL])
 
@@ -116,6 +124,8 @@ local function front(rank, seq) return fmt((num(rank) * 2 + 1) * BAND - seq) end
 local TYPES = {
   [K_JOBS] = 'hash', [K_STATE] = 'hash', [K_READY] = 'zset', [K_DELAYED] = 'zset',
   [K_RUNNING] = 'zset', [K_DONE] = 'list', [K_SEQ] = 'string', [K_COUNTS] = 'hash',
+  [K_META] = 'hash', [K_QUEUES] = 'set', [K_PAUSED] = 'set', [K_ACTIVE] = 'hash',
+  [K_WAKES] = 'zset', [K_UNIQUE] = 'hash', [K_KEYS] = 'set',
 }
 local NAMES = { hash = 'a hash', zset = 'a sorted set', list = 'a list', string = 'a string',
   set = 'a set', stream = 'a stream' }
@@ -134,7 +144,8 @@ local guarded = false
 -- (and nothing was written). Once per script call.
 local function guard()
   if guarded then return end
-  for _, k in ipairs({ K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE }) do
+  for _, k in ipairs({ K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_META, K_QUEUES,
+    K_PAUSED, K_ACTIVE, K_WAKES, K_UNIQUE, K_KEYS }) do
     if not verified[k] then
       local t = redis.call('TYPE', k)['ok']
       if t ~= 'none' and t ~= TYPES[k] then wrong(k, t) end
@@ -159,7 +170,8 @@ end
 -- The reads whose success shows their key's type.
 local TYPED = { HEXISTS = true, HMGET = true, HGET = true, HGETALL = true, HLEN = true, HKEYS = true,
   HSCAN = true, ZRANGEBYSCORE = true, ZRANGE = true, ZSCORE = true, ZREVRANGEBYSCORE = true,
-  ZREVRANGE = true, ZCOUNT = true, LRANGE = true }
+  ZREVRANGE = true, ZCOUNT = true, LRANGE = true, SISMEMBER = true, SMEMBERS = true, ZCARD = true,
+  HVALS = true }
 -- A read that, if it fails (a key of the wrong type), fails with the
 -- guard's error naming the key instead of Redis's own; if it succeeds, the
 -- guard need not check its key again. Costs nothing more than `redis.call`.
@@ -172,6 +184,106 @@ local function read(cmd, k, ...)
   if TYPED[cmd] then verified[k] = true end
   return reply
 end
+
+-- Checks, before the first write to it, that a key made per named queue or
+-- limit key (`ready:<queue>`, `held:<key>`, ..) holds `t` or nothing.
+-- Those keys are met as a script goes (a job's queue, its limit keys), so
+-- a script that meets a wrong one after writing keeps the writes before:
+-- each step of a script is complete on its own (e.g. jobs reserved before
+-- are running, and recovered when their lease runs out).
+local function touch(k, t)
+  if verified[k] then return end
+  TYPES[k] = t
+  local kt = redis.call('TYPE', k)['ok']
+  if kt ~= 'none' and kt ~= t then wrong(k, kt) end
+  verified[k] = true
+end
+
+-- The meta of jobs with settings other than the defaults: a JSON object
+-- written at enqueue (record.rs, `meta`), never changed: `q` the named
+-- queue (absent: the default one), `c` {key, max} the concurrency limit,
+-- `r` {key, max, period us} the rate limit, `u` {key, statuses, period us
+-- or 0} the unique settings. Jobs without one pay a single EXISTS per call.
+local has_meta = nil
+local function any_meta()
+  if has_meta == nil then has_meta = read('HLEN', K_META) > 0 end
+  return has_meta
+end
+local function decode_meta(v)
+  if not v or v == '' then return nil end
+  local ok, m = pcall(cjson.decode, v)
+  if ok and type(m) == 'table' then return m end
+  return nil
+end
+-- The metas of `ids`, by position (nil where none).
+local function metas(ids)
+  local out = {}
+  if #ids == 0 or not any_meta() then return out end
+  local raw = read('HMGET', K_META, unpack(ids))
+  for i = 1, #ids do
+    if raw[i] then out[i] = decode_meta(raw[i]) end
+  end
+  return out
+end
+local function meta_of(id)
+  if not any_meta() then return nil end
+  return decode_meta(read('HGET', K_META, id))
+end
+local function qname(m) return (m and m.q) or DEFAULT_QUEUE end
+-- The ready sorted set of a named queue: `ready` for the default queue.
+local function ready_key(q)
+  if q == DEFAULT_QUEUE then return K_READY end
+  local k = PREFIX .. 'ready:' .. q
+  touch(k, 'zset')
+  return k
+end
+-- Per limit key: the jobs a concurrency limit holds back (score: their
+-- ready score), those a rate limit holds back, and the starts in the rate
+-- window (score: start time).
+local function held_key(k) return PREFIX .. 'held:' .. k end
+local function rheld_key(k) return PREFIX .. 'rheld:' .. k end
+local function rate_key(k) return PREFIX .. 'rate:' .. k end
+-- Removes a waiting job from every index it may wait in.
+local function unwait(id, m)
+  redis.call('ZREM', ready_key(qname(m)), id)
+  redis.call('ZREM', K_DELAYED, id)
+  if m and m.c then
+    local hk = held_key(m.c[1])
+    touch(hk, 'zset')
+    redis.call('ZREM', hk, id)
+  end
+  if m and m.r then
+    local hk = rheld_key(m.r[1])
+    touch(hk, 'zset')
+    redis.call('ZREM', hk, id)
+  end
+end
+
+-- Events for `subscribe`, published as one message per call (a JSON array
+-- of [kind, id, name, progress JSON]) on the events channel, and only
+-- while someone listens there.
+local listening = nil
+local function listen()
+  if listening == nil then listening = redis.call('PUBSUB', 'NUMSUB', EVENTS)[2] > 0 end
+  return listening
+end
+-- A job's name, from its JSON (whose first fields are `id` and `name`).
+local function name_of(body)
+  if not body then return '' end
+  local n = match(body, '^{"id":"[^"]*","name":"([^"\\]*)"')
+  if n then return n end
+  local ok, j = pcall(cjson.decode, body)
+  if ok and type(j) == 'table' and type(j.name) == 'string' then return j.name end
+  return ''
+end
+local evs = nil
+local function event(kind, id, body, progress)
+  evs = evs or {}
+  evs[#evs + 1] = { kind, id, name_of(body), progress }
+end
+-- The event of a finished attempt's new status.
+local EVENT_OF = { C = 'completed', T = 'retrying', F = 'failed', X = 'cancelled', E = 'expired',
+  S = 'snoozed' }
 
 local delta = {}
 local function count(s, n) delta[s] = (delta[s] or 0) + n end
@@ -218,21 +330,153 @@ local function finished(entries, now)
       local s = string.sub(e, 1, 1)
       if FINAL[s] then count(s, -1) else dirty = true end
     end
+    if #ids > 0 and any_meta() then
+      local ms = {}
+      for i = 1, #ids, 1000 do
+        local part = metas({ unpack(ids, i, math.min(i + 999, #ids)) })
+        for j = 1, math.min(1000, #ids - i + 1) do ms[i + j - 1] = part[j] end
+      end
+      for i, id in ipairs(ids) do
+        local m = ms[i]
+        if m and m.u then
+          local lock = redis.call('HGET', K_UNIQUE, m.u[1])
+          if lock and string.sub(lock, 1, #id + 1) == id .. '|' then
+            redis.call('HDEL', K_UNIQUE, m.u[1])
+          end
+        end
+      end
+      variadic('HDEL', K_META, ids)
+    end
     variadic('HDEL', K_JOBS, ids)
     variadic('HDEL', K_STATE, ids)
   end
 end
 local wake = nil
 local function woke(due) if wake == nil or due < wake then wake = due end end
-local function publish() if wake then redis.call('PUBLISH', CHANNEL, fmt(wake)) end end
--- Puts a waiting job in ready (due now) or delayed.
-local function place(id, due, rank, now)
+local function publish()
+  if wake then redis.call('PUBLISH', CHANNEL, fmt(wake)) end
+  if evs then redis.call('PUBLISH', EVENTS, cjson.encode(evs)) end
+end
+-- Puts a waiting job in its queue's ready set (due now) or in delayed.
+local function place(id, due, rank, now, q)
   if due > now then
     redis.call('ZADD', K_DELAYED, fmt(due), id)
     woke(due)
   else
-    redis.call('ZADD', K_READY, back(rank, redis.call('INCR', K_SEQ)), id)
+    redis.call('ZADD', ready_key(q or DEFAULT_QUEUE), back(rank, redis.call('INCR', K_SEQ)), id)
     woke(0)
+  end
+end
+
+-- Running jobs per named queue (`q:<queue>`) and per concurrency key
+-- (`c:<key>`) in the active hash: changes gathered here, written by
+-- `flush_active`.
+local active = {}
+local function bump(f, n) active[f] = (active[f] or 0) + n end
+-- A job (of meta `m`) starts (n = 1) or stops (n = -1) running.
+local function ran(m, n)
+  if not m then
+    active['q:default'] = (active['q:default'] or 0) + n
+    return
+  end
+  bump('q:' .. qname(m), n)
+  if m.c then bump('c:' .. m.c[1], n) end
+end
+-- Hands the `n` earliest jobs a concurrency limit holds back to their
+-- queues, at their old place.
+local function release_held(k, n)
+  local hk = held_key(k)
+  touch(hk, 'zset')
+  local held = redis.call('ZRANGE', hk, 0, n - 1, 'WITHSCORES')
+  if #held == 0 then return end
+  local ids = {}
+  for i = 1, #held, 2 do ids[#ids + 1] = held[i] end
+  local ms = metas(ids)
+  for j, id in ipairs(ids) do
+    redis.call('ZADD', ready_key(qname(ms[j])), held[2 * j], id)
+  end
+  redis.call('ZREMRANGEBYRANK', hk, 0, #ids - 1)
+  woke(0)
+end
+local function flush_active()
+  for f, n in pairs(active) do
+    if n ~= 0 then
+      local v = redis.pcall('HINCRBY', K_ACTIVE, f, n)
+      if type(v) ~= 'number' then
+        -- Not a number (edited by hand): start again from this change.
+        v = n
+        redis.call('HSET', K_ACTIVE, f, fmt(n))
+      end
+      if v <= 0 then redis.call('HDEL', K_ACTIVE, f) end
+      if n < 0 then
+        local name = string.sub(f, 3)
+        if string.sub(f, 1, 1) == 'q' then
+          -- A worker found the queue full: wake it.
+          if redis.call('HDEL', K_ACTIVE, 'f:' .. name) == 1 then woke(0) end
+        else
+          release_held(name, -n)
+        end
+      end
+    end
+  end
+  active = {}
+end
+
+-- Moves due scheduled jobs to their queues' ready sets.
+local function promote_due(now)
+  local due = read('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, 1000)
+  if #due == 0 then return end
+  local states = read('HMGET', K_STATE, unpack(due))
+  local ms = metas(due)
+  guard()
+  local keys = {}
+  for i = 1, #due do keys[i] = ready_key(qname(ms[i])) end
+  local seq = redis.call('INCRBY', K_SEQ, #due) - #due
+  local za = {}
+  for i, id in ipairs(due) do
+    local _, r = header(states[i])
+    seq = seq + 1
+    -- A job whose state does not parse goes to ready all the same, to be
+    -- quarantined by the next reserve.
+    local rk = keys[i]
+    za[rk] = za[rk] or {}
+    local z = za[rk]
+    z[#z + 1] = back(r or '1', seq)
+    z[#z + 1] = id
+  end
+  for rk, z in pairs(za) do redis.call('ZADD', rk, unpack(z)) end
+  redis.call('ZREM', K_DELAYED, unpack(due))
+end
+
+-- Hands jobs a rate limit held back to their queues, at their old place,
+-- once the key's window lets the next one start (the wakes sorted set:
+-- limit key -> when). Up to the limit's max each time; if more wait, the
+-- key wakes again a period later (or earlier, when a reserve holds another
+-- job back and knows better).
+local function promote_wakes(now)
+  local keys = read('ZRANGEBYSCORE', K_WAKES, '-inf', now, 'LIMIT', 0, 100)
+  if #keys == 0 then return end
+  guard()
+  for _, k in ipairs(keys) do
+    local hk = rheld_key(k)
+    touch(hk, 'zset')
+    local first = redis.call('ZRANGE', hk, 0, 0)
+    local m = first[1] and meta_of(first[1])
+    local max, period = 1, 1000000
+    if m and m.r then max, period = m.r[2], m.r[3] end
+    local held = redis.call('ZRANGE', hk, 0, max - 1, 'WITHSCORES')
+    local ids = {}
+    for i = 1, #held, 2 do ids[#ids + 1] = held[i] end
+    local ms = metas(ids)
+    for j, id in ipairs(ids) do
+      redis.call('ZADD', ready_key(qname(ms[j])), held[2 * j], id)
+    end
+    if #ids > 0 then redis.call('ZREMRANGEBYRANK', hk, 0, #ids - 1) end
+    if redis.call('ZCARD', hk) > 0 then
+      redis.call('ZADD', K_WAKES, fmt(now + period), k)
+    else
+      redis.call('ZREM', K_WAKES, k)
+    end
   end
 end
 
@@ -257,8 +501,7 @@ local function quarantine(id, v, key, reason, now, fin)
   count('F', 1)
   dirty = true
   redis.call('HSET', K_STATE, id, new)
-  redis.call('ZREM', K_READY, id)
-  redis.call('ZREM', K_DELAYED, id)
+  unwait(id, meta_of(id))
   redis.call('ZREM', K_RUNNING, id)
   fin[#fin + 1] = done_entry('F', id, nows)
 end

@@ -1,7 +1,31 @@
 -- Removes every job, whatever its keys hold (a way out for an operator
 -- after a key was replaced by hand); returns how many jobs there were. The
--- sequence counter stays, so leases handed out before stay stale.
+-- sequence counter stays, so leases handed out before stay stale, and so
+-- do the paused queues (a setting, not a job). The keys made per named
+-- queue and limit key go too (their names are in the queues and keys sets).
 local n = redis.pcall('HLEN', K_STATE)
 if type(n) ~= 'number' then n = 0 end
-redis.call('UNLINK', K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_COUNTS)
+local doomed = {}
+local qs = redis.pcall('SMEMBERS', K_QUEUES)
+if not qs.err then
+  for _, q in ipairs(qs) do
+    if q ~= DEFAULT_QUEUE then
+      doomed[#doomed + 1] = PREFIX .. 'ready:' .. q
+      doomed[#doomed + 1] = PREFIX .. 'started:' .. q
+    end
+  end
+end
+local ks = redis.pcall('SMEMBERS', K_KEYS)
+if not ks.err then
+  for _, k in ipairs(ks) do doomed[#doomed + 1] = k end
+end
+local ws = redis.pcall('ZRANGE', K_WAKES, 0, -1)
+if not ws.err then
+  for _, k in ipairs(ws) do doomed[#doomed + 1] = rheld_key(k) end
+end
+for i = 1, #doomed, 1000 do
+  redis.call('UNLINK', unpack(doomed, i, math.min(i + 999, #doomed)))
+end
+redis.call('UNLINK', K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_COUNTS,
+  K_META, K_QUEUES, K_ACTIVE, K_WAKES, K_UNIQUE, K_KEYS, PREFIX .. 'started:' .. DEFAULT_QUEUE)
 return n

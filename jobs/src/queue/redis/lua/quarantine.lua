@@ -6,7 +6,9 @@ local ARG_ID, ARG_SEEN, ARG_KEY, ARG_REASON = ARG_OWN, ARG_OWN + 1, ARG_OWN + 2,
 local id = ARGV[ARG_ID]
 local v = read('HGET', K_STATE, id)
 if v ~= ARGV[ARG_SEEN] then return 0 end
+local m = meta_of(id)
 guard()
+if string.sub(v, 1, 1) == 'R' then ran(m, -1) end
 local now = now_us()
 local fin = {}
 quarantine(id, v, ARGV[ARG_KEY], ARGV[ARG_REASON], now, fin)
@@ -14,4 +16,6 @@ quarantine(id, v, ARGV[ARG_KEY], ARGV[ARG_REASON], now, fin)
 dirty = false
 finished(fin, now)
 flush_counts()
+flush_active()
+publish()
 return 1

@@ -30,6 +30,9 @@ local bodies = {}
 for i, id in ipairs(expired) do
   if not states[i] then bodies[i] = read('HEXISTS', K_JOBS, id) == 1 end
 end
+local ms = metas(expired)
+local jsons = {}
+if listen() then jsons = read('HMGET', K_JOBS, unpack(expired)) end
 guard()
 local n = 0
 local fin = {}
@@ -43,19 +46,21 @@ for i, id in ipairs(expired) do
     local last = num(h.a) > num(h.m)
     h.p = h.p .. failure(msg, 'LeaseExpired', not last)
     count('R', -1)
+    ran(ms[i], -1)
     if last then
       h.s = 'F'
       h.co = fmt(now)
       fin[#fin + 1] = done_entry('F', id, h.co)
     else
       h.s = 'T'
-      place(id, 0, h.r, now)
+      place(id, 0, h.r, now, qname(ms[i]))
     end
+    if listening then event(EVENT_OF[h.s], id, jsons[i]) end
     count(h.s, 1)
     redis.call('HSET', K_STATE, id, state(h))
     n = n + 1
   elseif h and (h.s == 'P' or h.s == 'T') then
-    place(id, 0, h.r, now)
+    place(id, 0, h.r, now, qname(ms[i]))
     n = n + 1
   elseif h then
     -- Finished: it has no place in running.
@@ -69,5 +74,6 @@ for i, id in ipairs(expired) do
 end
 if #fin > 0 then finished(fin, now) end
 flush_counts()
+flush_active()
 publish()
 return { n, orphans() }

@@ -7,6 +7,9 @@ local LEASE_ID, LEASE_TOKEN, LEASE_WIDTH = 0, 1, 2
 local ids = {}
 for i = ARG_LEASES, #ARGV, LEASE_WIDTH do ids[#ids + 1] = ARGV[i + LEASE_ID] end
 local states = read('HMGET', K_STATE, unpack(ids))
+local ms = metas(ids)
+local bodies = {}
+if listen() then bodies = read('HMGET', K_JOBS, unpack(ids)) end
 guard()
 local n = 0
 local seq = redis.call('INCRBY', K_SEQ, #ids) - #ids
@@ -24,11 +27,14 @@ for k = #ids, 1, -1 do
     count('R', -1)
     count(h.s, 1)
     redis.call('HSET', K_STATE, id, state(h))
-    redis.call('ZADD', K_READY, front(h.r, seq), id)
+    redis.call('ZADD', ready_key(qname(ms[k])), front(h.r, seq), id)
+    ran(ms[k], -1)
+    if listening then event('released', id, bodies[k]) end
     n = n + 1
   end
 end
 flush_counts()
+flush_active()
 if n > 0 then woke(0) end
 publish()
 return n

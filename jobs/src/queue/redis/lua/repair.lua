@@ -41,13 +41,19 @@ repeat
     end
   end
   if #ids > 0 then
-    local ready, delayed, running = scores(K_READY, ids), scores(K_DELAYED, ids), scores(K_RUNNING, ids)
+    local delayed, running = scores(K_DELAYED, ids), scores(K_RUNNING, ids)
+    local ms = metas(ids)
     for j, id in ipairs(ids) do
       local s, r = heads[j][1], heads[j][2]
+      local m = ms[j]
       if s == 'R' then
-        if not running[j] then reindex[#reindex + 1] = { id, s, r } end
-      elseif not ready[j] and not delayed[j] then
-        reindex[#reindex + 1] = { id, s, r }
+        if not running[j] then reindex[#reindex + 1] = { id, s, r, m } end
+        -- Recounted below: the running jobs per queue and key.
+        ran(m, 1)
+      elseif not delayed[j] and not redis.call('ZSCORE', ready_key(qname(m)), id)
+        and not (m and m.c and redis.call('ZSCORE', held_key(m.c[1]), id))
+        and not (m and m.r and redis.call('ZSCORE', rheld_key(m.r[1]), id)) then
+        reindex[#reindex + 1] = { id, s, r, m }
       end
     end
   end
@@ -61,7 +67,7 @@ for _, job in ipairs(reindex) do
   if job[2] == 'R' then
     redis.call('ZADD', K_RUNNING, fmt(now), job[1])
   else
-    place(job[1], 0, job[3], now)
+    place(job[1], 0, job[3], now, qname(job[4]))
   end
 end
 local fin = {}
@@ -71,6 +77,14 @@ for _, id in ipairs(orphans) do
 end
 finished(fin, now)
 recount()
+-- The running counts per queue and concurrency key, from the running jobs
+-- (the `f:` marks of full queues are dropped: a worker finding its queue
+-- still full sets it again).
+redis.call('DEL', K_ACTIVE)
+for f, n in pairs(active) do
+  if n > 0 then redis.call('HSET', K_ACTIVE, f, fmt(n)) end
+end
+active = {}
 flush_counts()
 publish()
 return { #reindex, #bad + #orphans }

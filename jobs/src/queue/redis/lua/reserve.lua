@@ -1,88 +1,209 @@
--- Moves due scheduled jobs to ready, then reserves up to `max` ready jobs.
--- ARGV after the common ones: max, lease (us).
--- Returns {next due (us, -1 if none), id, state, job JSON, ...}.
+-- Moves due scheduled jobs to ready, hands back jobs whose rate window
+-- opened, then reserves from each named queue in turn. ARGV after the
+-- common ones: lease (us), then TAKE_WIDTH values per queue: its name, the
+-- most jobs to take, its concurrency limit, its rate limit's max and period
+-- (us) (0: no such limit).
+-- Returns {next wake (us, -1 if none), id, state, job JSON, ...}: the next
+-- wake is the earliest of the next scheduled job's due time and the next
+-- time a rate limit lets a job start.
 -- A job found in ready whose record contradicts it is dealt with here and
 -- not returned: no state, no JSON, or a state that does not parse: failed
 -- (quarantined) with an error naming the key; running (and held in
 -- running): left to its holder; finished: dropped from ready.
-local ARG_MAX, ARG_LEASE = ARG_OWN, ARG_OWN + 1
+-- A job that its own limit holds back moves from ready to the key's held
+-- set (keeping its ready score), and the next one is looked at.
+local ARG_LEASE, ARG_TAKES = ARG_OWN, ARG_OWN + 1
+local TAKE_QUEUE, TAKE_MAX, TAKE_CONC, TAKE_RATE, TAKE_PERIOD, TAKE_WIDTH = 0, 1, 2, 3, 4, 5
+-- The most ready jobs looked at per call.
+local BUDGET = 1000
 
 local now = now_us()
-local max, lease = tonumber(ARGV[ARG_MAX]), tonumber(ARGV[ARG_LEASE])
+local lease = tonumber(ARGV[ARG_LEASE])
 local fin = {}
-local due = read('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, 1000)
-if #due > 0 then
-  local states = read('HMGET', K_STATE, unpack(due))
-  guard()
-  local seq = redis.call('INCRBY', K_SEQ, #due) - #due
-  local za = {}
-  for i, id in ipairs(due) do
-    local _, r = header(states[i])
-    seq = seq + 1
-    -- A job whose state does not parse goes to ready all the same, to be
-    -- quarantined below.
-    za[#za + 1] = back(r or '1', seq)
-    za[#za + 1] = id
-  end
-  redis.call('ZADD', K_READY, unpack(za))
-  redis.call('ZREM', K_DELAYED, unpack(due))
-end
+promote_due(now)
+promote_wakes(now)
 local out = { '-1' }
--- ZRANGE + ZREMRANGEBYRANK, not ZPOPMIN: no scores to format and convert.
-local ids = read('ZRANGE', K_READY, 0, max - 1)
-if #ids > 0 then
-  local states = read('HMGET', K_STATE, unpack(ids))
-  local bodies = read('HMGET', K_JOBS, unpack(ids))
-  guard()
-  local tok = redis.call('INCRBY', K_SEQ, #ids) - #ids
-  redis.call('ZREMRANGEBYRANK', K_READY, 0, #ids - 1)
-  local nows, deadline = fmt(now), fmt(now + lease)
-  local hs, za = {}, {}
-  local from = { P = 0, T = 0 }
-  for i, id in ipairs(ids) do
-    local v, body = states[i], bodies[i]
-    local s, r, a, m, _, _, _, pos = header(v)
-    if (s == 'P' or s == 'T') and body and a ~= U32_MAX then
-      tok = tok + 1
-      from[s] = from[s] + 1
-      local st = build('R', r, inc(a), m, fmt(tok), nows, '', string.sub(v, pos))
-      hs[#hs + 1] = id
-      hs[#hs + 1] = st
-      za[#za + 1] = deadline
-      za[#za + 1] = id
-      out[#out + 1] = id
-      out[#out + 1] = st
-      out[#out + 1] = body
-    elseif s == 'P' or s == 'T' then
-      if body then
-        quarantine(id, v, K_STATE, 'attempts reached ' .. U32_MAX .. ', the most a job can count', now, fin)
-      else
-        quarantine(id, v, K_JOBS, 'the job has a state but no JSON', now, fin)
+local next_wake = nil
+local function soon(t) if next_wake == nil or t < next_wake then next_wake = t end end
+local nows, deadline = fmt(now), fmt(now + lease)
+local budget = BUDGET
+local from = { P = 0, T = 0 }
+local listens = listen()
+
+-- Running jobs per concurrency key, and starts in the window per rate key,
+-- as read (once per key) plus those of this call.
+local conc, rate = {}, {}
+local function conc_of(k)
+  if conc[k] == nil then conc[k] = tonumber(read('HGET', K_ACTIVE, 'c:' .. k) or '0') or 0 end
+  return conc[k]
+end
+local function rate_of(k, period)
+  if rate[k] == nil then
+    local rk = rate_key(k)
+    touch(rk, 'zset')
+    rate[k] = read('ZCOUNT', rk, '(' .. fmt(now - period), '+inf')
+  end
+  return rate[k]
+end
+-- The earliest start in a rate window (now if none was stored).
+local function oldest(key, period)
+  local first = read('ZRANGEBYSCORE', key, '(' .. fmt(now - period), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if first[2] then return tonumber(first[2]) end
+  return now
+end
+
+for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
+  local q = ARGV[b + TAKE_QUEUE]
+  local cap = tonumber(ARGV[b + TAKE_MAX])
+  local qc, rmax, rper = tonumber(ARGV[b + TAKE_CONC]), tonumber(ARGV[b + TAKE_RATE]),
+    tonumber(ARGV[b + TAKE_PERIOD])
+  if cap > 0 and budget > 0 and read('SISMEMBER', K_PAUSED, q) == 0 then
+    local running
+    if qc > 0 then
+      running = (tonumber(read('HGET', K_ACTIVE, 'q:' .. q) or '0') or 0) + (active['q:' .. q] or 0)
+      cap = math.min(cap, math.max(qc - running, 0))
+    end
+    local sk, started
+    if rmax > 0 then
+      sk = PREFIX .. 'started:' .. q
+      touch(sk, 'zset')
+      started = read('ZCOUNT', sk, '(' .. fmt(now - rper), '+inf')
+      cap = math.min(cap, math.max(rmax - started, 0))
+    end
+    local rk = ready_key(q)
+    local taken = 0
+    local more = true
+    while cap > taken and budget > 0 and more do
+      local want = math.min(cap - taken, budget)
+      -- ZRANGE + ZREMRANGEBYRANK, not ZPOPMIN: no scores to format and
+      -- convert (but for a job a limit holds back).
+      local ids = read('ZRANGE', rk, 0, want - 1)
+      if #ids < want then more = false end
+      if #ids == 0 then break end
+      budget = budget - #ids
+      local states = read('HMGET', K_STATE, unpack(ids))
+      local bodies = read('HMGET', K_JOBS, unpack(ids))
+      local ms = metas(ids)
+      -- Decide first (reads only), then write.
+      local take, hold, heads = {}, {}, {}
+      for i, id in ipairs(ids) do
+        local v, body = states[i], bodies[i]
+        local s, r, a, m, t, st, co, pos = header(v)
+        heads[i] = { s, r, a, m, pos }
+        if (s == 'P' or s == 'T') and body and a ~= U32_MAX then
+          local m = ms[i]
+          local blocked
+          if m and m.c and conc_of(m.c[1]) >= m.c[2] then
+            blocked = { key = held_key(m.c[1]) }
+          elseif m and m.r and rate_of(m.r[1], m.r[3]) >= m.r[2] then
+            local k = m.r[1]
+            blocked = { key = rheld_key(k), rate = k, at = oldest(rate_key(k), m.r[3]) + m.r[3] }
+          end
+          if blocked then
+            touch(blocked.key, 'zset')
+            blocked.score = read('ZSCORE', rk, id)
+            hold[i] = blocked
+          else
+            take[i] = true
+            if m and m.c then conc[m.c[1]] = conc[m.c[1]] + 1 end
+            if m and m.r then rate[m.r[1]] = rate[m.r[1]] + 1 end
+          end
+        end
       end
-    elseif s == 'R' then
-      if not read('ZSCORE', K_RUNNING, id) then
-        quarantine(id, v, K_STATE, 'the state says Running, but the job was in ' .. K_READY ..
-          ', not in ' .. K_RUNNING, now, fin)
+      guard()
+      redis.call('ZREMRANGEBYRANK', rk, 0, #ids - 1)
+      local tok = redis.call('INCRBY', K_SEQ, #ids) - #ids
+      local hs, za = {}, {}
+      for i, id in ipairs(ids) do
+        local v, body = states[i], bodies[i]
+        local hd = heads[i]
+        local s = hd[1]
+        if take[i] then
+          local r, a, m, pos = hd[2], hd[3], hd[4], hd[5]
+          tok = tok + 1
+          from[s] = from[s] + 1
+          local st = build('R', r, inc(a), m, fmt(tok), nows, '', string.sub(v, pos))
+          hs[#hs + 1] = id
+          hs[#hs + 1] = st
+          za[#za + 1] = deadline
+          za[#za + 1] = id
+          out[#out + 1] = id
+          out[#out + 1] = st
+          out[#out + 1] = body
+          taken = taken + 1
+          local mt = ms[i]
+          ran(mt, 1)
+          if sk then redis.call('ZADD', sk, nows, fmt(tok)) end
+          if mt and mt.r then
+            local k = rate_key(mt.r[1])
+            redis.call('ZADD', k, nows, fmt(tok))
+            redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. fmt(now - mt.r[3]))
+            redis.call('SADD', K_KEYS, k)
+          end
+          if listens then event('started', id, body) end
+        elseif hold[i] then
+          local h = hold[i]
+          redis.call('ZADD', h.key, h.score, id)
+          redis.call('SADD', K_KEYS, h.key)
+          if h.rate then
+            redis.call('ZADD', K_WAKES, 'LT', fmt(h.at), h.rate)
+            woke(h.at)
+          end
+        elseif s == 'P' or s == 'T' then
+          if body then
+            quarantine(id, v, K_STATE, 'attempts reached ' .. U32_MAX .. ', the most a job can count', now, fin)
+          else
+            quarantine(id, v, K_JOBS, 'the job has a state but no JSON', now, fin)
+          end
+        elseif s == 'R' then
+          if not read('ZSCORE', K_RUNNING, id) then
+            quarantine(id, v, K_STATE, 'the state says Running, but the job was in ' .. rk ..
+              ', not in ' .. K_RUNNING, now, fin)
+          end
+        elseif s then
+          -- Finished: it has no place in ready.
+        elseif v then
+          quarantine(id, v, K_STATE, why(v), now, fin)
+        elseif body then
+          quarantine(id, nil, K_STATE, 'the job has JSON but no state', now, fin)
+        else
+          -- Neither: an id left over in ready; its count is off.
+          dirty = true
+        end
       end
-    elseif s then
-      -- Finished: it has no place in ready.
-    elseif v then
-      quarantine(id, v, K_STATE, why(v), now, fin)
-    elseif body then
-      quarantine(id, nil, K_STATE, 'the job has JSON but no state', now, fin)
-    else
-      -- Neither: an id left over in ready; its count is off.
-      dirty = true
+      if #hs > 0 then redis.call('HSET', K_STATE, unpack(hs)) end
+      if #za > 0 then redis.call('ZADD', K_RUNNING, unpack(za)) end
+    end
+    if budget <= 0 and more then soon(now) end
+    if qc > 0 and running + taken >= qc then
+      -- Full: the next job of the queue to stop running wakes the workers.
+      guard()
+      redis.call('HSET', K_ACTIVE, 'f:' .. q, '1')
+    end
+    if sk then
+      if started + taken >= rmax then soon(oldest(sk, rper) + rper) end
+      if taken > 0 then
+        redis.call('ZREMRANGEBYSCORE', sk, '-inf', '(' .. fmt(now - rper))
+        redis.call('SADD', K_KEYS, sk)
+      end
     end
   end
+end
+if from.P + from.T > 0 or #fin > 0 or dirty then
   count('P', -from.P)
   count('T', -from.T)
   count('R', from.P + from.T)
-  if #hs > 0 then redis.call('HSET', K_STATE, unpack(hs)) end
-  if #za > 0 then redis.call('ZADD', K_RUNNING, unpack(za)) end
   if #fin > 0 then finished(fin, now) end
   flush_counts()
+  flush_active()
 end
 local nd = read('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
-if nd[2] then out[1] = nd[2] end
+if nd[2] then soon(tonumber(nd[2])) end
+local nw = read('ZRANGE', K_WAKES, 0, 0, 'WITHSCORES')
+if nw[2] then soon(tonumber(nw[2])) end
+if next_wake then out[1] = fmt(next_wake) end
+-- Only rate-limit wake times are published from here (other workers learn
+-- when to look again); jobs made ready here are taken here.
+if wake and wake > 0 then redis.call('PUBLISH', CHANNEL, fmt(wake)) end
+if evs then redis.call('PUBLISH', EVENTS, cjson.encode(evs)) end
 return out

@@ -10,13 +10,14 @@ if not v then return 'gone' end
 if v ~= ARGV[ARG_EXPECTED] then return 'changed' end
 local h = parse(v)
 if not h or not FINAL[h.s] then return 'changed' end
+local m = meta_of(id)
 guard()
 redis.call('LREM', K_DONE, 1, done_entry(h.s, id, h.co))
 redis.call('HSET', K_STATE, id, ARGV[ARG_STATE])
 redis.call('HSET', K_JOBS, id, ARGV[ARG_JSON])
 count(h.s, -1)
 count('P', 1)
-place(id, tonumber(ARGV[ARG_DUE]), ARGV[ARG_RANK], now_us())
+place(id, tonumber(ARGV[ARG_DUE]), ARGV[ARG_RANK], now_us(), qname(m))
 flush_counts()
 publish()
 return 'ok'
