@@ -389,7 +389,8 @@ impl Flow {
                         wake: None,
                     },
                 );
-                self.sweep_at.get_or_insert(now + chrono::Duration::seconds(1));
+                self.sweep_at
+                    .get_or_insert(now + chrono::Duration::seconds(1));
             }
             let k = self.rates.get_mut(&limit.key).expect("inserted");
             k.rate = limit.rate;
@@ -404,11 +405,21 @@ impl Flow {
         let at = (record.job.priority.rank(), record.seq);
         let id = record.job.id;
         if place == Place::HeldByConcurrency {
-            let key = &record.job.concurrency.as_ref().expect("a limit holds it").key;
+            let key = &record
+                .job
+                .concurrency
+                .as_ref()
+                .expect("a limit holds it")
+                .key;
             let k = self.concurrency.get_mut(key).expect("a full key exists");
             k.held.insert(at, id);
         } else {
-            let key = &record.job.rate_limit.as_ref().expect("a limit holds it").key;
+            let key = &record
+                .job
+                .rate_limit
+                .as_ref()
+                .expect("a limit holds it")
+                .key;
             let k = self.rates.get_mut(key).expect("an exhausted key exists");
             k.held.insert(at, id);
             if k.wake.is_none() {
@@ -423,7 +434,12 @@ impl Flow {
     fn unhold(&mut self, record: &Record) {
         let at = (record.job.priority.rank(), record.seq);
         if record.place == Place::HeldByConcurrency {
-            let key = &record.job.concurrency.as_ref().expect("a limit holds it").key;
+            let key = &record
+                .job
+                .concurrency
+                .as_ref()
+                .expect("a limit holds it")
+                .key;
             if let Some(k) = self.concurrency.get_mut(key) {
                 k.held.remove(&at);
                 if k.running == 0 && k.held.is_empty() {
@@ -650,7 +666,11 @@ impl State {
             return None;
         }
         if let Some(period) = unique.period {
-            if lock.at.checked_add_signed(span(period)).is_some_and(|end| end <= now) {
+            if lock
+                .at
+                .checked_add_signed(span(period))
+                .is_some_and(|end| end <= now)
+            {
                 return None;
             }
         }
@@ -827,11 +847,7 @@ impl State {
             }
             break;
         }
-        if take
-            .limits
-            .concurrency
-            .is_some_and(|max| q.running >= max)
-        {
+        if take.limits.concurrency.is_some_and(|max| q.running >= max) {
             q.full = true;
         }
     }
@@ -1030,7 +1046,10 @@ impl JobQueue for MemoryJobQueue {
                 .moved(Some(JobStatus::Running), Some(record.job.status));
             woken += state.stopped(&record.job, record.queue);
             if self.listening() {
-                event = Some(JobEvent::of(&record.job, JobEventKind::of_outcome(&outcome)));
+                event = Some(JobEvent::of(
+                    &record.job,
+                    JobEventKind::of_outcome(&outcome),
+                ));
             }
             let id = record.job.id;
             if record.job.status.is_final() {
