@@ -102,13 +102,13 @@ async fn reserve_when_ready<Q: JobQueue>(
     let mut waits = 0;
     loop {
         let got = reserve(queue, takes).await;
+        assert!(
+            start.elapsed() < within,
+            "nothing became ready within {within:?} (the waits did not end when it did)"
+        );
         if !got.is_empty() {
             return got;
         }
-        assert!(
-            start.elapsed() < within,
-            "nothing became ready within {within:?}"
-        );
         queue.wait_for_jobs(Duration::from_secs(10)).await;
         waits += 1;
         // A wait may end early now and then, but not in a loop while
@@ -275,28 +275,41 @@ pub(crate) async fn paused_queue_gives_nothing_until_resumed<Q: JobQueue + Clone
     complete(&queue, running[0].lease).await;
     assert_eq!(status(&queue, first).await, JobStatus::Completed);
 
-    // A worker waiting for jobs is woken by the resume.
+    // A worker waiting for jobs is woken by the resume. (A wake-up left
+    // by the pushes above is used up first, so that only the resume can
+    // end the worker's wait.)
+    queue.wait_for_jobs(Duration::from_millis(1)).await;
+    let (found_paused, paused_seen) = tokio::sync::oneshot::channel();
     let waiter = {
         let queue = queue.clone();
         tokio::spawn(async move {
-            queue.wait_for_jobs(Duration::from_secs(30)).await;
+            let mut found_paused = Some(found_paused);
+            loop {
+                let got = reserve_from(&queue, "mail", 10).await;
+                if !got.is_empty() {
+                    return labels(&got);
+                }
+                if let Some(tx) = found_paused.take() {
+                    let _ = tx.send(());
+                }
+                queue.wait_for_jobs(Duration::from_secs(30)).await;
+            }
         })
     };
+    paused_seen.await.unwrap();
+    assert_eq!(
+        queue_info(&queue, "mail").await,
+        Some(QueueInfo::new("mail", true, 2))
+    );
     assert!(queue.resume_queue("mail").await.unwrap());
     assert!(!queue.resume_queue("mail").await.unwrap(), "not paused");
     assert!(!queue.resume_queue("never-paused").await.unwrap());
-    tokio::time::timeout(PATIENCE, waiter)
+    assert!(!queue_info(&queue, "mail").await.unwrap().paused);
+    let got = tokio::time::timeout(PATIENCE, waiter)
         .await
         .expect("the resume woke the waiting worker")
         .unwrap();
-    assert_eq!(
-        queue_info(&queue, "mail").await,
-        Some(QueueInfo::new("mail", false, 2))
-    );
-    assert_eq!(
-        labels(&reserve_from(&queue, "mail", 10).await),
-        ["m1", "m2"]
-    );
+    assert_eq!(got, ["m1", "m2"]);
 }
 
 /// A take's concurrency limit caps its queue's running jobs; a finished or
@@ -858,14 +871,22 @@ pub(crate) async fn cancel_held_job_removes_it<Q: JobQueue + Clone>(queue: Q) {
         .unwrap();
     let first = reserve_default(&queue, 10).await;
     assert_eq!(labels(&first), ["j1"]);
-    assert_eq!(queue.cancel(j2).await.unwrap(), CancelOutcome::Cancelled);
-    complete(&queue, first[0].lease).await;
-    assert!(reserve_default(&queue, 10).await.is_empty());
     let j3 = queue
         .enqueue(labelled("j3").concurrency_by(1, key.clone()))
         .await
         .unwrap();
-    assert_eq!(labels(&reserve_default(&queue, 10).await), ["j3"]);
+    assert!(
+        reserve_default(&queue, 10).await.is_empty(),
+        "j2 and j3 are held"
+    );
+    assert_eq!(queue.cancel(j2).await.unwrap(), CancelOutcome::Cancelled);
+    complete(&queue, first[0].lease).await;
+    assert_eq!(
+        labels(&reserve_default(&queue, 10).await),
+        ["j3"],
+        "the freed slot goes to the next held job, not the cancelled one"
+    );
+    assert!(reserve_default(&queue, 10).await.is_empty());
     assert_eq!(status(&queue, j1).await, JobStatus::Completed);
     assert_eq!(status(&queue, j3).await, JobStatus::Running);
     let cancelled = queue.get(j2).await.unwrap().unwrap();
