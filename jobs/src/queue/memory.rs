@@ -628,14 +628,17 @@ impl State {
         if k.running >= k.max {
             return 0;
         }
-        let next = k.held.pop_first();
+        let mut woken = 0;
+        while let Some((_, id)) = k.held.pop_first() {
+            if unheld(&mut self.jobs, &mut self.queues, id) {
+                woken = 1;
+                break;
+            }
+        }
         if k.running == 0 && k.held.is_empty() {
             self.flow.concurrency.remove(key);
         }
-        match next {
-            Some((_, id)) => usize::from(unheld(&mut self.jobs, &mut self.queues, id)),
-            None => 0,
-        }
+        woken
     }
 
     /// A running job stopped running (finished, handed back, cancelled):
