@@ -562,7 +562,9 @@ impl State {
         self.by_name.get(name).map(|&i| i as usize)
     }
 
-    /// The index of a named queue, made if need be.
+    /// The index of a named queue, made if need be. (A `Cow`, not a
+    /// `&str`: a new queue keeps a borrowed name without copying it.)
+    #[allow(clippy::ptr_arg)]
     fn queue_for(&mut self, name: &Cow<'static, str>) -> usize {
         if let Some(i) = self.queue_of(name) {
             return i;
