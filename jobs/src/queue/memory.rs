@@ -34,7 +34,7 @@ use crate::job::{DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus, check_queue_
 /// at once. Finished jobs are kept for inspection
 /// ([`get`](QueueAdmin::get), [`list`](QueueAdmin::list)) up to a bound
 /// ([`MemoryJobQueueBuilder::max_finished`],
-/// [`DEFAULT_MAX_FINISHED`](super::DEFAULT_MAX_FINISHED) by default, and
+/// [`DEFAULT_MAX_FINISHED`] by default, and
 /// optionally an age), so memory does not grow without limit.
 ///
 /// Flow control is exact within the process:
