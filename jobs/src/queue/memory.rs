@@ -1323,3 +1323,117 @@ impl QueueAdmin for MemoryJobQueue {
         self.inner.events.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::flow::Unique;
+    use crate::result::JobResult;
+
+    const LEASE: Duration = Duration::from_secs(30);
+
+    fn take(max: usize) -> [Take; 1] {
+        [Take::new(DEFAULT_QUEUE, max)]
+    }
+
+    async fn complete(queue: &MemoryJobQueue, lease: Lease) {
+        let done = Outcome::Completed(JobResult::success(json!(null)));
+        assert!(queue.finish(lease, done, None).await.unwrap());
+    }
+
+    /// The bookkeeping of limits and unique keys is dropped when nothing
+    /// needs it any more, so it does not grow with the keys ever used.
+    #[tokio::test]
+    async fn flow_state_does_not_pile_up() {
+        let queue = MemoryJobQueue::builder().max_finished(2).build();
+        for n in 0..5 {
+            let job = Job::new("ok", json!({ "n": n }))
+                .concurrency_by(1, format!("c{n}"))
+                .unique(Unique::new(format!("u{n}")));
+            queue.push(job).await.unwrap();
+        }
+        let held = Job::new("ok", json!({})).concurrency_by(1, "c0");
+        let held = queue.enqueue(held).await.unwrap();
+        let got = queue.reserve("w", &take(10), LEASE).await.unwrap();
+        assert_eq!(got.len(), 5);
+        assert_eq!(
+            queue.inner.state.lock().flow.concurrency["c0"].held.len(),
+            1
+        );
+        // A cancelled held job leaves its key's held list.
+        queue.cancel(held).await.unwrap();
+        assert!(
+            queue.inner.state.lock().flow.concurrency["c0"]
+                .held
+                .is_empty()
+        );
+        for r in got {
+            complete(&queue, r.lease).await;
+        }
+        {
+            let state = queue.inner.state.lock();
+            assert!(state.flow.concurrency.is_empty(), "idle keys are dropped");
+            // Retention kept two finished jobs: only their locks are left.
+            assert_eq!(state.jobs.len(), 2);
+            assert_eq!(state.flow.uniques.len(), 2);
+        }
+        queue.purge().await.unwrap();
+        let state = queue.inner.state.lock();
+        assert!(state.flow.uniques.is_empty());
+        assert_eq!(state.queues[0].ready_count, 0);
+    }
+
+    /// Rate keys with nothing held and no start in their window are swept.
+    #[tokio::test]
+    async fn idle_rate_keys_are_swept() {
+        tokio::time::pause();
+        let queue = MemoryJobQueue::builder().clock(Clock::tokio()).build();
+        for n in 0..3 {
+            let job = Job::new("ok", json!({}))
+                .rate_limit_by(Rate::new(1, Duration::from_millis(100)), format!("r{n}"));
+            queue.push(job).await.unwrap();
+        }
+        // The jobs were created by the system clock: let the paused one
+        // pass their creation.
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let got = queue.reserve("w", &take(10), LEASE).await.unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(queue.inner.state.lock().flow.rates.len(), 3);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(
+            queue
+                .reserve("w", &take(10), LEASE)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(queue.inner.state.lock().flow.rates.is_empty());
+    }
+
+    /// While every waiting job is held, a waiting worker sleeps until the
+    /// rate window opens, not until its timeout, nor at once.
+    #[tokio::test]
+    async fn wait_sleeps_until_the_window_opens() {
+        tokio::time::pause();
+        let queue = MemoryJobQueue::builder().clock(Clock::tokio()).build();
+        for _ in 0..2 {
+            let job = Job::new("ok", json!({}))
+                .rate_limit_by(Rate::new(1, Duration::from_millis(500)), "r");
+            queue.push(job).await.unwrap();
+        }
+        tokio::time::advance(Duration::from_millis(10)).await;
+        assert_eq!(queue.reserve("w", &take(10), LEASE).await.unwrap().len(), 1);
+        // Use up the wake-up the pushes left.
+        queue.wait_for_jobs(Duration::from_millis(1)).await;
+        let start = tokio::time::Instant::now();
+        queue.wait_for_jobs(Duration::from_secs(60)).await;
+        let slept = start.elapsed();
+        assert!(
+            slept >= Duration::from_millis(499) && slept < Duration::from_millis(600),
+            "slept {slept:?}"
+        );
+        assert_eq!(queue.reserve("w", &take(10), LEASE).await.unwrap().len(), 1);
+    }
+}
