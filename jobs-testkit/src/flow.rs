@@ -693,7 +693,10 @@ pub(crate) async fn snooze_reschedules_without_counting_attempt<Q: JobQueue + Cl
         .unwrap();
     let again = reserve_when_ready(&queue, &[Take::new(jobs::DEFAULT_QUEUE, 10)], PATIENCE).await;
     assert_eq!(again[0].job.attempts, 2);
-    let later = chrono::Utc::now() + chrono::Duration::seconds(600);
+    // Whole milliseconds, as every backend stores them.
+    let later =
+        chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis() + 600_000)
+            .unwrap();
     queue
         .finish(again[0].lease, Outcome::Snoozed { at: later }, None)
         .await
