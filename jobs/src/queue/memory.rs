@@ -33,9 +33,8 @@ use crate::job::{DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus, check_queue_
 /// become ready in their queue at their time; a push wakes a waiting worker
 /// at once. Finished jobs are kept for inspection
 /// ([`get`](QueueAdmin::get), [`list`](QueueAdmin::list)) up to a bound
-/// ([`MemoryJobQueueBuilder::max_finished`],
-/// [`DEFAULT_MAX_FINISHED`] by default, and
-/// optionally an age), so memory does not grow without limit.
+/// ([`MemoryJobQueueBuilder::max_finished`], [`DEFAULT_MAX_FINISHED`] by
+/// default, and optionally an age), so memory does not grow without limit.
 ///
 /// Flow control is exact within the process:
 ///
@@ -54,7 +53,8 @@ use crate::job::{DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus, check_queue_
 ///   ones, and gives none until it is resumed.
 ///
 /// The queue sends its jobs' [events](QueueAdmin::subscribe) while someone
-/// listens. Jobs without limits or uniqueness pay nothing for them.
+/// listens. Jobs without limits or uniqueness take no part in the
+/// bookkeeping those need: nothing is allocated or looked up for them.
 ///
 /// Nothing survives the process: use `RedisJobQueue` for that.
 ///
