@@ -73,11 +73,11 @@ fn minimal_json_gets_the_defaults() {
     assert_eq!(job.args, serde_json::Value::Null);
 }
 
-/// Records stored before `Job` lost its `queue` field (by the in-memory
-/// queue's users, in Redis) still load: the key is ignored, everything else
-/// is kept, and the job is written back without it.
+/// A stored record's `queue` is its named queue, kept on a round trip; a
+/// job in the default queue is written without the key (so records stored
+/// before named queues load into the default queue).
 #[test]
-fn a_stored_record_with_a_queue_field_still_loads() {
+fn a_stored_record_keeps_its_queue_and_the_default_queue_is_not_written() {
     let id = JobId::new();
     let stored = json!({
         "id": id.to_string(),
@@ -105,8 +105,11 @@ fn a_stored_record_with_a_queue_field_still_loads() {
     assert_eq!(job.last_error.as_deref(), Some("smtp timeout"));
     assert_eq!(job.tags, ["welcome"]);
 
+    assert_eq!(job.queue, "x");
     let written = serde_json::to_value(&job).unwrap();
-    assert!(written.get("queue").is_none(), "{written}");
+    assert_eq!(written["queue"], "x");
+    let default = serde_json::to_value(Job::new("send_email", json!({}))).unwrap();
+    assert!(default.get("queue").is_none(), "{default}");
     assert_eq!(serde_json::from_value::<Job>(written).unwrap(), job);
 }
 

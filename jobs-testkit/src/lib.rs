@@ -26,6 +26,7 @@
 //!   reaches.
 
 pub mod child;
+mod flow;
 pub mod probe;
 pub mod server;
 pub mod suite;

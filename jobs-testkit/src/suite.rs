@@ -22,6 +22,7 @@ use jobs::{
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::flow::*;
 use crate::probe::Probe;
 
 // The list of cases, written once. It generates both the exported
@@ -97,6 +98,25 @@ define_suite! {$
     too_deep_payload_is_refused_at_enqueue,
     enqueue_many_keeps_order,
     push_wakes_idle_worker,
+    // Flow control (`flow.rs`).
+    named_queues_route_and_are_served_in_take_order,
+    scheduled_job_comes_due_into_its_queue,
+    paused_queue_gives_nothing_until_resumed,
+    queue_concurrency_limit_holds,
+    job_concurrency_limit_holds_and_keeps_place,
+    concurrency_by_key_limits_each_key_separately,
+    rate_limit_holds_within_window_and_releases,
+    queue_rate_limit_holds,
+    unique_job_conflicts_and_releases_when_done,
+    unique_period_expires,
+    unique_in_push_many_per_job,
+    unique_states_include_completed,
+    snooze_reschedules_without_counting_attempt,
+    progress_is_recorded_and_sent,
+    events_are_sent_for_state_changes,
+    wait_for_returns_final_job,
+    cancel_held_job_removes_it,
+    nothing_lost_under_limits,
 }
 
 fn worker<Q: JobQueue + Clone>(queue: &Q, probe: &Probe) -> jobs::WorkerBuilder {

@@ -477,7 +477,8 @@ fn default_queue() -> Cow<'static, str> {
     Cow::Borrowed(DEFAULT_QUEUE)
 }
 
-#[allow(clippy::ptr_arg)] // serde's skip_serializing_if passes `&Cow`
+// serde's `skip_serializing_if` passes the field itself, by reference.
+#[allow(clippy::ptr_arg)]
 fn is_default_queue(queue: &Cow<'static, str>) -> bool {
     queue == DEFAULT_QUEUE
 }

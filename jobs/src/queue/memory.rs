@@ -1,40 +1,60 @@
 //! The in-memory queue, [`MemoryJobQueue`]: the whole queue protocol inside
-//! one process. Its leases never expire (the workers live as long as the
-//! queue), so `heartbeat` only reports leases lost to a cancel or a purge, and
+//! one process, named queues, limits, unique jobs and pauses included. Its
+//! leases never expire (the workers live as long as the queue), so
+//! `heartbeat` only reports leases lost to a cancel or a purge, and
 //! `recover_expired` finds nothing; jobs do not survive the process.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
-use tokio::sync::Notify;
-
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 use super::{
-    CancelOutcome, Enqueue, Enqueued, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, QueueInfo,
-    Reservation, Take,
+    CancelOutcome, DEFAULT_MAX_FINISHED, Enqueue, Enqueued, JobQueue, Lease, Outcome, QueueAdmin,
+    QueueCounts, QueueInfo, Reservation, Take,
 };
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::events::JobEvent;
-use crate::job::{Job, JobId, JobPriority, JobStatus};
-
-use super::DEFAULT_MAX_FINISHED;
+use crate::events::{JobEvent, JobEventKind};
+use crate::flow::Rate;
+use crate::job::{DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus, check_queue_name};
 
 /// A queue in the memory of one process, shared by every clone.
 ///
-/// Jobs are served most urgent first and in the order they became ready
-/// within a priority; scheduled jobs become ready at their time; a push wakes
-/// a waiting worker at once. Finished jobs are kept for inspection
+/// Each job waits in its named queue ([`Job::queue`]); a reserve serves the
+/// [`Take`]s it is given in order, and within a queue the most urgent jobs
+/// first, in the order they became ready within a priority. Scheduled jobs
+/// become ready in their queue at their time; a push wakes a waiting worker
+/// at once. Finished jobs are kept for inspection
 /// ([`get`](QueueAdmin::get), [`list`](QueueAdmin::list)) up to a bound
-/// ([`MemoryJobQueueBuilder::max_finished`],
-/// [`DEFAULT_MAX_FINISHED`](super::DEFAULT_MAX_FINISHED) by default, and
-/// optionally an age), so memory does not grow without limit.
+/// ([`MemoryJobQueueBuilder::max_finished`], [`DEFAULT_MAX_FINISHED`] by
+/// default, and optionally an age), so memory does not grow without limit.
+///
+/// Flow control is exact within the process:
+///
+/// - A queue's [`Take::limits`] cap how many of its jobs run at once and
+///   start per sliding window.
+/// - A job's [`concurrency`](Job::concurrency) and
+///   [`rate_limit`](Job::rate_limit) cap the jobs sharing its key. A job
+///   such a limit holds back is set aside, its attempt not counted, and
+///   goes back to its old place in its queue as soon as a slot frees or the
+///   window opens; waiting workers are woken then, and sleep until then
+///   while everything is held.
+/// - A [unique](Job::unique) job whose twin holds its key is not stored:
+///   the push returns the twin's id as a conflict. The check and the insert
+///   are one step under the queue's lock.
+/// - A [paused](QueueAdmin::pause_queue) queue keeps its jobs, takes new
+///   ones, and gives none until it is resumed.
+///
+/// The queue sends its jobs' [events](QueueAdmin::subscribe) while someone
+/// listens. Jobs without limits or uniqueness take no part in the
+/// bookkeeping those need: nothing is allocated or looked up for them.
 ///
 /// Nothing survives the process: use `RedisJobQueue` for that.
 ///
@@ -48,6 +68,11 @@ use super::DEFAULT_MAX_FINISHED;
 /// let id = queue.enqueue(Job::new("send_email", json!({"to": "a@example.com"}))).await?;
 /// assert_eq!(queue.get(id).await?.unwrap().status, JobStatus::Pending);
 /// assert_eq!(queue.counts().await?.pending, 1);
+///
+/// queue.enqueue(Job::new("resize", json!({})).queue("media")).await?;
+/// queue.pause_queue("media").await?;
+/// let media = queue.queues().await?.into_iter().find(|q| q.name == "media").unwrap();
+/// assert!(media.paused && media.ready == 1);
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -73,7 +98,7 @@ pub struct MemoryJobQueueBuilder {
 }
 
 impl MemoryJobQueueBuilder {
-    /// Where the queue reads the time (for scheduled jobs).
+    /// Where the queue reads the time (for scheduled jobs and rate limits).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
@@ -96,14 +121,12 @@ impl MemoryJobQueueBuilder {
     pub fn build(self) -> MemoryJobQueue {
         MemoryJobQueue {
             inner: Arc::new(Inner {
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State::new()),
                 notify: Notify::new(),
                 events: broadcast::channel(1024).0,
                 clock: self.clock,
                 max_finished: self.max_finished,
-                finished_ttl: self
-                    .finished_ttl
-                    .map(|ttl| chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)),
+                finished_ttl: self.finished_ttl.map(span),
             }),
         }
     }
@@ -124,8 +147,8 @@ impl MemoryJobQueue {
         }
     }
 
-    /// How many jobs are waiting (pending or retrying, scheduled ones
-    /// included).
+    /// How many jobs are waiting (pending or retrying, scheduled ones and
+    /// those a limit holds back included).
     pub fn len(&self) -> usize {
         let state = self.inner.state.lock();
         (state.counts.get(JobStatus::Pending) + state.counts.get(JobStatus::Retrying)) as usize
@@ -143,6 +166,15 @@ impl MemoryJobQueue {
             self.inner.notify.notify_one();
         }
     }
+
+    /// Whether events are worth making.
+    fn listening(&self) -> bool {
+        self.inner.events.receiver_count() > 0
+    }
+
+    fn send(&self, event: JobEvent) {
+        let _ = self.inner.events.send(event);
+    }
 }
 
 impl Default for MemoryJobQueue {
@@ -159,6 +191,11 @@ impl std::fmt::Debug for MemoryJobQueue {
     }
 }
 
+/// A `std` duration as a `chrono` one (saturating).
+fn span(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
 /// Where a record sits while it waits.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Place {
@@ -166,36 +203,288 @@ enum Place {
     Out,
     Ready,
     Delayed,
+    /// Held back by its concurrency limit, in its key's held list.
+    HeldByConcurrency,
+    /// Held back by its rate limit, in its key's held list.
+    HeldByRate,
 }
 
 struct Record {
     job: Job,
-    /// Changes whenever the record is (re)queued or reserved: entries in
-    /// `ready`/`delayed` carrying an older token are stale, and so is a lease
-    /// with an older token.
+    /// Changes whenever the record is reserved: a lease with another token
+    /// is stale.
     token: u64,
+    /// The record's position: the sequence number of its entry in `ready`
+    /// or `delayed` (entries carrying another are stale). A held record
+    /// keeps the number of the ready entry it was taken from, and goes back
+    /// to that place.
+    seq: i64,
+    /// Its named queue: an index into `State::queues`.
+    queue: u32,
     place: Place,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Delayed {
     at: DateTime<Utc>,
-    seq: u64,
+    seq: i64,
     id: JobId,
-    token: u64,
 }
 
+/// One named queue.
+struct NamedQueue {
+    name: Cow<'static, str>,
+    /// Ready jobs per priority rank (0 = critical), each ordered by
+    /// sequence number (stale entries included).
+    ready: [VecDeque<(i64, JobId)>; 4],
+    /// How many records are ready in it.
+    ready_count: u64,
+    /// How many of its jobs are running.
+    running: u32,
+    paused: bool,
+    /// Whether it ever had a job (the default queue exists from the start).
+    used: bool,
+    /// Starts within the rate window, while a take gives the queue a rate.
+    starts: VecDeque<DateTime<Utc>>,
+    /// Whether a take's concurrency limit turned workers away: the next
+    /// job to stop running wakes one.
+    full: bool,
+    /// When a take's exhausted rate lets the next job start.
+    opens_at: Option<DateTime<Utc>>,
+}
+
+impl NamedQueue {
+    fn new(name: Cow<'static, str>) -> Self {
+        NamedQueue {
+            name,
+            ready: Default::default(),
+            ready_count: 0,
+            running: 0,
+            paused: false,
+            used: false,
+            starts: VecDeque::new(),
+            full: false,
+            opens_at: None,
+        }
+    }
+
+    /// Forgets its jobs (a purge); keeps its name and pause.
+    fn clear(&mut self) {
+        let (name, paused, used) = (std::mem::take(&mut self.name), self.paused, self.used);
+        *self = NamedQueue::new(name);
+        self.paused = paused;
+        self.used = used;
+    }
+}
+
+/// Held records of one limit key, most urgent first, then in ready order.
+type Held = BTreeMap<(usize, i64), JobId>;
+
+struct ConcurrencyKey {
+    running: u32,
+    /// The limit, as the latest job with the key gave it.
+    max: u32,
+    held: Held,
+}
+
+struct RateKey {
+    /// The limit, as the latest job with the key gave it.
+    rate: Rate,
+    /// Starts within the window.
+    starts: VecDeque<DateTime<Utc>>,
+    held: Held,
+    /// When held jobs may start again: set while any is held, with an
+    /// entry in `Flow::rate_wakes`.
+    wake: Option<DateTime<Utc>>,
+}
+
+struct UniqueLock {
+    holder: JobId,
+    /// When the holder was enqueued.
+    at: DateTime<Utc>,
+}
+
+/// The state of limits and unique keys: empty while no job uses them.
 #[derive(Default)]
+struct Flow {
+    concurrency: HashMap<String, ConcurrencyKey>,
+    rates: HashMap<String, RateKey>,
+    /// When each rate key with held jobs lets the next one start; an entry
+    /// whose time is not its key's `wake` is stale.
+    rate_wakes: BinaryHeap<Reverse<(DateTime<Utc>, String)>>,
+    uniques: HashMap<String, UniqueLock>,
+    /// When rate keys with neither held jobs nor starts in their window
+    /// are next forgotten.
+    sweep_at: Option<DateTime<Utc>>,
+}
+
+/// Drops the starts that left the window of `period` ending `now`.
+fn prune(starts: &mut VecDeque<DateTime<Utc>>, period: Duration, now: DateTime<Utc>) {
+    let Some(from) = now.checked_sub_signed(span(period)) else {
+        return;
+    };
+    while starts.front().is_some_and(|&at| at <= from) {
+        starts.pop_front();
+    }
+}
+
+/// When a window holding `starts` (pruned) lets one more start.
+fn opening(starts: &VecDeque<DateTime<Utc>>, rate: Rate, now: DateTime<Utc>) -> DateTime<Utc> {
+    let max = rate.max as usize;
+    if max == 0 || starts.len() < max {
+        return now;
+    }
+    starts[starts.len() - max]
+        .checked_add_signed(span(rate.period))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+impl Flow {
+    /// Whether the job's own limits hold it back now (and where); if not,
+    /// counts its start against them.
+    fn admit(&mut self, job: &Job, now: DateTime<Utc>) -> Option<Place> {
+        if let Some(limit) = &job.concurrency {
+            if self
+                .concurrency
+                .get(&limit.key)
+                .is_some_and(|k| k.running >= limit.max)
+            {
+                return Some(Place::HeldByConcurrency);
+            }
+        }
+        if let Some(limit) = &job.rate_limit {
+            if let Some(k) = self.rates.get_mut(&limit.key) {
+                prune(&mut k.starts, limit.rate.period, now);
+                if k.starts.len() >= limit.rate.max as usize {
+                    return Some(Place::HeldByRate);
+                }
+            }
+        }
+        if let Some(limit) = &job.concurrency {
+            match self.concurrency.get_mut(&limit.key) {
+                Some(k) => {
+                    k.running += 1;
+                    k.max = limit.max;
+                }
+                None => {
+                    self.concurrency.insert(
+                        limit.key.clone(),
+                        ConcurrencyKey {
+                            running: 1,
+                            max: limit.max,
+                            held: Held::new(),
+                        },
+                    );
+                }
+            }
+        }
+        if let Some(limit) = &job.rate_limit {
+            if !self.rates.contains_key(&limit.key) {
+                self.rates.insert(
+                    limit.key.clone(),
+                    RateKey {
+                        rate: limit.rate,
+                        starts: VecDeque::new(),
+                        held: Held::new(),
+                        wake: None,
+                    },
+                );
+                self.sweep_at
+                    .get_or_insert(now + chrono::Duration::seconds(1));
+            }
+            let k = self.rates.get_mut(&limit.key).expect("inserted");
+            k.rate = limit.rate;
+            k.starts.push_back(now);
+        }
+        None
+    }
+
+    /// Sets a record that `admit` held back aside, in its key's held list.
+    fn hold(&mut self, record: &mut Record, place: Place, now: DateTime<Utc>) {
+        record.place = place;
+        let at = (record.job.priority.rank(), record.seq);
+        let id = record.job.id;
+        if place == Place::HeldByConcurrency {
+            let key = &record
+                .job
+                .concurrency
+                .as_ref()
+                .expect("a limit holds it")
+                .key;
+            let k = self.concurrency.get_mut(key).expect("a full key exists");
+            k.held.insert(at, id);
+        } else {
+            let key = &record
+                .job
+                .rate_limit
+                .as_ref()
+                .expect("a limit holds it")
+                .key;
+            let k = self.rates.get_mut(key).expect("an exhausted key exists");
+            k.held.insert(at, id);
+            if k.wake.is_none() {
+                let wake = opening(&k.starts, k.rate, now);
+                k.wake = Some(wake);
+                self.rate_wakes.push(Reverse((wake, key.clone())));
+            }
+        }
+    }
+
+    /// Takes a held record out of its key's held list.
+    fn unhold(&mut self, record: &Record) {
+        let at = (record.job.priority.rank(), record.seq);
+        if record.place == Place::HeldByConcurrency {
+            let key = &record
+                .job
+                .concurrency
+                .as_ref()
+                .expect("a limit holds it")
+                .key;
+            if let Some(k) = self.concurrency.get_mut(key) {
+                k.held.remove(&at);
+                if k.running == 0 && k.held.is_empty() {
+                    self.concurrency.remove(key);
+                }
+            }
+        } else if let Some(limit) = &record.job.rate_limit {
+            if let Some(k) = self.rates.get_mut(&limit.key) {
+                k.held.remove(&at);
+            }
+        }
+    }
+
+    /// Forgets rate keys that hold nothing and have no start in their
+    /// window, at most once a second.
+    fn sweep(&mut self, now: DateTime<Utc>) {
+        if self.sweep_at.is_none_or(|at| at > now) {
+            return;
+        }
+        self.rates.retain(|_, k| {
+            prune(&mut k.starts, k.rate.period, now);
+            !k.held.is_empty() || !k.starts.is_empty()
+        });
+        self.sweep_at = (!self.rates.is_empty()).then(|| now + chrono::Duration::seconds(1));
+    }
+}
+
 struct State {
     jobs: HashMap<JobId, Box<Record>>,
-    /// Ready jobs per priority rank (0 = critical), each in FIFO order.
-    ready: [VecDeque<(JobId, u64)>; 4],
+    /// The named queues, the default one first; never removed.
+    queues: Vec<NamedQueue>,
+    /// Indexes of the named queues but the default one.
+    by_name: HashMap<Cow<'static, str>, u32>,
     delayed: BinaryHeap<Reverse<Delayed>>,
     /// Finished jobs in the order they finished, for retention.
     finished: VecDeque<(JobId, DateTime<Utc>)>,
     counts: StatusCounts,
     scheduled: u64,
     next_token: u64,
+    /// The last sequence number given at the back of `ready` (and to
+    /// `delayed`), counting up from 0.
+    back_seq: i64,
+    /// The last one given at the front of `ready`, counting down from 0.
+    front_seq: i64,
+    flow: Flow,
 }
 
 #[derive(Default)]
@@ -216,61 +505,217 @@ impl StatusCounts {
     }
 }
 
+/// Puts a record taken out of a held list back in ready, at its old place.
+fn unheld(jobs: &mut HashMap<JobId, Box<Record>>, queues: &mut [NamedQueue], id: JobId) -> bool {
+    let Some(record) = jobs.get_mut(&id) else {
+        return false;
+    };
+    if !matches!(record.place, Place::HeldByConcurrency | Place::HeldByRate) {
+        return false;
+    }
+    record.place = Place::Ready;
+    let queue = &mut queues[record.queue as usize];
+    let ready = &mut queue.ready[record.job.priority.rank()];
+    let at = ready.partition_point(|&(seq, _)| seq < record.seq);
+    ready.insert(at, (record.seq, id));
+    queue.ready_count += 1;
+    true
+}
+
+/// Puts a ready record at the back of its queue.
+fn push_ready(queues: &mut [NamedQueue], back_seq: &mut i64, record: &mut Record) {
+    *back_seq += 1;
+    record.seq = *back_seq;
+    record.place = Place::Ready;
+    let queue = &mut queues[record.queue as usize];
+    queue.ready[record.job.priority.rank()].push_back((record.seq, record.job.id));
+    queue.ready_count += 1;
+}
+
 impl State {
+    fn new() -> Self {
+        State {
+            jobs: HashMap::new(),
+            queues: vec![NamedQueue::new(Cow::Borrowed(DEFAULT_QUEUE))],
+            by_name: HashMap::new(),
+            delayed: BinaryHeap::new(),
+            finished: VecDeque::new(),
+            counts: StatusCounts::default(),
+            scheduled: 0,
+            next_token: 0,
+            back_seq: 0,
+            front_seq: 0,
+            flow: Flow::default(),
+        }
+    }
+
     fn token(&mut self) -> u64 {
         self.next_token += 1;
         self.next_token
     }
 
-    /// Puts a waiting record in `ready` or `delayed` under a fresh token.
-    /// Returns whether it is ready now.
+    /// The index of a named queue, if it exists.
+    fn queue_of(&self, name: &str) -> Option<usize> {
+        if name == DEFAULT_QUEUE {
+            return Some(0);
+        }
+        self.by_name.get(name).map(|&i| i as usize)
+    }
+
+    /// The index of a named queue, made if need be. (A `Cow`, not a
+    /// `&str`: a new queue keeps a borrowed name without copying it.)
+    #[allow(clippy::ptr_arg)]
+    fn queue_for(&mut self, name: &Cow<'static, str>) -> usize {
+        if let Some(i) = self.queue_of(name) {
+            return i;
+        }
+        let i = self.queues.len();
+        self.queues.push(NamedQueue::new(name.clone()));
+        self.by_name.insert(name.clone(), i as u32);
+        i
+    }
+
+    /// Puts a ready record at the back of its queue.
+    fn push_ready(&mut self, record: &mut Record) {
+        push_ready(&mut self.queues, &mut self.back_seq, record);
+    }
+
+    /// Puts a waiting record in `ready` or `delayed`. Returns whether it
+    /// is ready now.
     fn place(&mut self, record: &mut Record, now: DateTime<Utc>) -> bool {
-        let token = self.token();
-        record.token = token;
         let at = record.job.due_at();
         if at > now {
+            self.back_seq += 1;
+            record.seq = self.back_seq;
             record.place = Place::Delayed;
             self.scheduled += 1;
             self.delayed.push(Reverse(Delayed {
                 at,
-                seq: token,
+                seq: record.seq,
                 id: record.job.id,
-                token,
             }));
             false
         } else {
-            record.place = Place::Ready;
-            self.ready[record.job.priority.rank()].push_back((record.job.id, token));
+            self.push_ready(record);
             true
         }
     }
 
-    /// Takes a waiting record out of `ready`/`delayed` (their entries become
-    /// stale).
-    fn unplace(&mut self, record: &mut Record) {
-        if record.place == Place::Delayed {
-            self.scheduled -= 1;
+    /// Takes a waiting record out of `ready`, `delayed` or a held list
+    /// (their entries become stale). Returns how many workers to wake.
+    fn unplace(&mut self, record: &mut Record) -> usize {
+        let mut woken = 0;
+        match record.place {
+            Place::Out => {}
+            Place::Ready => {
+                self.queues[record.queue as usize].ready_count -= 1;
+                // It may have been given a freed slot: pass that on.
+                if let Some(limit) = &record.job.concurrency {
+                    woken += self.refill(&limit.key);
+                }
+            }
+            Place::Delayed => self.scheduled -= 1,
+            Place::HeldByConcurrency | Place::HeldByRate => self.flow.unhold(record),
         }
         record.place = Place::Out;
-        record.token = self.token();
+        woken
     }
 
-    fn insert(&mut self, mut job: Job, now: DateTime<Utc>) -> Result<bool> {
-        if self.jobs.contains_key(&job.id) {
-            return Err(Error::Duplicate(job.id));
+    /// Gives a free slot of a concurrency key to its earliest held job.
+    /// Returns how many workers to wake.
+    fn refill(&mut self, key: &str) -> usize {
+        let Some(k) = self.flow.concurrency.get_mut(key) else {
+            return 0;
+        };
+        if k.running >= k.max {
+            return 0;
         }
+        let mut woken = 0;
+        while let Some((_, id)) = k.held.pop_first() {
+            if unheld(&mut self.jobs, &mut self.queues, id) {
+                woken = 1;
+                break;
+            }
+        }
+        if k.running == 0 && k.held.is_empty() {
+            self.flow.concurrency.remove(key);
+        }
+        woken
+    }
+
+    /// A running job stopped running (finished, handed back, cancelled):
+    /// frees its slots. Returns how many workers to wake.
+    fn stopped(&mut self, job: &Job, queue: u32) -> usize {
+        let mut woken = 0;
+        let queue = &mut self.queues[queue as usize];
+        queue.running -= 1;
+        if queue.full {
+            queue.full = false;
+            woken += 1;
+        }
+        if let Some(limit) = &job.concurrency {
+            if let Some(k) = self.flow.concurrency.get_mut(&limit.key) {
+                k.running = k.running.saturating_sub(1);
+            }
+            woken += self.refill(&limit.key);
+        }
+        woken
+    }
+
+    /// The holder of a unique job's key that blocks it, if any.
+    fn twin(&self, job: &Job, now: DateTime<Utc>) -> Option<JobId> {
+        let unique = job.unique.as_ref()?;
+        let lock = self.flow.uniques.get(&unique.key)?;
+        let holder = self.jobs.get(&lock.holder)?;
+        if !unique.blocks(holder.job.status) {
+            return None;
+        }
+        if let Some(period) = unique.period {
+            if lock
+                .at
+                .checked_add_signed(span(period))
+                .is_some_and(|end| end <= now)
+            {
+                return None;
+            }
+        }
+        Some(lock.holder)
+    }
+
+    /// Stores a job whose id is free, unless a unique twin holds its key.
+    /// Returns what happened and whether the job is ready now.
+    fn store(&mut self, job: Job, now: DateTime<Utc>) -> (Enqueued, bool) {
+        if let Some(twin) = self.twin(&job, now) {
+            return (Enqueued::conflict(twin), false);
+        }
+        if let Some(unique) = &job.unique {
+            let lock = UniqueLock {
+                holder: job.id,
+                at: now,
+            };
+            self.flow.uniques.insert(unique.key.clone(), lock);
+        }
+        let id = job.id;
+        (Enqueued::new(id), self.insert(job, now))
+    }
+
+    fn insert(&mut self, mut job: Job, now: DateTime<Utc>) -> bool {
         if !matches!(job.status, JobStatus::Pending | JobStatus::Retrying) {
             job.status = JobStatus::Pending;
         }
         self.counts.moved(None, Some(job.status));
+        let queue = self.queue_for(&job.queue);
+        self.queues[queue].used = true;
         let mut record = Box::new(Record {
             job,
             token: 0,
+            seq: 0,
+            queue: queue as u32,
             place: Place::Out,
         });
         let ready = self.place(&mut record, now);
         self.jobs.insert(record.job.id, record);
-        Ok(ready)
+        ready
     }
 
     fn promote_due(&mut self, now: DateTime<Utc>) {
@@ -282,17 +727,154 @@ impl State {
             let Some(record) = self.jobs.get_mut(&next.id) else {
                 continue;
             };
-            if record.token != next.token || record.place != Place::Delayed {
-                continue;
+            if record.seq == next.seq && record.place == Place::Delayed {
+                self.scheduled -= 1;
+                push_ready(&mut self.queues, &mut self.back_seq, record);
             }
-            record.place = Place::Ready;
-            self.scheduled -= 1;
-            self.ready[record.job.priority.rank()].push_back((next.id, next.token));
         }
     }
 
-    fn next_due(&self) -> Option<DateTime<Utc>> {
-        self.delayed.peek().map(|Reverse(d)| d.at)
+    /// Puts jobs held by rate limits whose window opened back in ready.
+    fn promote_rates(&mut self, now: DateTime<Utc>) {
+        let State {
+            jobs, queues, flow, ..
+        } = self;
+        while flow
+            .rate_wakes
+            .peek()
+            .is_some_and(|Reverse((at, _))| *at <= now)
+        {
+            let Reverse((at, key)) = flow.rate_wakes.pop().expect("peeked");
+            let Some(k) = flow.rates.get_mut(&key) else {
+                continue;
+            };
+            if k.wake != Some(at) {
+                continue;
+            }
+            k.wake = None;
+            prune(&mut k.starts, k.rate.period, now);
+            let mut room = (k.rate.max as usize).saturating_sub(k.starts.len());
+            let mut released = false;
+            while room > 0 {
+                let Some((_, id)) = k.held.pop_first() else {
+                    break;
+                };
+                if unheld(jobs, queues, id) {
+                    room -= 1;
+                    released = true;
+                }
+            }
+            if !k.held.is_empty() {
+                // Those released start now, presumably: look again when
+                // their window has passed.
+                let wake = if released {
+                    now.checked_add_signed(span(k.rate.period))
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+                } else {
+                    opening(&k.starts, k.rate, now)
+                };
+                k.wake = Some(wake);
+                flow.rate_wakes.push(Reverse((wake, key)));
+            }
+        }
+    }
+
+    /// Reserves up to `take.max` jobs from one named queue.
+    fn take(&mut self, queue: usize, take: &Take, now: DateTime<Utc>, out: &mut Vec<Reservation>) {
+        let State {
+            jobs,
+            queues,
+            flow,
+            counts,
+            next_token,
+            ..
+        } = self;
+        let q = &mut queues[queue];
+        if q.paused || take.max == 0 {
+            return;
+        }
+        let mut room = take.max;
+        if let Some(max) = take.limits.concurrency {
+            let free = (max as usize).saturating_sub(q.running as usize);
+            if free == 0 {
+                q.full = true;
+                return;
+            }
+            room = room.min(free);
+        }
+        if let Some(rate) = take.limits.rate {
+            prune(&mut q.starts, rate.period, now);
+            let free = (rate.max as usize).saturating_sub(q.starts.len());
+            if free == 0 {
+                q.opens_at = Some(opening(&q.starts, rate, now));
+                return;
+            }
+            q.opens_at = None;
+            room = room.min(free);
+        }
+        'ranks: for rank in 0..JobPriority::ALL.len() {
+            while room > 0 {
+                let Some((seq, id)) = q.ready[rank].pop_front() else {
+                    continue 'ranks;
+                };
+                let Some(record) = jobs.get_mut(&id) else {
+                    continue;
+                };
+                if record.seq != seq || record.place != Place::Ready {
+                    continue;
+                }
+                q.ready_count -= 1;
+                if record.job.concurrency.is_some() || record.job.rate_limit.is_some() {
+                    if let Some(held) = flow.admit(&record.job, now) {
+                        flow.hold(record, held, now);
+                        continue;
+                    }
+                }
+                *next_token += 1;
+                record.token = *next_token;
+                record.place = Place::Out;
+                counts.moved(Some(record.job.status), Some(JobStatus::Running));
+                record.job.status = JobStatus::Running;
+                record.job.attempts += 1;
+                record.job.started_at = Some(now);
+                q.running += 1;
+                if take.limits.rate.is_some() {
+                    q.starts.push_back(now);
+                }
+                room -= 1;
+                out.push(Reservation {
+                    job: record.job.clone(),
+                    lease: Lease {
+                        job_id: id,
+                        token: record.token,
+                    },
+                });
+            }
+            break;
+        }
+        if take.limits.concurrency.is_some_and(|max| q.running >= max) {
+            q.full = true;
+        }
+    }
+
+    /// When a job may become ready next: a scheduled one comes due, or a
+    /// rate window opens.
+    fn next_wake(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut next = self.delayed.peek().map(|Reverse(d)| d.at);
+        let mut earliest = |at: DateTime<Utc>| next = Some(next.map_or(at, |n| n.min(at)));
+        if let Some(Reverse((at, _))) = self.flow.rate_wakes.peek() {
+            earliest(*at);
+        }
+        for queue in &self.queues {
+            // A time that passed is for a worker taking from that queue to
+            // see when it reserves; others must not spin on it.
+            if let Some(at) = queue.opens_at {
+                if at > now && queue.ready_count > 0 && !queue.paused {
+                    earliest(at);
+                }
+            }
+        }
+        next
     }
 
     fn finished(&mut self, id: JobId, at: DateTime<Utc>, inner: &Inner) {
@@ -316,6 +898,16 @@ impl State {
             if current {
                 let record = self.jobs.remove(&id).expect("checked");
                 self.counts.moved(Some(record.job.status), None);
+                if let Some(unique) = &record.job.unique {
+                    if self
+                        .flow
+                        .uniques
+                        .get(&unique.key)
+                        .is_some_and(|lock| lock.holder == id)
+                    {
+                        self.flow.uniques.remove(&unique.key);
+                    }
+                }
             }
         }
     }
@@ -324,13 +916,20 @@ impl State {
 impl Enqueue for MemoryJobQueue {
     async fn push(&self, job: Job) -> Result<Enqueued> {
         job.validate()?;
-        let id = job.id;
         let now = self.inner.clock.now();
-        self.inner.state.lock().insert(job, now)?;
-        // Wake a waiting worker even for a scheduled job: it may come due
-        // before the time waiting workers sleep towards.
-        self.wake(1);
-        Ok(Enqueued::new(id))
+        let pushed = {
+            let mut state = self.inner.state.lock();
+            if state.jobs.contains_key(&job.id) {
+                return Err(Error::Duplicate(job.id));
+            }
+            state.store(job, now).0
+        };
+        if !pushed.conflict {
+            // Wake a waiting worker even for a scheduled job: it may come
+            // due before the time waiting workers sleep towards.
+            self.wake(1);
+        }
+        Ok(pushed)
     }
 
     async fn push_many(&self, jobs: Vec<Job>) -> Result<Vec<Enqueued>> {
@@ -338,22 +937,24 @@ impl Enqueue for MemoryJobQueue {
             job.validate()?;
         }
         let now = self.inner.clock.now();
-        let mut ids = Vec::with_capacity(jobs.len());
+        let mut pushed = Vec::with_capacity(jobs.len());
+        let mut stored = 0;
         {
             let mut state = self.inner.state.lock();
-            let mut seen = std::collections::HashSet::with_capacity(jobs.len());
+            let mut seen = HashSet::with_capacity(jobs.len());
             for job in &jobs {
                 if state.jobs.contains_key(&job.id) || !seen.insert(job.id) {
                     return Err(Error::Duplicate(job.id));
                 }
             }
             for job in jobs {
-                ids.push(Enqueued::new(job.id));
-                state.insert(job, now)?;
+                let (enqueued, _) = state.store(job, now);
+                stored += usize::from(!enqueued.conflict);
+                pushed.push(enqueued);
             }
         }
-        self.wake(ids.len());
-        Ok(ids)
+        self.wake(stored);
+        Ok(pushed)
     }
 }
 
@@ -364,53 +965,44 @@ impl JobQueue for MemoryJobQueue {
         takes: &[Take],
         _lease: Duration,
     ) -> Result<Vec<Reservation>> {
-        let max: usize = takes.iter().map(|t| t.max).sum();
-        let now = self.inner.clock.now();
-        let mut guard = self.inner.state.lock();
-        let mut out = Vec::with_capacity(max.min(64));
-        let state = &mut *guard;
-        state.promote_due(now);
-        'ranks: for rank in 0..JobPriority::ALL.len() {
-            while out.len() < max {
-                let Some((id, token)) = state.ready[rank].pop_front() else {
-                    continue 'ranks;
-                };
-                let Some(record) = state.jobs.get_mut(&id) else {
-                    continue;
-                };
-                if record.token != token || record.place != Place::Ready {
-                    continue;
-                }
-                state.next_token += 1;
-                let token = state.next_token;
-                record.token = token;
-                record.place = Place::Out;
-                state
-                    .counts
-                    .moved(Some(record.job.status), Some(JobStatus::Running));
-                record.job.status = JobStatus::Running;
-                record.job.attempts += 1;
-                record.job.started_at = Some(now);
-                out.push(Reservation {
-                    job: record.job.clone(),
-                    lease: Lease { job_id: id, token },
-                });
-            }
-            break;
+        let mut max: usize = 0;
+        for take in takes {
+            take.limits.validate()?;
+            max = max.saturating_add(take.max);
         }
-        state.evict(now, &self.inner);
+        let now = self.inner.clock.now();
+        let mut out = Vec::with_capacity(max.min(64));
+        {
+            let mut guard = self.inner.state.lock();
+            let state = &mut *guard;
+            state.promote_due(now);
+            if !state.flow.rate_wakes.is_empty() {
+                state.promote_rates(now);
+            }
+            state.flow.sweep(now);
+            for take in takes {
+                if let Some(queue) = state.queue_of(&take.queue) {
+                    state.take(queue, take, now, &mut out);
+                }
+            }
+            state.evict(now, &self.inner);
+        }
+        if !out.is_empty() && self.listening() {
+            for reservation in &out {
+                self.send(JobEvent::of(&reservation.job, JobEventKind::Started));
+            }
+        }
         Ok(out)
     }
 
     async fn wait_for_jobs(&self, timeout: Duration) {
         let notified = self.inner.notify.notified();
+        // No early return for ready jobs: the caller just found none it
+        // could take (the rest are paused, held or in other queues), and a
+        // push since then left a wake-up for `notified`.
         let wait = {
             let state = self.inner.state.lock();
-            if state.ready.iter().any(|q| !q.is_empty()) {
-                // Possibly stale entries; let the caller look.
-                return;
-            }
-            match state.next_due() {
+            match state.next_wake(self.inner.clock.now()) {
                 Some(at) => timeout.min(self.inner.clock.until(at) + Duration::from_millis(1)),
                 None => timeout,
             }
@@ -441,6 +1033,8 @@ impl JobQueue for MemoryJobQueue {
         }
         let now = self.inner.clock.now();
         let mut woken = 0;
+        let mut event = None;
+        let mut taken = None;
         {
             let mut guard = self.inner.state.lock();
             let state = &mut *guard;
@@ -455,39 +1049,62 @@ impl JobQueue for MemoryJobQueue {
             state
                 .counts
                 .moved(Some(JobStatus::Running), Some(record.job.status));
+            woken += state.stopped(&record.job, record.queue);
+            if self.listening() {
+                event = Some(JobEvent::of(
+                    &record.job,
+                    JobEventKind::of_outcome(&outcome),
+                ));
+            }
             let id = record.job.id;
-            if record.job.status == JobStatus::Retrying {
-                // Wake a waiting worker even when the retry is delayed: the
-                // retry may come due before the time it sleeps towards.
-                state.place(&mut record, now);
-                woken += 1;
-                state.jobs.insert(id, record);
-            } else {
+            if record.job.status.is_final() {
                 record.token = state.token();
                 state.jobs.insert(id, record);
                 state.finished(id, now, &self.inner);
+            } else {
+                // Retrying or snoozed. Wake a waiting worker even when it
+                // is delayed: it may come due before the time the worker
+                // sleeps towards.
+                state.place(&mut record, now);
+                woken += 1;
+                state.jobs.insert(id, record);
             }
             if let Some(next) = next {
-                woken += 1;
-                state.insert(next, now)?;
+                if state.jobs.contains_key(&next.id) {
+                    taken = Some(next.id);
+                } else {
+                    let (enqueued, _) = state.store(next, now);
+                    woken += usize::from(!enqueued.conflict);
+                }
             }
         }
         self.wake(woken);
-        Ok(true)
+        if let Some(event) = event {
+            self.send(event);
+        }
+        match taken {
+            // The outcome is recorded all the same.
+            Some(id) => Err(Error::Duplicate(id)),
+            None => Ok(true),
+        }
     }
 
     async fn release(&self, leases: &[Lease]) -> Result<usize> {
         let mut released = 0;
+        let mut woken = 0;
+        let listening = self.listening();
+        let mut events = Vec::new();
         {
             let mut guard = self.inner.state.lock();
             let state = &mut *guard;
             // Front-insert in reverse so the released jobs keep their order
             // at the head of their priority.
             for lease in leases.iter().rev() {
-                let Some(record) = state.jobs.get_mut(&lease.job_id) else {
+                let Some(mut record) = state.jobs.remove(&lease.job_id) else {
                     continue;
                 };
                 if record.token != lease.token || record.job.status != JobStatus::Running {
+                    state.jobs.insert(lease.job_id, record);
                     continue;
                 }
                 let status = if record.job.attempts > 1 {
@@ -499,14 +1116,24 @@ impl JobQueue for MemoryJobQueue {
                 record.job.status = status;
                 record.job.attempts -= 1;
                 record.job.started_at = None;
-                state.next_token += 1;
-                record.token = state.next_token;
+                woken += state.stopped(&record.job, record.queue);
+                state.front_seq -= 1;
+                record.seq = state.front_seq;
                 record.place = Place::Ready;
-                state.ready[record.job.priority.rank()].push_front((lease.job_id, record.token));
+                let queue = &mut state.queues[record.queue as usize];
+                queue.ready[record.job.priority.rank()].push_front((record.seq, lease.job_id));
+                queue.ready_count += 1;
+                if listening {
+                    events.push(JobEvent::of(&record.job, JobEventKind::Released));
+                }
+                state.jobs.insert(lease.job_id, record);
                 released += 1;
             }
         }
-        self.wake(released);
+        self.wake(released + woken);
+        for event in events.into_iter().rev() {
+            self.send(event);
+        }
         Ok(released)
     }
 
@@ -516,14 +1143,27 @@ impl JobQueue for MemoryJobQueue {
     }
 
     async fn progress(&self, lease: Lease, progress: Value) -> Result<bool> {
-        let mut state = self.inner.state.lock();
-        let Some(record) = state.jobs.get_mut(&lease.job_id) else {
-            return Ok(false);
+        let event = {
+            let mut state = self.inner.state.lock();
+            let Some(record) = state.jobs.get_mut(&lease.job_id) else {
+                return Ok(false);
+            };
+            if record.token != lease.token || record.job.status != JobStatus::Running {
+                return Ok(false);
+            }
+            if self.listening() {
+                let event = JobEvent::of(&record.job, JobEventKind::Progress)
+                    .with_progress(progress.clone());
+                record.job.progress = Some(progress);
+                Some(event)
+            } else {
+                record.job.progress = Some(progress);
+                None
+            }
         };
-        if record.token != lease.token || record.job.status != JobStatus::Running {
-            return Ok(false);
+        if let Some(event) = event {
+            self.send(event);
         }
-        record.job.progress = Some(progress);
         Ok(true)
     }
 }
@@ -552,27 +1192,45 @@ impl QueueAdmin for MemoryJobQueue {
 
     async fn cancel(&self, id: JobId) -> Result<CancelOutcome> {
         let now = self.inner.clock.now();
-        let mut guard = self.inner.state.lock();
-        let state = &mut *guard;
-        let Some(mut record) = state.jobs.remove(&id) else {
-            return Ok(CancelOutcome::NotFound);
-        };
-        let outcome = match record.job.status {
-            JobStatus::Pending | JobStatus::Retrying => CancelOutcome::Cancelled,
-            JobStatus::Running => CancelOutcome::CancelledRunning,
-            done => {
-                state.jobs.insert(id, record);
-                return Ok(CancelOutcome::AlreadyFinished(done));
+        let mut woken = 0;
+        let mut event = None;
+        let outcome = {
+            let mut guard = self.inner.state.lock();
+            let state = &mut *guard;
+            let Some(mut record) = state.jobs.remove(&id) else {
+                return Ok(CancelOutcome::NotFound);
+            };
+            let outcome = match record.job.status {
+                JobStatus::Pending | JobStatus::Retrying => {
+                    woken += state.unplace(&mut record);
+                    CancelOutcome::Cancelled
+                }
+                JobStatus::Running => {
+                    woken += state.stopped(&record.job, record.queue);
+                    CancelOutcome::CancelledRunning
+                }
+                done => {
+                    state.jobs.insert(id, record);
+                    return Ok(CancelOutcome::AlreadyFinished(done));
+                }
+            };
+            state
+                .counts
+                .moved(Some(record.job.status), Some(JobStatus::Cancelled));
+            record.job.status = JobStatus::Cancelled;
+            record.job.completed_at = Some(now);
+            record.token = state.token();
+            if self.listening() {
+                event = Some(JobEvent::of(&record.job, JobEventKind::Cancelled));
             }
+            state.jobs.insert(id, record);
+            state.finished(id, now, &self.inner);
+            outcome
         };
-        state.unplace(&mut record);
-        state
-            .counts
-            .moved(Some(record.job.status), Some(JobStatus::Cancelled));
-        record.job.status = JobStatus::Cancelled;
-        record.job.completed_at = Some(now);
-        state.jobs.insert(id, record);
-        state.finished(id, now, &self.inner);
+        self.wake(woken);
+        if let Some(event) = event {
+            self.send(event);
+        }
         Ok(outcome)
     }
 
@@ -609,34 +1267,173 @@ impl QueueAdmin for MemoryJobQueue {
     }
 
     async fn purge(&self) -> Result<u64> {
-        let mut state = self.inner.state.lock();
+        let mut guard = self.inner.state.lock();
+        let state = &mut *guard;
         let removed = state.jobs.len() as u64;
-        // Keep the token counter: leases handed out before stay stale.
-        let next_token = state.next_token;
-        *state = State {
-            next_token,
-            ..State::default()
-        };
+        // Keep the token counter (leases handed out before stay stale) and
+        // the named queues with their pauses.
+        state.jobs.clear();
+        state.delayed.clear();
+        state.finished.clear();
+        state.counts = StatusCounts::default();
+        state.scheduled = 0;
+        state.flow = Flow::default();
+        for queue in &mut state.queues {
+            queue.clear();
+        }
         Ok(removed)
     }
 
     async fn pause_queue(&self, queue: &str) -> Result<bool> {
-        Err(Error::InvalidArgument(format!(
-            "pausing `{queue}`: not supported yet"
-        )))
+        check_queue_name(queue)?;
+        let mut state = self.inner.state.lock();
+        let i = state.queue_for(&Cow::Owned(queue.to_owned()));
+        let paused = &mut state.queues[i].paused;
+        Ok(!std::mem::replace(paused, true))
     }
 
     async fn resume_queue(&self, queue: &str) -> Result<bool> {
-        Err(Error::InvalidArgument(format!(
-            "resuming `{queue}`: not supported yet"
-        )))
+        check_queue_name(queue)?;
+        let resumed = {
+            let mut state = self.inner.state.lock();
+            match state.queue_of(queue) {
+                Some(i) => std::mem::replace(&mut state.queues[i].paused, false),
+                None => false,
+            }
+        };
+        if resumed {
+            self.wake(64);
+        }
+        Ok(resumed)
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>> {
-        Ok(Vec::new())
+        let state = self.inner.state.lock();
+        let mut queues: Vec<QueueInfo> = state
+            .queues
+            .iter()
+            .filter(|q| q.used || q.paused)
+            .map(|q| QueueInfo::new(q.name.as_ref(), q.paused, q.ready_count))
+            .collect();
+        queues.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(queues)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
         self.inner.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::flow::Unique;
+    use crate::result::JobResult;
+
+    const LEASE: Duration = Duration::from_secs(30);
+
+    fn take(max: usize) -> [Take; 1] {
+        [Take::new(DEFAULT_QUEUE, max)]
+    }
+
+    async fn complete(queue: &MemoryJobQueue, lease: Lease) {
+        let done = Outcome::Completed(JobResult::success(json!(null)));
+        assert!(queue.finish(lease, done, None).await.unwrap());
+    }
+
+    /// The bookkeeping of limits and unique keys is dropped when nothing
+    /// needs it any more, so it does not grow with the keys ever used.
+    #[tokio::test]
+    async fn flow_state_does_not_pile_up() {
+        let queue = MemoryJobQueue::builder().max_finished(2).build();
+        for n in 0..5 {
+            let job = Job::new("ok", json!({ "n": n }))
+                .concurrency_by(1, format!("c{n}"))
+                .unique(Unique::new(format!("u{n}")));
+            queue.push(job).await.unwrap();
+        }
+        let held = Job::new("ok", json!({})).concurrency_by(1, "c0");
+        let held = queue.enqueue(held).await.unwrap();
+        let got = queue.reserve("w", &take(10), LEASE).await.unwrap();
+        assert_eq!(got.len(), 5);
+        assert_eq!(
+            queue.inner.state.lock().flow.concurrency["c0"].held.len(),
+            1
+        );
+        // A cancelled held job leaves its key's held list.
+        queue.cancel(held).await.unwrap();
+        assert!(
+            queue.inner.state.lock().flow.concurrency["c0"]
+                .held
+                .is_empty()
+        );
+        for r in got {
+            complete(&queue, r.lease).await;
+        }
+        {
+            let state = queue.inner.state.lock();
+            assert!(state.flow.concurrency.is_empty(), "idle keys are dropped");
+            // Retention kept two finished jobs: only their locks are left.
+            assert_eq!(state.jobs.len(), 2);
+            assert_eq!(state.flow.uniques.len(), 2);
+        }
+        queue.purge().await.unwrap();
+        let state = queue.inner.state.lock();
+        assert!(state.flow.uniques.is_empty());
+        assert_eq!(state.queues[0].ready_count, 0);
+    }
+
+    /// Rate keys with nothing held and no start in their window are swept.
+    #[tokio::test]
+    async fn idle_rate_keys_are_swept() {
+        tokio::time::pause();
+        let queue = MemoryJobQueue::builder().clock(Clock::tokio()).build();
+        for n in 0..3 {
+            let job = Job::new("ok", json!({}))
+                .rate_limit_by(Rate::new(1, Duration::from_millis(100)), format!("r{n}"));
+            queue.push(job).await.unwrap();
+        }
+        // The jobs were created by the system clock: let the paused one
+        // pass their creation.
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let got = queue.reserve("w", &take(10), LEASE).await.unwrap();
+        assert_eq!(got.len(), 3);
+        assert_eq!(queue.inner.state.lock().flow.rates.len(), 3);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(
+            queue
+                .reserve("w", &take(10), LEASE)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(queue.inner.state.lock().flow.rates.is_empty());
+    }
+
+    /// While every waiting job is held, a waiting worker sleeps until the
+    /// rate window opens, not until its timeout, nor at once.
+    #[tokio::test]
+    async fn wait_sleeps_until_the_window_opens() {
+        tokio::time::pause();
+        let queue = MemoryJobQueue::builder().clock(Clock::tokio()).build();
+        for _ in 0..2 {
+            let job = Job::new("ok", json!({}))
+                .rate_limit_by(Rate::new(1, Duration::from_millis(500)), "r");
+            queue.push(job).await.unwrap();
+        }
+        tokio::time::advance(Duration::from_millis(10)).await;
+        assert_eq!(queue.reserve("w", &take(10), LEASE).await.unwrap().len(), 1);
+        // Use up the wake-up the pushes left.
+        queue.wait_for_jobs(Duration::from_millis(1)).await;
+        let start = tokio::time::Instant::now();
+        queue.wait_for_jobs(Duration::from_secs(60)).await;
+        let slept = start.elapsed();
+        assert!(
+            slept >= Duration::from_millis(499) && slept < Duration::from_millis(600),
+            "slept {slept:?}"
+        );
+        assert_eq!(queue.reserve("w", &take(10), LEASE).await.unwrap().len(), 1);
     }
 }

@@ -49,7 +49,7 @@ pub trait Enqueue: Send + Sync {
     /// [unique](crate::Unique) job whose twin exists — not stored, with the
     /// existing job's id and [`Enqueued::conflict`](Enqueued#structfield.conflict) set. A job whose
     /// settings make no sense (see [`Job::validate`]) is an `Err` and is not
-    /// stored; so is a job whose id is taken ([`Error::Duplicate`](crate::Error::Duplicate)).
+    /// stored; so is a job whose id is taken ([`Error::Duplicate`]).
     fn push(&self, job: Job) -> impl Future<Output = Result<Enqueued>> + Send;
 
     /// Pushes many jobs at once (in one round trip where the backend
@@ -444,9 +444,9 @@ pub trait JobQueue: Enqueue + QueueAdmin + 'static {
 
     /// Records a running job's progress (any JSON value, e.g. a fraction)
     /// on its record, where [`QueueAdmin::get`] shows it, and sends a
-    /// [`JobEventKind::Progress`](crate::JobEventKind::Progress) event. Returns `false` (and changes
-    /// nothing) if the lease is no longer held. The worker rate-limits the
-    /// calls a chatty job makes.
+    /// [`JobEventKind::Progress`](crate::JobEventKind::Progress) event.
+    /// Returns `false` (and changes nothing) if the lease is no longer
+    /// held. The worker rate-limits the calls a chatty job makes.
     fn progress(&self, lease: Lease, progress: Value) -> impl Future<Output = Result<bool>> + Send;
 
     /// Extends the leases of jobs still running by `lease`. Returns the
