@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::sync::{Notify, Semaphore, broadcast, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -379,7 +379,6 @@ impl WorkerBuilder {
                 phase: watch::Sender::new(WorkerState::Idle),
                 stop: CancellationToken::new(),
                 report: Mutex::new(None),
-                events: broadcast::Sender::new(1024),
                 healthy: AtomicBool::new(true),
                 last_error: Mutex::new(None),
                 scheduler,

@@ -38,7 +38,7 @@ mod runner;
 mod scheduling;
 mod types;
 
-pub(crate) use crate::events::{JobEvent, JobEventKind};
+use crate::events::JobEvent;
 pub use builder::WorkerBuilder;
 use types::Stats;
 pub use types::{QueueStats, StopReport, WorkerHealth, WorkerState, WorkerStats};
@@ -105,7 +105,6 @@ pub(crate) struct Inner {
     phase: watch::Sender<WorkerState>,
     stop: CancellationToken,
     report: Mutex<Option<StopReport>>,
-    events: broadcast::Sender<JobEvent>,
     healthy: AtomicBool,
     last_error: Mutex<Option<String>>,
     scheduler: JobScheduler,
@@ -279,12 +278,13 @@ impl BackgroundJobWorker {
     }
 
     /// Cancels a job: a waiting one will not run; a running one is stopped
-    /// (its future dropped) wherever it runs. Returns `false` if the job had
-    /// already finished or does not exist.
+    /// (its future dropped) wherever it runs — when it runs in this worker,
+    /// by the time this returns. Returns `false` if the job had already
+    /// finished or does not exist.
     pub async fn cancel_job(&self, id: JobId) -> Result<bool> {
         let outcome = self.inner.queue.cancel(id).await?;
         if outcome == CancelOutcome::CancelledRunning {
-            runner::revoke(&self.inner, id, runner::StopReason::Cancelled);
+            runner::revoke(&self.inner, id, runner::StopReason::Cancelled).await;
         }
         Ok(outcome.is_cancelled())
     }
@@ -308,14 +308,19 @@ impl BackgroundJobWorker {
         }
     }
 
-    /// Events about the jobs this worker runs, from now on.
+    /// Events of the queue's jobs from now on — started, progress,
+    /// finished, released — whichever worker runs them: the queue's own
+    /// ([`QueueAdmin::subscribe`](crate::QueueAdmin::subscribe)). Events
+    /// are best-effort (a lagging receiver loses some): look at
+    /// [`get_job`](Self::get_job) for the truth.
     pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
-        self.inner.events.subscribe()
+        self.inner.queue.subscribe()
     }
 
     /// Waits until a job reaches a final status (completed, failed,
-    /// cancelled, expired) and returns it. Works for jobs run by other
-    /// workers too (it then looks every polling interval).
+    /// cancelled, expired) and returns it, wherever it runs: it looks again
+    /// on each event of the job from the queue, and every polling interval
+    /// in case an event was lost.
     pub async fn wait_for(&self, id: JobId) -> Result<Job> {
         let mut events = self.subscribe();
         loop {

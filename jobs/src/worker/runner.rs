@@ -5,15 +5,15 @@
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Inner, JobEvent, JobEventKind, StopReport, WorkerState, scheduling};
+use super::{Inner, StopReport, WorkerState, scheduling};
 use crate::context::{HasProgress, JobContext, Progress};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
@@ -41,6 +41,10 @@ pub(super) struct Control {
     reason: AtomicU8,
     /// What the job reported with `JobContext::progress`.
     progress: Progress,
+    /// Set when someone waits for the job to stop here (`stopped`).
+    awaited: AtomicBool,
+    /// Notified when the job is no longer tracked as running, if awaited.
+    stopped: Notify,
 }
 
 impl HasProgress for Control {
@@ -71,10 +75,33 @@ impl Control {
     }
 }
 
-/// Stops one running job of this worker, if it runs here.
-pub(super) fn revoke(inner: &Inner, id: JobId, reason: StopReason) {
-    if let Some(control) = inner.running.lock().get(&id) {
-        control.stop(reason);
+/// Stops one running job of this worker, if it runs here, and waits until
+/// it stopped (its future dropped, its stop counted).
+pub(super) async fn revoke(inner: &Inner, id: JobId, reason: StopReason) {
+    let Some(control) = inner.running.lock().get(&id).cloned() else {
+        return;
+    };
+    control.awaited.store(true, Ordering::SeqCst);
+    let stopped = control.stopped.notified();
+    tokio::pin!(stopped);
+    stopped.as_mut().enable();
+    control.stop(reason);
+    let tracked = inner
+        .running
+        .lock()
+        .get(&id)
+        .is_some_and(|c| Arc::ptr_eq(c, &control));
+    if tracked {
+        stopped.await;
+    }
+}
+
+/// The job no longer runs here: it leaves `running`, and whoever waits in
+/// [`revoke`] learns so.
+fn untrack(inner: &Inner, id: JobId, control: &Control) {
+    inner.running.lock().remove(&id);
+    if control.awaited.load(Ordering::SeqCst) {
+        control.stopped.notify_waiters();
     }
 }
 
@@ -514,6 +541,8 @@ fn track(inner: &Inner, reservation: &Reservation) -> Arc<Control> {
         token: CancellationToken::new(),
         reason: AtomicU8::new(StopReason::None as u8),
         progress: Progress::new(),
+        awaited: AtomicBool::new(false),
+        stopped: Notify::new(),
     });
     inner
         .running
@@ -557,12 +586,6 @@ async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Reservation> {
     }
 }
 
-fn emit(inner: &Inner, job: &Job, kind: JobEventKind) {
-    if inner.events.receiver_count() > 0 {
-        let _ = inner.events.send(JobEvent::of(job, kind));
-    }
-}
-
 fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
@@ -570,7 +593,6 @@ fn count(counter: &AtomicU64) {
 async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
     let now = inner.config.clock.now();
     let lease = control.lease;
-    emit(inner, &job, JobEventKind::Started);
 
     let outcome = if job.expires_at.is_some_and(|at| at <= now) {
         tracing::info!("job expired before it could run");
@@ -622,45 +644,32 @@ async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
         decide(inner, &job, result)
     };
 
-    let event = match &outcome {
-        Outcome::Completed(_) => {
-            count(&inner.stats.processed);
-            JobEventKind::Completed
-        }
+    // The queue sends the job's event once it recorded the outcome.
+    match &outcome {
+        Outcome::Completed(_) => count(&inner.stats.processed),
         Outcome::Retry { result, at } => {
             count(&inner.stats.retried);
             tracing::warn!(error = result.error.as_deref().unwrap_or(""), retry_at = %at, "job failed; will retry");
-            JobEventKind::Retrying
         }
         Outcome::Failed(result) => {
             count(&inner.stats.failed);
             tracing::error!(error = result.error.as_deref().unwrap_or(""), "job failed");
-            JobEventKind::Failed
         }
-        Outcome::Expired => {
-            count(&inner.stats.expired);
-            JobEventKind::Expired
-        }
-        Outcome::Cancelled => {
-            count(&inner.stats.cancelled);
-            JobEventKind::Cancelled
-        }
+        Outcome::Expired => count(&inner.stats.expired),
+        Outcome::Cancelled => count(&inner.stats.cancelled),
         Outcome::Snoozed { at } => {
             count(&inner.stats.snoozed);
             tracing::info!(until = %at, "job snoozed");
-            JobEventKind::Snoozed
         }
-    };
+    }
     let next = match &outcome {
         Outcome::Completed(_) | Outcome::Failed(_) | Outcome::Expired => job.next_occurrence(now),
         _ => None,
     };
     // The attempt is over: it no longer counts as active, whatever the
     // queue says next.
-    inner.running.lock().remove(&job.id);
-    if finish(inner, lease, outcome, next).await {
-        emit(inner, &job, event);
-    }
+    untrack(inner, job.id, control);
+    finish(inner, lease, outcome, next).await;
 }
 
 /// Reports an outcome, retrying a few times if the queue is unreachable (the
@@ -693,19 +702,19 @@ async fn finish(inner: &Inner, lease: Lease, outcome: Outcome, next: Option<Job>
 
 /// The job's future was dropped before it finished.
 async fn stopped_early(inner: &Inner, job: &Job, control: &Control) {
-    inner.running.lock().remove(&job.id);
     match control.reason() {
         StopReason::Cancelled => {
             count(&inner.stats.cancelled);
             tracing::info!("job cancelled while running");
-            emit(inner, job, JobEventKind::Cancelled);
+            untrack(inner, job.id, control);
         }
         StopReason::Shutdown => {
             // `drain` hands the lease back.
             tracing::info!("job abandoned at shutdown");
-            emit(inner, job, JobEventKind::Released);
+            untrack(inner, job.id, control);
         }
         StopReason::Revoked | StopReason::None => {
+            untrack(inner, job.id, control);
             // Cancelled from another process, or the lease was lost.
             let status = inner
                 .queue
@@ -717,10 +726,8 @@ async fn stopped_early(inner: &Inner, job: &Job, control: &Control) {
             if status == Some(crate::job::JobStatus::Cancelled) {
                 count(&inner.stats.cancelled);
                 tracing::info!("job cancelled while running");
-                emit(inner, job, JobEventKind::Cancelled);
             } else {
                 tracing::info!("job stopped: the queue no longer holds it for this worker");
-                emit(inner, job, JobEventKind::Released);
             }
         }
     }
