@@ -16,7 +16,6 @@ use crate::error::Result;
 use crate::events::JobEvent;
 use crate::job::{Job, JobId, JobStatus};
 
-#[allow(dead_code)] // progress, pause and events: used once the worker takes them up
 pub(crate) trait DynQueue: Send + Sync + 'static {
     fn push(&self, job: Job) -> BoxFuture<'_, Result<Enqueued>>;
     fn push_many(&self, jobs: Vec<Job>) -> BoxFuture<'_, Result<Vec<Enqueued>>>;
