@@ -12,6 +12,11 @@
 //! into a tokio mpsc channel, then received, deserialised and run as spawned
 //! tasks, at most 16 at a time (a semaphore).
 //!
+//! **Flow control**: the standard setting again, beside the same jobs over
+//! three named queues with limits configured that do not bind (a per-key
+//! concurrency limit and a rate limit on every job, a rate limit on one
+//! queue): what configuring flow control costs.
+//!
 //! **Latency**: enqueue → handler start for an idle worker, over 2,000 jobs
 //! sent 1 ms apart, p50 and p99, beside the bare program's.
 //!
@@ -71,18 +76,45 @@ fn payload_name(i: usize) -> String {
 /// Enqueues `n` `bench` jobs, then runs a worker (16 at a time) until all
 /// ran. Returns the processing time.
 async fn standard_path(n: usize) -> Duration {
-    let queue = MemoryJobQueue::new();
     let batch: Vec<Job> = (0..n)
         .map(|i| bench::job(payload_name(i), i as u64))
         .collect();
+    let worker = BackgroundJobWorker::builder().max_concurrent_jobs(IN_FLIGHT);
+    run_standard(batch, worker).await
+}
+
+/// The queues of the flow-control setting, with their slots (16 in all).
+const FLOW_QUEUES: [(&str, usize); 3] = [("critical", 6), ("default", 5), ("mailers", 5)];
+
+/// The standard setting with flow control configured but not binding: the
+/// jobs spread over three named queues, each job under a concurrency limit
+/// per key (one of 64 keys, a limit of 1,000) and a rate limit of its name,
+/// and a queue-wide rate limit — all far above what the run reaches.
+async fn flow_path(n: usize) -> Duration {
+    let rate: jobs::Rate = "100000000/s".parse().expect("rate");
+    let batch: Vec<Job> = (0..n)
+        .map(|i| {
+            let key = jobs::flow::key("bench", &serde_json::json!(i % 64));
+            bench::job(payload_name(i), i as u64)
+                .queue(FLOW_QUEUES[i % 3].0)
+                .concurrency_by(1_000, key)
+                .rate_limit(rate)
+        })
+        .collect();
+    let worker = BackgroundJobWorker::builder()
+        .queues(FLOW_QUEUES)
+        .queue_limits("mailers", jobs::QueueLimits::new().rate(rate));
+    run_standard(batch, worker).await
+}
+
+/// Enqueues `batch`, then runs a worker built from `worker` until all ran.
+async fn run_standard(batch: Vec<Job>, worker: jobs::WorkerBuilder) -> Duration {
+    let n = batch.len();
+    let queue = MemoryJobQueue::new();
     queue.enqueue_many(batch).await.expect("enqueue");
     DONE.store(0, Ordering::Relaxed);
     TARGET.store(n, Ordering::Relaxed);
-    let worker = BackgroundJobWorker::builder()
-        .queue(queue)
-        .max_concurrent_jobs(IN_FLIGHT)
-        .build()
-        .expect("worker");
+    let worker = worker.queue(queue).build().expect("worker");
     let start = Instant::now();
     let running = tokio::spawn(worker.clone().run_owned());
     ALL_DONE.notified().await;
@@ -376,6 +408,24 @@ async fn main() {
     println!("whole path (reserve → dispatch → typed call → complete): {path:>9.0} jobs/s");
     println!("baseline (mpsc + serde + spawn, {IN_FLIGHT} at a time):      {base:>9.0} jobs/s");
     println!("ratio: {:.2}× the baseline", path / base);
+
+    println!(
+        "\nflow control configured, not binding: the standard setting over three named queues \
+         (6 + 5 + 5 slots), every job under a per-key concurrency limit and a rate limit, \
+         one queue rate-limited; median of {rounds} rounds"
+    );
+    let (mut plains, mut flows) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let plain = rate(n, standard_path(n).await);
+        let flow = rate(n, flow_path(n).await);
+        println!("  round {round}: one queue {plain:>9.0} jobs/s   flow control {flow:>9.0} jobs/s");
+        plains.push(plain);
+        flows.push(flow);
+    }
+    let (plain, flow) = (median(plains), median(flows));
+    println!("one queue, no limits:      {plain:>9.0} jobs/s");
+    println!("three queues with limits:  {flow:>9.0} jobs/s");
+    println!("ratio: {:.0}% of without", 100.0 * flow / plain);
 
     println!(
         "\nlatency, enqueue → handler start, idle worker, {LATENCY_JOBS} jobs 1 ms apart (µs):"

@@ -17,6 +17,10 @@
 //!   the default retention of finished jobs. Then jobs that each wait 2 ms,
 //!   32 at a time per process (the worker is the limit, not Redis), with 1
 //!   and 2 processes.
+//! - **flow control**: the 1-process run again with the jobs spread over
+//!   three named queues, each job under a per-key concurrency limit and a
+//!   rate limit, and a queue-wide rate limit, none of which binds: what
+//!   configuring flow control costs.
 //! - `--backlog N`: N waiting jobs, Redis memory per waiting job
 //!   (`INFO memory` before and after), then 2 worker processes run them.
 //!
@@ -45,21 +49,48 @@ fn noop_job() -> Job {
     Job::new("noop", serde_json::Value::Null)
 }
 
+/// The named queues of the flow-control measurement.
+const FLOW_QUEUES: [&str; 3] = ["critical", "default", "mailers"];
+
+/// A rate limit far above any rate reached here.
+fn loose_rate() -> jobs::Rate {
+    jobs::Rate::new(100_000_000, Duration::from_secs(1))
+}
+
+/// A no-op job of the flow-control measurement: in one of three queues,
+/// under a per-key concurrency limit (one of 64 keys, a limit of 1,000)
+/// and a rate limit of its name, none of which binds.
+fn flow_job(i: usize) -> Job {
+    noop_job()
+        .queue(FLOW_QUEUES[i % 3])
+        .concurrency_by(1_000, jobs::flow::key("noop", &serde_json::json!(i % 64)))
+        .rate_limit(loose_rate())
+}
+
 fn rate(n: usize, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64()
 }
 
 /// `--worker URL QUEUE`: a worker process that starts on "GO" from stdin
 /// and runs until stdin closes.
-async fn worker_process(url: &str, name: &str, concurrency: usize) {
+/// With `flow`, it takes from the three queues of [`FLOW_QUEUES`]
+/// (`concurrency` slots split between them) with a queue rate limit that
+/// does not bind.
+async fn worker_process(url: &str, name: &str, concurrency: usize, flow: bool) {
     let queue = RedisJobQueue::connect(url, name).await.expect("connect");
-    let worker = BackgroundJobWorker::builder()
+    let mut builder = BackgroundJobWorker::builder()
         .queue(queue)
         .processor(Noop)
-        .max_concurrent_jobs(concurrency)
-        .batch_size(concurrency.min(256))
-        .build()
-        .expect("worker");
+        .batch_size(concurrency.min(256));
+    builder = if flow {
+        let share = concurrency.div_ceil(FLOW_QUEUES.len());
+        builder
+            .queues(FLOW_QUEUES.map(|q| (q, share)))
+            .queue_limits("mailers", jobs::QueueLimits::new().rate(loose_rate()))
+    } else {
+        builder.max_concurrent_jobs(concurrency)
+    };
+    let worker = builder.build().expect("worker");
     println!("READY");
     std::io::stdout().flush().unwrap();
     let mut lines = BufReader::new(std::io::stdin()).lines();
@@ -174,15 +205,19 @@ async fn remove(url: &str, queue: &RedisJobQueue) {
 }
 
 async fn fill(queue: &RedisJobQueue, n: usize) -> Duration {
+    fill_with(queue, n, |_| noop_job()).await
+}
+
+async fn fill_with(queue: &RedisJobQueue, n: usize, job: impl Fn(usize) -> Job) -> Duration {
     let start = Instant::now();
-    let mut left = n;
-    while left > 0 {
-        let batch = left.min(1000);
+    let mut done = 0;
+    while done < n {
+        let batch = (n - done).min(1000);
         queue
-            .enqueue_many((0..batch).map(|_| noop_job()).collect())
+            .enqueue_many((done..done + batch).map(&job).collect())
             .await
             .unwrap();
-        left -= batch;
+        done += batch;
     }
     start.elapsed()
 }
@@ -201,6 +236,17 @@ async fn processing(url: &str, n: usize, processes: usize) -> f64 {
     let queue = RedisJobQueue::connect(url, &name).await.unwrap();
     fill(&queue, n).await;
     let r = drain(url, &queue, n, processes, 1024).await;
+    remove(url, &queue).await;
+    r
+}
+
+/// As [`processing`] with one process, the jobs spread over three named
+/// queues with limits configured that do not bind.
+async fn processing_flow(url: &str, n: usize) -> f64 {
+    let name = format!("bench-{}", JobId::new());
+    let queue = RedisJobQueue::connect(url, &name).await.unwrap();
+    fill_with(&queue, n, flow_job).await;
+    let r = drain_with(url, &queue, n, 1, 1024, true).await;
     remove(url, &queue).await;
     r
 }
@@ -235,12 +281,25 @@ async fn drain(
     processes: usize,
     concurrency: usize,
 ) -> f64 {
+    drain_with(url, queue, n, processes, concurrency, false).await
+}
+
+/// [`drain`], with workers taking from the flow-control queues if `flow`.
+async fn drain_with(
+    url: &str,
+    queue: &RedisJobQueue,
+    n: usize,
+    processes: usize,
+    concurrency: usize,
+    flow: bool,
+) -> f64 {
     let name = queue.name().to_owned();
     let exe = std::env::current_exe().unwrap();
     let mut children = Vec::new();
+    let mode = if flow { "flow" } else { "plain" };
     for _ in 0..processes {
         let mut child = Command::new(&exe)
-            .args(["--worker", url, &name, &concurrency.to_string()])
+            .args(["--worker", url, &name, &concurrency.to_string(), mode])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -373,7 +432,8 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--worker") {
         let concurrency = args.get(3).and_then(|c| c.parse().ok()).unwrap_or(1024);
-        return worker_process(&args[1], &args[2], concurrency).await;
+        let flow = args.get(4).map(String::as_str) == Some("flow");
+        return worker_process(&args[1], &args[2], concurrency, flow).await;
     }
     let mut url =
         std::env::var("JOBS_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -415,6 +475,11 @@ async fn main() {
     println!(
         "processing, 1 worker process:              {one:>8.0} jobs/s  ({:.0}% of raw)",
         100.0 * one / raw
+    );
+    let flow = processing_flow(&url, n).await;
+    println!(
+        "  with flow control (3 named queues, limits that do not bind): {flow:>8.0} jobs/s  ({:.0}% of without)",
+        100.0 * flow / one
     );
     let two = processing(&url, n, 2).await;
     println!(
