@@ -418,7 +418,9 @@ async fn main() {
     for round in 1..=rounds {
         let plain = rate(n, standard_path(n).await);
         let flow = rate(n, flow_path(n).await);
-        println!("  round {round}: one queue {plain:>9.0} jobs/s   flow control {flow:>9.0} jobs/s");
+        println!(
+            "  round {round}: one queue {plain:>9.0} jobs/s   flow control {flow:>9.0} jobs/s"
+        );
         plains.push(plain);
         flows.push(flow);
     }

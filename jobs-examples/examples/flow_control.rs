@@ -53,7 +53,10 @@ async fn daily_report(day: String, cx: JobContext) -> Result<(), JobError> {
 async fn import_export(cx: JobContext) -> Result<(), JobError> {
     static CHECKS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     if CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 2 {
-        println!("⏳ export not ready; snoozing 200ms (attempt {} not counted)", cx.attempt());
+        println!(
+            "⏳ export not ready; snoozing 200ms (attempt {} not counted)",
+            cx.attempt()
+        );
         return Err(JobError::snooze(Duration::from_millis(200)));
     }
     println!("📥 export imported (attempt {})", cx.attempt());
@@ -66,7 +69,12 @@ async fn main() -> Result<(), jobs::Error> {
     let queue = MemoryJobQueue::new();
     let worker = BackgroundJobWorker::builder()
         .queue(queue.clone())
-        .queues([("critical", 4), ("default", 8), ("mailers", 2), ("reports", 1)])
+        .queues([
+            ("critical", 4),
+            ("default", 8),
+            ("mailers", 2),
+            ("reports", 1),
+        ])
         // A queue-wide limit, on top of the job's own: at most 10 mails a
         // second from this queue, whatever is in it.
         .queue_limits("mailers", QueueLimits::new().rate("10/s".parse()?))
@@ -101,7 +109,10 @@ async fn main() -> Result<(), jobs::Error> {
     }
     println!("everything but the report done in {:?}", started.elapsed());
     for q in worker.queues().await? {
-        println!("  queue {:<9} paused: {:<5} ready: {}", q.name, q.paused, q.ready);
+        println!(
+            "  queue {:<9} paused: {:<5} ready: {}",
+            q.name, q.paused, q.ready
+        );
     }
 
     let mut events = worker.subscribe();
@@ -118,7 +129,11 @@ async fn main() -> Result<(), jobs::Error> {
         }
     }
     let report = worker.get_job(report.id).await?.expect("kept");
-    println!("report: {:?}, progress {}", report.status, report.progress.unwrap());
+    println!(
+        "report: {:?}, progress {}",
+        report.status,
+        report.progress.unwrap()
+    );
     running.stop().await?;
     Ok(())
 }

@@ -210,7 +210,12 @@ async fn cleanup(url: &str, queue: &RedisJobQueue, name: &str) {
 }
 
 /// Waits until every one of `ids` completed, and checks that each ran once.
-async fn all_ran_once(queue: &RedisJobQueue, conn: &mut ConnectionManager, name: &str, ids: &[JobId]) -> Vec<Span> {
+async fn all_ran_once(
+    queue: &RedisJobQueue,
+    conn: &mut ConnectionManager,
+    name: &str,
+    ids: &[JobId],
+) -> Vec<Span> {
     eventually("every job completed", Duration::from_secs(60), || async {
         queue.counts().await.unwrap().completed == ids.len() as u64
     })
@@ -240,7 +245,11 @@ async fn concurrency_limit_holds_across_two_processes() {
     let ids = queue.enqueue_many(jobs).await.unwrap();
     let mut conn = raw_conn(&url).await;
     let spans = all_ran_once(&queue, &mut conn, &name, &ids).await;
-    assert_eq!(max_overlap(&spans), 2, "at most two at once, and two at once");
+    assert_eq!(
+        max_overlap(&spans),
+        2,
+        "at most two at once, and two at once"
+    );
     a.stop();
     b.stop();
     cleanup(&url, &queue, &name).await;
@@ -269,7 +278,11 @@ async fn per_key_limit_holds_per_key_while_keys_run_in_parallel() {
     }
     assert_eq!(by_key.len(), 4);
     for (key, runs) in &by_key {
-        assert_eq!(max_overlap(runs.iter().copied()), 1, "one at a time for {key}");
+        assert_eq!(
+            max_overlap(runs.iter().copied()),
+            1,
+            "one at a time for {key}"
+        );
     }
     assert!(
         max_overlap(&spans) >= 2,
@@ -302,14 +315,21 @@ async fn rate_limit_holds_across_two_processes() {
     starts.sort();
     for (i, &start) in starts.iter().enumerate() {
         let within = starts[i..].iter().take_while(|&&s| s < start + 950).count();
-        assert!(within <= 5, "{within} starts within a second from {start}: {starts:?}");
+        assert!(
+            within <= 5,
+            "{within} starts within a second from {start}: {starts:?}"
+        );
     }
     assert!(
         starts[14] - starts[0] >= 1900,
         "15 starts at 5 per second span two seconds: {starts:?}"
     );
     for id in &ids {
-        assert_eq!(queue.get(*id).await.unwrap().unwrap().attempts, 1, "held is not an attempt");
+        assert_eq!(
+            queue.get(*id).await.unwrap().unwrap().attempts,
+            1,
+            "held is not an attempt"
+        );
     }
     a.stop();
     b.stop();
@@ -332,10 +352,20 @@ async fn unique_jobs_under_concurrent_enqueue_from_two_processes() {
     };
     let from_a = parse(a.0.line_with("RESULTS"));
     let from_b = parse(b.0.line_with("RESULTS"));
-    assert_eq!(queue.counts().await.unwrap().pending, 100, "one job per key");
+    assert_eq!(
+        queue.counts().await.unwrap().pending,
+        100,
+        "one job per key"
+    );
     for i in 0..100 {
-        assert_eq!(from_a[i].0, from_b[i].0, "both pushes of key {i} name one job");
-        assert!(from_a[i].1 != from_b[i].1, "exactly one of them conflicted (key {i})");
+        assert_eq!(
+            from_a[i].0, from_b[i].0,
+            "both pushes of key {i} name one job"
+        );
+        assert!(
+            from_a[i].1 != from_b[i].1,
+            "exactly one of them conflicted (key {i})"
+        );
     }
     a.stop();
     b.stop();
@@ -350,7 +380,9 @@ async fn pause_stops_both_processes_within_a_second() {
     let name = unique("flow-pause");
     let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
     let (a, b) = (Child::worker(&url, &name), Child::worker(&url, &name));
-    let jobs: Vec<Job> = (0..300).map(|_| span_job("m", 20).queue("mailers")).collect();
+    let jobs: Vec<Job> = (0..300)
+        .map(|_| span_job("m", 20).queue("mailers"))
+        .collect();
     let ids = queue.enqueue_many(jobs).await.unwrap();
     let mut conn = raw_conn(&url).await;
     eventually("some jobs ran", Duration::from_secs(20), || {
@@ -370,7 +402,11 @@ async fn pause_stops_both_processes_within_a_second() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let ran = spans(&mut conn, &name).await;
     let late: Vec<&Span> = ran.iter().filter(|s| s.start > paused_at + 1000).collect();
-    assert!(late.is_empty(), "{} runs started over a second after the pause", late.len());
+    assert!(
+        late.is_empty(),
+        "{} runs started over a second after the pause",
+        late.len()
+    );
     assert!(ran.len() < 300, "the pause held jobs back");
     assert!(queue.resume_queue("mailers").await.unwrap());
     all_ran_once(&queue, &mut conn, &name, &ids).await;
