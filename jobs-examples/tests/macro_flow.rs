@@ -263,7 +263,6 @@ async fn enqueue_puts_the_job_in_its_named_queue() {
 }
 
 #[tokio::test]
-#[ignore = "needs the in-memory queue's unique locks"]
 async fn a_second_unique_enqueue_returns_the_first_job() {
     let queue = MemoryJobQueue::new();
     let first = digest::enqueue(&queue, 1, "daily".into(), false)
