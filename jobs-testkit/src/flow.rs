@@ -139,7 +139,7 @@ async fn next_event(events: &mut broadcast::Receiver<JobEvent>, id: JobId) -> Jo
 /// Subscribes, and waits until the subscription gets events (a networked
 /// backend may connect its relay in the background): a job is cancelled
 /// until its event arrives.
-async fn subscribed<Q: JobQueue>(queue: &Q) -> broadcast::Receiver<JobEvent> {
+pub(crate) async fn subscribed<Q: JobQueue>(queue: &Q) -> broadcast::Receiver<JobEvent> {
     let mut events = queue.subscribe();
     let deadline = Instant::now() + PATIENCE;
     loop {

@@ -25,6 +25,10 @@ use tokio::time::Instant;
 use crate::flow::*;
 use crate::probe::Probe;
 
+/// The longest a case may take before it fails (none takes more than a few
+/// seconds on a quiet machine).
+const CASE_LIMIT: Duration = Duration::from_secs(120);
+
 // The list of cases, written once. It generates both the exported
 // [`queue_behaviour_suite!`] (one `#[tokio::test]` per case) and the public
 // `cases` module the tests call. The case functions themselves are private,
@@ -63,7 +67,10 @@ macro_rules! define_suite {
             $(
                 #[doc = concat!("The case `", stringify!($case), "`.")]
                 pub async fn $case<Q: JobQueue + Clone>(queue: Q) {
-                    super::$case(queue).await
+                    // A case that hangs fails instead of stalling the run.
+                    tokio::time::timeout(super::CASE_LIMIT, super::$case(queue))
+                        .await
+                        .expect(concat!("the case `", stringify!($case), "` took too long"))
                 }
             )*
         }
@@ -446,17 +453,23 @@ async fn cancel_running_job<Q: JobQueue + Clone>(queue: Q) {
         .submit_job(Job::new("hang", json!({})))
         .await
         .unwrap();
+    // A networked backend relays events once its subscription is live.
+    let mut events = subscribed(&queue).await;
     let running = Running::start(worker.clone());
     probe.wait_started(job.id, 1).await;
-    let mut events = worker.subscribe();
     assert!(worker.cancel_job(job.id).await.unwrap());
     probe.wait_dropped(job.id).await;
-    loop {
-        let event = events.recv().await.unwrap();
-        if event.job_id == job.id && event.kind == jobs::JobEventKind::Cancelled {
-            break;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(e) if e.job_id == job.id && e.kind == jobs::JobEventKind::Cancelled => break,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events stopped: {e}"),
+            }
         }
-    }
+    })
+    .await
+    .expect("a Cancelled event for the cancelled job");
     let done = worker.wait_for(job.id).await.unwrap();
     assert_eq!(done.status, JobStatus::Cancelled);
     assert_eq!(worker.get_queue_stats().await.unwrap().active_jobs, 0);
