@@ -1,7 +1,9 @@
 //! Throughput, latency and memory of the in-memory path, each beside a bare
 //! baseline measured in the same process and the same run.
 //!
-//! Run: `cargo run --release --example bench [-- JOBS ROUNDS]`
+//! Run: `cargo run --release --example bench [-- JOBS ROUNDS [SECTION]]`
+//! (SECTION runs one part alone, e.g. under a profiler: `memory`,
+//! `standard`, `flow`, `latency` or `other`).
 //!
 //! **Headline, the standard setting** (what users run): a `#[job] async fn
 //! bench(name: String, id: u64)` no-op function dispatched by the
@@ -382,16 +384,35 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5).max(1);
+    let only = args.next();
+    let run = |section: &str| only.as_deref().is_none_or(|only| only == section);
     LazyLock::force(&EPOCH);
 
     // First, while the heap is fresh: later rounds leave freed memory that
     // the allocator reuses, which would hide the queue's own cost.
-    let waiting = 1_000_000;
-    let per_job = memory_per_waiting_job(waiting).await;
-    println!(
-        "resident memory per waiting job ({waiting} waiting no-op jobs): {per_job:.0} bytes\n"
-    );
+    if run("memory") {
+        let waiting = 1_000_000;
+        let per_job = memory_per_waiting_job(waiting).await;
+        println!(
+            "resident memory per waiting job ({waiting} waiting no-op jobs): {per_job:.0} bytes\n"
+        );
+    }
+    if run("standard") {
+        standard(n, rounds).await;
+    }
+    if run("flow") {
+        flow(n, rounds).await;
+    }
+    if run("latency") {
+        latency_section().await;
+    }
+    if run("other") {
+        other(n, rounds).await;
+    }
+}
 
+/// The headline: the standard setting beside its baseline.
+async fn standard(n: usize, rounds: usize) {
     println!(
         "jobs in-memory benchmark, standard setting: `#[job] fn bench(name: String, id: u64)`, \
          {IN_FLIGHT} at a time, default retention, {n} jobs enqueued then processed, median of {rounds} rounds"
@@ -408,7 +429,10 @@ async fn main() {
     println!("whole path (reserve → dispatch → typed call → complete): {path:>9.0} jobs/s");
     println!("baseline (mpsc + serde + spawn, {IN_FLIGHT} at a time):      {base:>9.0} jobs/s");
     println!("ratio: {:.2}× the baseline", path / base);
+}
 
+/// The standard setting with and without flow control configured.
+async fn flow(n: usize, rounds: usize) {
     println!(
         "\nflow control configured, not binding: the standard setting over three named queues \
          (6 + 5 + 5 slots), every job under a per-key concurrency limit and a rate limit, \
@@ -428,7 +452,10 @@ async fn main() {
     println!("one queue, no limits:      {plain:>9.0} jobs/s");
     println!("three queues with limits:  {flow:>9.0} jobs/s");
     println!("ratio: {:.0}% of without", 100.0 * flow / plain);
+}
 
+/// Enqueue → handler start for an idle worker.
+async fn latency_section() {
     println!(
         "\nlatency, enqueue → handler start, idle worker, {LATENCY_JOBS} jobs 1 ms apart (µs):"
     );
@@ -436,7 +463,10 @@ async fn main() {
     let (p50, p99) = latency_path().await;
     println!("  whole path: p50 {p50:>5}  p99 {p99:>5}");
     println!("  baseline:   p50 {base50:>5}  p99 {base99:>5}");
+}
 
+/// The wide setting, labelled: 64 in flight, producer alongside.
+async fn other(n: usize, rounds: usize) {
     println!(
         "\nother setting: 64 in flight, a plain processor with empty args, every finished job kept, \
          producer alongside the worker, best of {rounds} rounds"

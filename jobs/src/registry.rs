@@ -6,7 +6,7 @@
 //! through `jobs::__private`.
 
 use std::any::TypeId;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -131,7 +131,7 @@ inventory::collect!(JobRegistration);
 /// [`Registry::global`].
 #[derive(Clone)]
 pub struct Registry {
-    handlers: Arc<HashMap<&'static str, &'static JobRegistration>>,
+    handlers: Arc<foldhash::HashMap<&'static str, &'static JobRegistration>>,
     fallback: Option<Arc<dyn DynProcessor>>,
 }
 
@@ -156,7 +156,8 @@ impl Registry {
     pub fn from_registrations(
         registrations: impl IntoIterator<Item = &'static JobRegistration>,
     ) -> Result<Self> {
-        let mut handlers: HashMap<&'static str, &'static JobRegistration> = HashMap::new();
+        let mut handlers: foldhash::HashMap<&'static str, &'static JobRegistration> =
+            foldhash::HashMap::default();
         let mut duplicates: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
         for registration in registrations {
             if let Some(first) = handlers.insert(registration.name, registration) {

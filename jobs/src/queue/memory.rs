@@ -6,11 +6,12 @@
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use foldhash::{HashMap, HashSet};
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::{Notify, broadcast};
@@ -313,10 +314,12 @@ struct Flow {
     /// whose time is not its key's `wake` is stale.
     rate_wakes: BinaryHeap<Reverse<(DateTime<Utc>, String)>>,
     uniques: HashMap<String, UniqueLock>,
-    /// When rate keys with neither held jobs nor starts in their window
-    /// are next forgotten.
+    /// When the keys that hold nothing are next forgotten.
     sweep_at: Option<DateTime<Utc>>,
 }
+
+/// How often idle limit keys are forgotten.
+const SWEEP_EVERY: chrono::Duration = chrono::Duration::seconds(1);
 
 /// Drops the starts that left the window of `period` ending `now`.
 fn prune(starts: &mut VecDeque<DateTime<Utc>>, period: Duration, now: DateTime<Utc>) {
@@ -341,33 +344,42 @@ fn opening(starts: &VecDeque<DateTime<Utc>>, rate: Rate, now: DateTime<Utc>) -> 
 
 impl Flow {
     /// Whether the job's own limits hold it back now (and where); if not,
-    /// counts its start against them.
+    /// counts its start against them. One lookup per limit while its key
+    /// exists; a new key is copied once.
     fn admit(&mut self, job: &Job, now: DateTime<Utc>) -> Option<Place> {
+        let Flow {
+            concurrency,
+            rates,
+            sweep_at,
+            ..
+        } = self;
+        let mut running = None;
         if let Some(limit) = &job.concurrency {
-            if self
-                .concurrency
-                .get(&limit.key)
-                .is_some_and(|k| k.running >= limit.max)
-            {
-                return Some(Place::HeldByConcurrency);
+            if let Some(k) = concurrency.get_mut(limit.key.as_str()) {
+                if k.running >= limit.max {
+                    return Some(Place::HeldByConcurrency);
+                }
+                running = Some(k);
             }
         }
+        let mut starts = None;
         if let Some(limit) = &job.rate_limit {
-            if let Some(k) = self.rates.get_mut(&limit.key) {
+            if let Some(k) = rates.get_mut(limit.key.as_str()) {
                 prune(&mut k.starts, limit.rate.period, now);
                 if k.starts.len() >= limit.rate.max as usize {
                     return Some(Place::HeldByRate);
                 }
+                starts = Some(k);
             }
         }
         if let Some(limit) = &job.concurrency {
-            match self.concurrency.get_mut(&limit.key) {
+            match running {
                 Some(k) => {
                     k.running += 1;
                     k.max = limit.max;
                 }
                 None => {
-                    self.concurrency.insert(
+                    concurrency.insert(
                         limit.key.clone(),
                         ConcurrencyKey {
                             running: 1,
@@ -375,26 +387,29 @@ impl Flow {
                             held: Held::new(),
                         },
                     );
+                    sweep_at.get_or_insert(now + SWEEP_EVERY);
                 }
             }
         }
         if let Some(limit) = &job.rate_limit {
-            if !self.rates.contains_key(&limit.key) {
-                self.rates.insert(
-                    limit.key.clone(),
-                    RateKey {
-                        rate: limit.rate,
-                        starts: VecDeque::new(),
-                        held: Held::new(),
-                        wake: None,
-                    },
-                );
-                self.sweep_at
-                    .get_or_insert(now + chrono::Duration::seconds(1));
+            match starts {
+                Some(k) => {
+                    k.rate = limit.rate;
+                    k.starts.push_back(now);
+                }
+                None => {
+                    rates.insert(
+                        limit.key.clone(),
+                        RateKey {
+                            rate: limit.rate,
+                            starts: VecDeque::from([now]),
+                            held: Held::new(),
+                            wake: None,
+                        },
+                    );
+                    sweep_at.get_or_insert(now + SWEEP_EVERY);
+                }
             }
-            let k = self.rates.get_mut(&limit.key).expect("inserted");
-            k.rate = limit.rate;
-            k.starts.push_back(now);
         }
         None
     }
@@ -442,9 +457,6 @@ impl Flow {
                 .key;
             if let Some(k) = self.concurrency.get_mut(key) {
                 k.held.remove(&at);
-                if k.running == 0 && k.held.is_empty() {
-                    self.concurrency.remove(key);
-                }
             }
         } else if let Some(limit) = &record.job.rate_limit {
             if let Some(k) = self.rates.get_mut(&limit.key) {
@@ -453,17 +465,22 @@ impl Flow {
         }
     }
 
-    /// Forgets rate keys that hold nothing and have no start in their
-    /// window, at most once a second.
+    /// Forgets the keys that hold nothing: concurrency keys with no job
+    /// running, rate keys with no start in their window; at most once a
+    /// second (a key in steady use stays, rather than being dropped and
+    /// made again between its jobs).
     fn sweep(&mut self, now: DateTime<Utc>) {
         if self.sweep_at.is_none_or(|at| at > now) {
             return;
         }
+        self.concurrency
+            .retain(|_, k| k.running > 0 || !k.held.is_empty());
         self.rates.retain(|_, k| {
             prune(&mut k.starts, k.rate.period, now);
             !k.held.is_empty() || !k.starts.is_empty()
         });
-        self.sweep_at = (!self.rates.is_empty()).then(|| now + chrono::Duration::seconds(1));
+        let busy = !self.concurrency.is_empty() || !self.rates.is_empty();
+        self.sweep_at = busy.then(|| now + SWEEP_EVERY);
     }
 }
 
@@ -522,6 +539,24 @@ fn unheld(jobs: &mut HashMap<JobId, Box<Record>>, queues: &mut [NamedQueue], id:
     true
 }
 
+/// Gives a free slot of a concurrency key to its earliest held job.
+/// Returns how many workers to wake.
+fn refill(
+    k: &mut ConcurrencyKey,
+    jobs: &mut HashMap<JobId, Box<Record>>,
+    queues: &mut [NamedQueue],
+) -> usize {
+    if k.running >= k.max {
+        return 0;
+    }
+    while let Some((_, id)) = k.held.pop_first() {
+        if unheld(jobs, queues, id) {
+            return 1;
+        }
+    }
+    0
+}
+
 /// Puts a ready record at the back of its queue.
 fn push_ready(queues: &mut [NamedQueue], back_seq: &mut i64, record: &mut Record) {
     *back_seq += 1;
@@ -535,9 +570,9 @@ fn push_ready(queues: &mut [NamedQueue], back_seq: &mut i64, record: &mut Record
 impl State {
     fn new() -> Self {
         State {
-            jobs: HashMap::new(),
+            jobs: HashMap::default(),
             queues: vec![NamedQueue::new(Cow::Borrowed(DEFAULT_QUEUE))],
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
             delayed: BinaryHeap::new(),
             finished: VecDeque::new(),
             counts: StatusCounts::default(),
@@ -627,20 +662,7 @@ impl State {
         let Some(k) = self.flow.concurrency.get_mut(key) else {
             return 0;
         };
-        if k.running >= k.max {
-            return 0;
-        }
-        let mut woken = 0;
-        while let Some((_, id)) = k.held.pop_first() {
-            if unheld(&mut self.jobs, &mut self.queues, id) {
-                woken = 1;
-                break;
-            }
-        }
-        if k.running == 0 && k.held.is_empty() {
-            self.flow.concurrency.remove(key);
-        }
-        woken
+        refill(k, &mut self.jobs, &mut self.queues)
     }
 
     /// A running job stopped running (finished, handed back, cancelled):
@@ -654,10 +676,10 @@ impl State {
             woken += 1;
         }
         if let Some(limit) = &job.concurrency {
-            if let Some(k) = self.flow.concurrency.get_mut(&limit.key) {
+            if let Some(k) = self.flow.concurrency.get_mut(limit.key.as_str()) {
                 k.running = k.running.saturating_sub(1);
+                woken += refill(k, &mut self.jobs, &mut self.queues);
             }
-            woken += self.refill(&limit.key);
         }
         woken
     }
@@ -941,7 +963,7 @@ impl Enqueue for MemoryJobQueue {
         let mut stored = 0;
         {
             let mut state = self.inner.state.lock();
-            let mut seen = HashSet::with_capacity(jobs.len());
+            let mut seen = HashSet::with_capacity_and_hasher(jobs.len(), Default::default());
             for job in &jobs {
                 if state.jobs.contains_key(&job.id) || !seen.insert(job.id) {
                     return Err(Error::Duplicate(job.id));
@@ -1347,7 +1369,11 @@ mod tests {
     /// needs it any more, so it does not grow with the keys ever used.
     #[tokio::test]
     async fn flow_state_does_not_pile_up() {
-        let queue = MemoryJobQueue::builder().max_finished(2).build();
+        tokio::time::pause();
+        let queue = MemoryJobQueue::builder()
+            .max_finished(2)
+            .clock(Clock::tokio())
+            .build();
         for n in 0..5 {
             let job = Job::new("ok", json!({ "n": n }))
                 .concurrency_by(1, format!("c{n}"))
@@ -1356,6 +1382,9 @@ mod tests {
         }
         let held = Job::new("ok", json!({})).concurrency_by(1, "c0");
         let held = queue.enqueue(held).await.unwrap();
+        // The jobs were created by the system clock: let the paused one
+        // pass their creation.
+        tokio::time::advance(Duration::from_millis(10)).await;
         let got = queue.reserve("w", &take(10), LEASE).await.unwrap();
         assert_eq!(got.len(), 5);
         assert_eq!(
@@ -1372,6 +1401,17 @@ mod tests {
         for r in got {
             complete(&queue, r.lease).await;
         }
+        // Idle keys are kept for a while (the next job of the key finds
+        // it), then forgotten by a later reserve.
+        assert_eq!(queue.inner.state.lock().flow.concurrency.len(), 5);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(
+            queue
+                .reserve("w", &take(10), LEASE)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         {
             let state = queue.inner.state.lock();
             assert!(state.flow.concurrency.is_empty(), "idle keys are dropped");

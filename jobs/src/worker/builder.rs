@@ -2,7 +2,7 @@
 //! state and scheduler, checked when it is built.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -373,7 +373,7 @@ impl WorkerBuilder {
                 freed: Notify::new(),
                 config,
                 data: Arc::new(self.data),
-                running: Mutex::new(HashMap::new()),
+                running: Mutex::new(foldhash::HashMap::default()),
                 tasks: TaskTracker::new(),
                 stats: Stats::default(),
                 phase: watch::Sender::new(WorkerState::Idle),

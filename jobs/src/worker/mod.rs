@@ -14,7 +14,6 @@
 //! - `scheduling`: how a worker runs its [`JobScheduler`] (the tasks its
 //!   processor declares, onto its own queue).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -99,7 +98,7 @@ pub(crate) struct Inner {
     multi: bool,
     /// Signalled when a slot comes back (several lanes or a cap only).
     freed: Notify,
-    running: Mutex<HashMap<JobId, Arc<runner::Control>>>,
+    running: Mutex<foldhash::HashMap<JobId, Arc<runner::Control>>>,
     tasks: TaskTracker,
     stats: Stats,
     phase: watch::Sender<WorkerState>,
