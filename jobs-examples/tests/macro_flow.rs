@@ -68,15 +68,15 @@ fn key_partitions_the_limits_by_the_parameters_value() {
     let job = sync_account::job(7, true);
     assert_eq!(job.queue, "sync");
     assert_eq!(
-        job.concurrency,
-        Some(ConcurrencyLimit {
+        job.concurrency.as_deref(),
+        Some(&ConcurrencyLimit {
             key: "sync_account:7".into(),
             max: 1
         })
     );
     assert_eq!(
-        job.rate_limit,
-        Some(RateLimit {
+        job.rate_limit.as_deref(),
+        Some(&RateLimit {
             key: "sync_account:7".into(),
             rate: Rate::new(10, Duration::from_secs(60)),
         })
@@ -103,8 +103,8 @@ fn without_key_the_limits_are_the_jobs_name() {
     let job = resize::job(640);
     assert_eq!(job.queue, jobs::DEFAULT_QUEUE);
     assert_eq!(
-        job.concurrency,
-        Some(ConcurrencyLimit {
+        job.concurrency.as_deref(),
+        Some(&ConcurrencyLimit {
             key: "resize".into(),
             max: 2
         })
@@ -115,8 +115,8 @@ fn without_key_the_limits_are_the_jobs_name() {
     assert_eq!(job.queue, "mailers");
     assert_eq!(job.concurrency, None);
     assert_eq!(
-        job.rate_limit,
-        Some(RateLimit {
+        job.rate_limit.as_deref(),
+        Some(&RateLimit {
             key: "mail".into(),
             rate: "100/min".parse().unwrap(),
         })
@@ -159,8 +159,8 @@ fn unique_with_a_duration_is_by_all_the_arguments() {
     let args = job.args.clone();
     assert_eq!(args, json!({"month": "2024-05", "pages": 3}));
     assert_eq!(
-        job.unique,
-        Some(Unique::new(key("report", &args)).period(Duration::from_secs(3600)))
+        job.unique.as_deref(),
+        Some(&Unique::new(key("report", &args)).period(Duration::from_secs(3600)))
     );
     assert_eq!(job.unique.as_ref().unwrap().states, DEFAULT_UNIQUE_STATES);
     // What `Job::unique_for` makes of the same job.
@@ -169,8 +169,8 @@ fn unique_with_a_duration_is_by_all_the_arguments() {
 
     let job = rebuild::job("users".into());
     assert_eq!(
-        job.unique,
-        Some(Unique::new(r#"rebuild:{"index":"users"}"#))
+        job.unique.as_deref(),
+        Some(&Unique::new(r#"rebuild:{"index":"users"}"#))
     );
 }
 
@@ -226,16 +226,16 @@ fn a_periodic_jobs_occurrences_carry_its_queue_and_limits() {
     assert_eq!(job.name, "vacuum");
     assert_eq!(job.queue, "maintenance");
     assert_eq!(
-        job.concurrency,
-        Some(ConcurrencyLimit {
+        job.concurrency.as_deref(),
+        Some(&ConcurrencyLimit {
             key: "vacuum".into(),
             max: 1
         })
     );
     // The same key as `vacuum::job()`'s: a function without parameters.
     assert_eq!(
-        job.unique,
-        Some(Unique::new("vacuum:{}").period(Duration::from_secs(30)))
+        job.unique.as_deref(),
+        Some(&Unique::new("vacuum:{}").period(Duration::from_secs(30)))
     );
     assert_eq!(job.unique, vacuum::job().unique);
     assert_eq!(vacuum::job().queue, "maintenance");

@@ -1150,8 +1150,8 @@ async fn snooze_progress_and_events() {
     let r = take(&queue, &all).await.remove(0);
     assert!(queue.progress(r.lease, json!({"done": 0.5})).await.unwrap());
     assert_eq!(
-        queue.get(id).await.unwrap().unwrap().progress,
-        Some(json!({"done": 0.5}))
+        queue.get(id).await.unwrap().unwrap().progress.as_deref(),
+        Some(&json!({"done": 0.5}))
     );
     let at = chrono::Utc::now() + chrono::Duration::milliseconds(200);
     assert!(
@@ -1177,8 +1177,8 @@ async fn snooze_progress_and_events() {
     complete(&queue, &r).await;
     let job = queue.get(id).await.unwrap().unwrap();
     assert_eq!(
-        job.progress,
-        Some(json!(0.9)),
+        job.progress.as_deref(),
+        Some(&json!(0.9)),
         "progress stays after the job finished"
     );
     let mut seen = Vec::new();

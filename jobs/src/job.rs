@@ -426,25 +426,27 @@ pub struct Job {
     /// takes jobs from the queues it names.
     #[serde(default = "default_queue", skip_serializing_if = "is_default_queue")]
     pub queue: Cow<'static, str>,
+    // The flow-control fields are boxed: most jobs have none, and a job
+    // waiting in memory should cost a pointer for each, not the struct.
     /// At most so many jobs with its key run at once, fleet-wide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<ConcurrencyLimit>,
+    pub concurrency: Option<Box<ConcurrencyLimit>>,
     /// At most so many jobs with its key start per period, fleet-wide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<RateLimit>,
+    pub rate_limit: Option<Box<RateLimit>>,
     /// Enqueueing it while a job with the same unique key exists returns
     /// that job instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unique: Option<Unique>,
+    pub unique: Option<Box<Unique>>,
     /// The latest progress its running attempt reported
     /// ([`JobContext::progress`](crate::JobContext::progress)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub progress: Option<Value>,
+    pub progress: Option<Box<Value>>,
     /// Why the arguments could not be serialised, for a job that a
     /// `#[job]` function's `job(..)` made from them: [`Job::validate`], and
     /// so every enqueue, refuses the job with it. Never stored.
     #[serde(skip)]
-    args_error: Option<String>,
+    args_error: Option<Box<str>>,
 }
 
 /// How deeply `args` and each `metadata` value may nest (arrays and
@@ -546,7 +548,7 @@ impl Job {
     /// Marks the job as one whose arguments failed to serialise with
     /// `message` (its `args` stay as given, normally `Null`).
     pub(crate) fn args_error(mut self, message: String) -> Self {
-        self.args_error = Some(message);
+        self.args_error = Some(message.into());
         self
     }
 
@@ -581,10 +583,10 @@ impl Job {
     /// build the key with [`flow::key`](crate::flow::key) from the value
     /// that partitions, as `#[job(key = ..)]` does).
     pub fn concurrency_by(mut self, max: u32, key: impl Into<String>) -> Self {
-        self.concurrency = Some(ConcurrencyLimit {
+        self.concurrency = Some(Box::new(ConcurrencyLimit {
             key: key.into(),
             max,
-        });
+        }));
         self
     }
 
@@ -598,16 +600,16 @@ impl Job {
     /// At most `rate.max` jobs with `key` start per `rate.period`,
     /// fleet-wide.
     pub fn rate_limit_by(mut self, rate: Rate, key: impl Into<String>) -> Self {
-        self.rate_limit = Some(RateLimit {
+        self.rate_limit = Some(Box::new(RateLimit {
             key: key.into(),
             rate,
-        });
+        }));
         self
     }
 
     /// Makes the job unique as `unique` says.
     pub fn unique(mut self, unique: Unique) -> Self {
-        self.unique = Some(unique);
+        self.unique = Some(Box::new(unique));
         self
     }
 
@@ -781,7 +783,7 @@ impl Job {
         if let Some(message) = &self.args_error {
             return Err(Error::Serialize {
                 name: self.name.to_string(),
-                message: message.clone(),
+                message: message.to_string(),
             });
         }
         if self.name.trim().is_empty() {

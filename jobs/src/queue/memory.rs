@@ -1176,10 +1176,10 @@ impl JobQueue for MemoryJobQueue {
             if self.listening() {
                 let event = JobEvent::of(&record.job, JobEventKind::Progress)
                     .with_progress(progress.clone());
-                record.job.progress = Some(progress);
+                record.job.progress = Some(Box::new(progress));
                 Some(event)
             } else {
-                record.job.progress = Some(progress);
+                record.job.progress = Some(Box::new(progress));
                 None
             }
         };

@@ -89,7 +89,7 @@ impl Patch<'_> {
             job.scheduled_at = self.scheduled_at;
         }
         if self.progress.is_some() {
-            job.progress = self.progress;
+            job.progress = self.progress.map(Box::new);
         }
     }
 }
