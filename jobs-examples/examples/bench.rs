@@ -403,6 +403,13 @@ async fn main() {
     if run("flow") {
         flow(n, rounds).await;
     }
+    // One run, in a process of its own, for `flow`.
+    if only.as_deref() == Some("flow-plain") {
+        println!("rate {}", rate(n, standard_path(n).await));
+    }
+    if only.as_deref() == Some("flow-limits") {
+        println!("rate {}", rate(n, flow_path(n).await));
+    }
     if run("latency") {
         latency_section().await;
     }
@@ -440,8 +447,15 @@ async fn flow(n: usize, rounds: usize) {
     );
     let (mut plains, mut flows) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let plain = rate(n, standard_path(n).await);
-        let flow = rate(n, flow_path(n).await);
+        // Each run in a fresh process (on a fresh heap), the order
+        // alternating, so neither runs on what the other left.
+        let (plain, flow) = if round % 2 == 1 {
+            let plain = run_alone(n, "flow-plain");
+            (plain, run_alone(n, "flow-limits"))
+        } else {
+            let flow = run_alone(n, "flow-limits");
+            (run_alone(n, "flow-plain"), flow)
+        };
         println!(
             "  round {round}: one queue {plain:>9.0} jobs/s   flow control {flow:>9.0} jobs/s"
         );
@@ -452,6 +466,21 @@ async fn flow(n: usize, rounds: usize) {
     println!("one queue, no limits:      {plain:>9.0} jobs/s");
     println!("three queues with limits:  {flow:>9.0} jobs/s");
     println!("ratio: {:.0}% of without", 100.0 * flow / plain);
+}
+
+/// Runs `section` (`flow-plain` or `flow-limits`: one run of N jobs) in a
+/// child process of this program and returns the rate it printed.
+fn run_alone(n: usize, section: &str) -> f64 {
+    let exe = std::env::current_exe().expect("this program's path");
+    let out = std::process::Command::new(exe)
+        .args([n.to_string(), "1".into(), section.into()])
+        .output()
+        .expect("run the benchmark's child process");
+    assert!(out.status.success(), "the {section} run failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("rate ")?.trim().parse().ok())
+        .expect("the child prints its rate")
 }
 
 /// Enqueue → handler start for an idle worker.

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -426,18 +427,19 @@ pub struct Job {
     /// takes jobs from the queues it names.
     #[serde(default = "default_queue", skip_serializing_if = "is_default_queue")]
     pub queue: Cow<'static, str>,
-    // The flow-control fields are boxed: most jobs have none, and a job
-    // waiting in memory should cost a pointer for each, not the struct.
+    // The flow-control fields are behind pointers: most jobs have none, a
+    // job waiting in memory should cost a pointer for each, not the
+    // struct, and a copy of a job (each reservation) shares them.
     /// At most so many jobs with its key run at once, fleet-wide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub concurrency: Option<Box<ConcurrencyLimit>>,
+    pub concurrency: Option<Arc<ConcurrencyLimit>>,
     /// At most so many jobs with its key start per period, fleet-wide.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<Box<RateLimit>>,
+    pub rate_limit: Option<Arc<RateLimit>>,
     /// Enqueueing it while a job with the same unique key exists returns
     /// that job instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unique: Option<Box<Unique>>,
+    pub unique: Option<Arc<Unique>>,
     /// The latest progress its running attempt reported
     /// ([`JobContext::progress`](crate::JobContext::progress)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -583,7 +585,7 @@ impl Job {
     /// build the key with [`flow::key`](crate::flow::key) from the value
     /// that partitions, as `#[job(key = ..)]` does).
     pub fn concurrency_by(mut self, max: u32, key: impl Into<String>) -> Self {
-        self.concurrency = Some(Box::new(ConcurrencyLimit {
+        self.concurrency = Some(Arc::new(ConcurrencyLimit {
             key: key.into(),
             max,
         }));
@@ -600,7 +602,7 @@ impl Job {
     /// At most `rate.max` jobs with `key` start per `rate.period`,
     /// fleet-wide.
     pub fn rate_limit_by(mut self, rate: Rate, key: impl Into<String>) -> Self {
-        self.rate_limit = Some(Box::new(RateLimit {
+        self.rate_limit = Some(Arc::new(RateLimit {
             key: key.into(),
             rate,
         }));
@@ -609,7 +611,7 @@ impl Job {
 
     /// Makes the job unique as `unique` says.
     pub fn unique(mut self, unique: Unique) -> Self {
-        self.unique = Some(Box::new(unique));
+        self.unique = Some(Arc::new(unique));
         self
     }
 
