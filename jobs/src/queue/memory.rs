@@ -246,7 +246,7 @@ struct NamedQueue {
     /// Whether it ever had a job (the default queue exists from the start).
     used: bool,
     /// Starts within the rate window, while a take gives the queue a rate.
-    starts: VecDeque<DateTime<Utc>>,
+    starts: Starts,
     /// Whether a take's concurrency limit turned workers away: the next
     /// job to stop running wakes one.
     full: bool,
@@ -263,7 +263,7 @@ impl NamedQueue {
             running: 0,
             paused: false,
             used: false,
-            starts: VecDeque::new(),
+            starts: Starts::default(),
             full: false,
             opens_at: None,
         }
@@ -292,7 +292,7 @@ struct RateKey {
     /// The limit, as the latest job with the key gave it.
     rate: Rate,
     /// Starts within the window.
-    starts: VecDeque<DateTime<Utc>>,
+    starts: Starts,
     held: Held,
     /// When held jobs may start again: set while any is held, with an
     /// entry in `Flow::rate_wakes`.
@@ -321,25 +321,53 @@ struct Flow {
 /// How often idle limit keys are forgotten.
 const SWEEP_EVERY: chrono::Duration = chrono::Duration::seconds(1);
 
-/// Drops the starts that left the window of `period` ending `now`.
-fn prune(starts: &mut VecDeque<DateTime<Utc>>, period: Duration, now: DateTime<Utc>) {
-    let Some(from) = now.checked_sub_signed(span(period)) else {
-        return;
-    };
-    while starts.front().is_some_and(|&at| at <= from) {
-        starts.pop_front();
-    }
+/// The starts within a rate window, in µs since the epoch (cheaper to
+/// compare and subtract than `DateTime`s).
+#[derive(Default)]
+struct Starts(VecDeque<i64>);
+
+fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
 }
 
-/// When a window holding `starts` (pruned) lets one more start.
-fn opening(starts: &VecDeque<DateTime<Utc>>, rate: Rate, now: DateTime<Utc>) -> DateTime<Utc> {
-    let max = rate.max as usize;
-    if max == 0 || starts.len() < max {
-        return now;
+fn period_micros(period: Duration) -> i64 {
+    i64::try_from(period.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl Starts {
+    fn at(now: DateTime<Utc>) -> Self {
+        Starts(VecDeque::from([micros(now)]))
     }
-    starts[starts.len() - max]
-        .checked_add_signed(span(rate.period))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn push(&mut self, now: DateTime<Utc>) {
+        self.0.push_back(micros(now));
+    }
+
+    /// Drops the starts that left the window of `period` ending `now`.
+    fn prune(&mut self, period: Duration, now: DateTime<Utc>) {
+        let from = micros(now).saturating_sub(period_micros(period));
+        while self.0.front().is_some_and(|&at| at <= from) {
+            self.0.pop_front();
+        }
+    }
+
+    /// When a window holding these starts (pruned) lets one more start.
+    fn opening(&self, rate: Rate, now: DateTime<Utc>) -> DateTime<Utc> {
+        let max = rate.max as usize;
+        if max == 0 || self.0.len() < max {
+            return now;
+        }
+        let at = self.0[self.0.len() - max].saturating_add(period_micros(rate.period));
+        DateTime::from_timestamp_micros(at).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
 }
 
 impl Flow {
@@ -365,7 +393,7 @@ impl Flow {
         let mut starts = None;
         if let Some(limit) = &job.rate_limit {
             if let Some(k) = rates.get_mut(limit.key.as_str()) {
-                prune(&mut k.starts, limit.rate.period, now);
+                k.starts.prune(limit.rate.period, now);
                 if k.starts.len() >= limit.rate.max as usize {
                     return Some(Place::HeldByRate);
                 }
@@ -395,14 +423,14 @@ impl Flow {
             match starts {
                 Some(k) => {
                     k.rate = limit.rate;
-                    k.starts.push_back(now);
+                    k.starts.push(now);
                 }
                 None => {
                     rates.insert(
                         limit.key.clone(),
                         RateKey {
                             rate: limit.rate,
-                            starts: VecDeque::from([now]),
+                            starts: Starts::at(now),
                             held: Held::new(),
                             wake: None,
                         },
@@ -438,7 +466,7 @@ impl Flow {
             let k = self.rates.get_mut(key).expect("an exhausted key exists");
             k.held.insert(at, id);
             if k.wake.is_none() {
-                let wake = opening(&k.starts, k.rate, now);
+                let wake = k.starts.opening(k.rate, now);
                 k.wake = Some(wake);
                 self.rate_wakes.push(Reverse((wake, key.clone())));
             }
@@ -476,7 +504,7 @@ impl Flow {
         self.concurrency
             .retain(|_, k| k.running > 0 || !k.held.is_empty());
         self.rates.retain(|_, k| {
-            prune(&mut k.starts, k.rate.period, now);
+            k.starts.prune(k.rate.period, now);
             !k.held.is_empty() || !k.starts.is_empty()
         });
         let busy = !self.concurrency.is_empty() || !self.rates.is_empty();
@@ -774,7 +802,7 @@ impl State {
                 continue;
             }
             k.wake = None;
-            prune(&mut k.starts, k.rate.period, now);
+            k.starts.prune(k.rate.period, now);
             let mut room = (k.rate.max as usize).saturating_sub(k.starts.len());
             let mut released = false;
             while room > 0 {
@@ -793,7 +821,7 @@ impl State {
                     now.checked_add_signed(span(k.rate.period))
                         .unwrap_or(DateTime::<Utc>::MAX_UTC)
                 } else {
-                    opening(&k.starts, k.rate, now)
+                    k.starts.opening(k.rate, now)
                 };
                 k.wake = Some(wake);
                 flow.rate_wakes.push(Reverse((wake, key)));
@@ -825,10 +853,10 @@ impl State {
             room = room.min(free);
         }
         if let Some(rate) = take.limits.rate {
-            prune(&mut q.starts, rate.period, now);
+            q.starts.prune(rate.period, now);
             let free = (rate.max as usize).saturating_sub(q.starts.len());
             if free == 0 {
-                q.opens_at = Some(opening(&q.starts, rate, now));
+                q.opens_at = Some(q.starts.opening(rate, now));
                 return;
             }
             q.opens_at = None;
@@ -861,7 +889,7 @@ impl State {
                 record.job.started_at = Some(now);
                 q.running += 1;
                 if take.limits.rate.is_some() {
-                    q.starts.push_back(now);
+                    q.starts.push(now);
                 }
                 room -= 1;
                 out.push(Reservation {
