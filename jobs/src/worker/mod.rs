@@ -457,7 +457,11 @@ impl BackgroundJobWorker {
             data: Arc::clone(&inner.data),
             default_timeout: inner.config.default_timeout,
             clock: inner.config.clock,
-            queues: inner.lanes.iter().map(|l| l.take.queue.to_string()).collect(),
+            queues: inner
+                .lanes
+                .iter()
+                .map(|l| l.take.queue.to_string())
+                .collect(),
         }
     }
 }

@@ -16,9 +16,9 @@ use tracing::Instrument;
 use super::{Inner, StopReport, WorkerState, scheduling};
 use crate::clock::Clock;
 use crate::context::{HasProgress, JobContext, Progress};
-use crate::processor::DynProcessor;
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
+use crate::processor::DynProcessor;
 use crate::queue::{Lease, Outcome, Reservation};
 use crate::result::{JobError, JobResult};
 
@@ -658,7 +658,11 @@ async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
 /// The next run of a recurring job whose attempt ended with `outcome`: due
 /// after a final outcome, none after a retry or snooze (the same job runs
 /// again).
-pub(crate) fn next_run(job: &Job, outcome: &Outcome, now: chrono::DateTime<chrono::Utc>) -> Option<Job> {
+pub(crate) fn next_run(
+    job: &Job,
+    outcome: &Outcome,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Job> {
     match outcome {
         Outcome::Completed(_) | Outcome::Failed(_) | Outcome::Expired => job.next_occurrence(now),
         _ => None,
@@ -784,8 +788,7 @@ pub(crate) async fn execute(
         Ok(Err(panic)) => {
             let message = panic_message(&*panic);
             tracing::error!(panic = %message, "job panicked");
-            let error =
-                JobError::retryable(format!("job panicked: {message}")).with_type("Panic");
+            let error = JobError::retryable(format!("job panicked: {message}")).with_type("Panic");
             (JobResult::failure(error), Ended::Panicked)
         }
         Err(limit) => {
