@@ -127,8 +127,9 @@ inventory::collect!(JobRegistration);
 /// #[job(name = "welcome")]
 /// async fn send_welcome(user_id: u64) {}
 ///
-/// assert_eq!(<send_welcome::Args as JobArgs>::NAME, "welcome");
-/// # fn main() {}
+/// fn main() {
+///     assert_eq!(<send_welcome::Args as JobArgs>::NAME, "welcome");
+/// }
 /// ```
 pub trait JobArgs: serde::Serialize + serde::de::DeserializeOwned {
     /// The job's name (`Job::name` of the jobs these arguments belong to).

@@ -767,9 +767,7 @@ impl Drained {
 /// use jobs::testing::drain;
 ///
 /// #[job]
-/// async fn add(a: i64, b: i64) -> i64 { a + b }
-/// # #[job]
-/// # async fn noop() {}
+/// async fn add(a: i64, b: i64) -> Result<i64, JobError> { Ok(a + b) }
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), jobs::Error> {
 /// let queue = MemoryJobQueue::new();
@@ -1259,7 +1257,7 @@ impl IntoFuture for Perform {
 /// use jobs::testing::Inline;
 ///
 /// #[job]
-/// async fn add(a: i64, b: i64) -> i64 { a + b }
+/// async fn add(a: i64, b: i64) -> Result<i64, JobError> { Ok(a + b) }
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), jobs::Error> {
 /// let inline = Inline::new();
