@@ -106,7 +106,7 @@ async fn a_failed_assertion_shows_what_was_enqueued_and_what_differs() {
     .await;
     assert!(
         message.starts_with(
-            "assert_enqueued!(send_email, to = \"a@x.com\", copies = 1) failed at jobs-examples/tests/testing.rs:"
+            "assert_enqueued!(q, send_email, to = \"a@x.com\", copies = 1) failed at jobs-examples/tests/testing.rs:"
         ),
         "{message}"
     );
@@ -174,7 +174,7 @@ async fn a_failed_refutation_shows_the_jobs_that_match() {
     })
     .await;
     assert!(
-        message.starts_with("refute_enqueued!(send_email, to = \"a@x.com\") failed at "),
+        message.starts_with("refute_enqueued!(queue, send_email, to = \"a@x.com\") failed at "),
         "{message}"
     );
     assert!(
@@ -290,6 +290,8 @@ async fn perform_job_runs_one_attempt_as_the_worker_does() {
         perform_job(later::job()).outcome().await,
         jobs::Outcome::Snoozed { .. }
     ));
+    let snoozed = perform_job(later::job()).await;
+    assert_eq!(snoozed.snooze, Some(Duration::from_secs(30)));
     let second = perform_job(later::job().tap_attempts(1)).await;
     assert_eq!(second.result, Some(json!(2)));
 }
@@ -776,4 +778,64 @@ async fn wall_time_of_a_drain_is_small() {
     let wall = std::time::Instant::now();
     assert_eq!(drain(&queue).await.unwrap().completed, 200);
     assert!(wall.elapsed() < Duration::from_secs(10));
+}
+
+// --- the seed guide's "Testing Background Jobs", with these tools ---------
+
+/// The guide's class-based email processor.
+struct EmailJobProcessor;
+
+impl JobProcessor for EmailJobProcessor {
+    async fn process(&self, job: &Job) -> JobResult {
+        let (Some(to), Some(_), Some(_)) = (
+            job.args["to"].as_str(),
+            job.args["subject"].as_str(),
+            job.args["body"].as_str(),
+        ) else {
+            return JobResult::error("Missing required email parameters");
+        };
+        JobResult::success(json!({"email_sent": true, "recipient": to}))
+    }
+}
+
+#[tokio::test]
+async fn seed_successful_email_job() {
+    let job = Job::new(
+        "test_email",
+        json!({"to": "test@example.com", "subject": "Test", "body": "Test body"}),
+    );
+    let result = perform_job(job).processor(EmailJobProcessor).await;
+    assert!(result.success);
+    let value = result.result.unwrap();
+    assert_eq!(value["email_sent"], json!(true));
+    assert_eq!(value["recipient"], json!("test@example.com"));
+}
+
+#[tokio::test]
+async fn seed_missing_email_parameters() {
+    let job = Job::new("test_email", json!({"to": "test@example.com"}));
+    let result = perform_job(job).processor(EmailJobProcessor).await;
+    assert!(!result.success);
+    assert!(
+        result
+            .error
+            .unwrap()
+            .contains("Missing required email parameters")
+    );
+}
+
+#[job(name = "test_job", priority = "high")]
+async fn test_job() {}
+
+#[tokio::test]
+async fn seed_job_queue_operations() {
+    let queue = MemoryJobQueue::new();
+    let id = test_job::enqueue(&queue).await.unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_enqueued!(queue, test_job; priority = JobPriority::High, count = 1);
+    let drained = drain(&queue).await.unwrap();
+    assert_eq!(drained.completed, 1);
+    let job = queue.get(id).await.unwrap().unwrap();
+    assert_eq!((job.id, job.priority), (id, JobPriority::High));
+    assert!(queue.is_empty());
 }

@@ -339,6 +339,7 @@ macro_rules! __testing_check {
             $crate::testing::__macro::Expect::<__JobsTestingArgs>::new(
                 $present,
                 ::core::concat!(
+                    ::core::stringify!($target), ", ",
                     ::core::stringify!($($job)::+)
                     $(, ", ", ::core::stringify!($field), " = ", ::core::stringify!($value))*
                 ),
@@ -651,7 +652,9 @@ impl Harness {
             let timeout = job.timeout.or(self.default_timeout);
             let attempt = execute(&*self.processor, &job, &cx, timeout).await;
             if let Some(progress) = cx.last_progress() {
-                self.queue.progress(lease, progress).await?;
+                // As in a worker, progress that cannot be written does not
+                // change the outcome.
+                let _ = self.queue.progress(lease, progress).await;
             }
             decide(self.clock, &job, attempt.result)
         };
@@ -1183,6 +1186,11 @@ impl Perform {
     /// Runs it, and returns what a worker would do next: complete, retry at
     /// a time, fail, snooze until a time, or expire.
     pub async fn outcome(self) -> Outcome {
+        self.run().await.1
+    }
+
+    /// The attempt's result (none for a job that did not run) and outcome.
+    async fn run(self) -> (JobResult, Outcome) {
         let Perform {
             mut job,
             processor,
@@ -1192,12 +1200,15 @@ impl Perform {
         } = self;
         let now = clock.now();
         if let Err(e) = job.validate() {
-            return Outcome::Failed(JobResult::failure(
-                JobError::permanent(e.to_string()).with_type("InvalidJob"),
-            ));
+            let result =
+                JobResult::failure(JobError::permanent(e.to_string()).with_type("InvalidJob"));
+            return (result.clone(), Outcome::Failed(result));
         }
         if job.expires_at.is_some_and(|at| at <= now) {
-            return Outcome::Expired;
+            let result = JobResult::failure(
+                JobError::permanent("the job expired before it could run").with_type("Expired"),
+            );
+            return (result, Outcome::Expired);
         }
         // As a reservation leaves it.
         job.attempts = job.attempts.saturating_add(1);
@@ -1207,22 +1218,8 @@ impl Perform {
         let cx = JobContext::new(&job, Arc::new(data), CancellationToken::new());
         let timeout = job.timeout.or(default_timeout);
         let attempt = execute(&*processor, &job, &cx, timeout).await;
-        decide(clock, &job, attempt.result)
-    }
-
-    async fn result(self) -> JobResult {
-        match self.outcome().await {
-            Outcome::Completed(result) | Outcome::Failed(result) => result,
-            Outcome::Retry { result, .. } => result,
-            Outcome::Snoozed { .. } => {
-                // `decide` kept only the time: the result said to snooze.
-                JobResult::failure(JobError::snooze(Duration::ZERO))
-            }
-            Outcome::Expired => JobResult::failure(
-                JobError::permanent("the job expired before it could run").with_type("Expired"),
-            ),
-            _ => JobResult::failure(JobError::permanent("the job was cancelled")),
-        }
+        let result = attempt.result.clone();
+        (result, decide(clock, &job, attempt.result))
     }
 }
 
@@ -1231,7 +1228,7 @@ impl IntoFuture for Perform {
     type IntoFuture = BoxFuture<'static, JobResult>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.result())
+        Box::pin(async move { self.run().await.0 })
     }
 }
 
