@@ -421,12 +421,13 @@ async fn a_drain_that_would_move_the_system_clock_is_refused() {
 async fn scheduled_jobs_run_up_to_the_horizon() {
     let queue = paused_queue();
     let start = Clock::tokio().now();
+    let hours = |h: i64| start + chrono::Duration::hours(h);
     let soon = queue
-        .enqueue(cleanup::job("soon".into()).delay(Duration::from_secs(3600)))
+        .enqueue(cleanup::job("soon".into()).scheduled_at(hours(1)))
         .await
         .unwrap();
     let far = queue
-        .enqueue(cleanup::job("far".into()).delay(Duration::from_secs(3 * 24 * 3600)))
+        .enqueue(cleanup::job("far".into()).scheduled_at(hours(72)))
         .await
         .unwrap();
     assert_eq!(drain(&queue).await.unwrap().attempts(), 0);
@@ -435,7 +436,8 @@ async fn scheduled_jobs_run_up_to_the_horizon() {
     assert_eq!(drained.completed, 1);
     let done = queue.get(soon).await.unwrap().unwrap();
     assert_eq!(done.status, JobStatus::Completed);
-    assert!(done.started_at.unwrap() >= start + chrono::Duration::seconds(3600));
+    assert!(done.started_at.unwrap() >= hours(1));
+    assert!(done.started_at.unwrap() < hours(1) + chrono::Duration::seconds(1));
     assert_eq!(
         queue.get(far).await.unwrap().unwrap().status,
         JobStatus::Pending
@@ -631,6 +633,27 @@ async fn assertions_and_drain_work_through_a_worker() {
     // `cleanup` is in a queue this worker does not take.
     assert_enqueued!(worker, cleanup);
     assert_eq!(worker.state(), jobs::WorkerState::Idle);
+
+    // A reference works as well as the value.
+    let by_ref = &worker;
+    assert_enqueued!(by_ref, cleanup, r#type = "elsewhere");
+
+    // A running worker is not drained behind its back.
+    let running = tokio::spawn(worker.clone().run_owned());
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while worker.state() != jobs::WorkerState::Running {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    let err = drain(&worker).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument(m) if m.contains("while the worker runs")),
+        "{err}"
+    );
+    worker.stop().await;
+    running.await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -752,10 +775,12 @@ async fn tick() {
 #[tokio::test(start_paused = true)]
 async fn a_recurring_job_runs_each_occurrence_up_to_the_horizon() {
     let queue = paused_queue();
-    queue
-        .enqueue(tick::job().every(Duration::from_secs(600)))
-        .await
-        .unwrap();
+    // Due now on the virtual clock (a job's creation time is the system
+    // clock's, which runs ahead of a paused one).
+    let first = tick::job()
+        .scheduled_at(Clock::tokio().now())
+        .every(Duration::from_secs(600));
+    queue.enqueue(first).await.unwrap();
     let drained = drain(&queue)
         .with_new_jobs(true)
         .with_scheduled(true)

@@ -141,9 +141,11 @@ const DRAIN_LEASE: Duration = Duration::from_secs(24 * 3600);
 // ---------------------------------------------------------------------------
 // Listing what was enqueued
 
-/// Anything whose jobs can be listed: every queue ([`QueueAdmin`]), a
-/// [`BackgroundJobWorker`] (its queue) and an [`Inline`] target. What the
-/// assertions of this module read.
+/// Anything whose jobs can be listed: the queues ([`MemoryJobQueue`] and,
+/// with the `redis` feature, `RedisJobQueue`), a [`BackgroundJobWorker`]
+/// (its queue), an [`Inline`] target, and references and `Arc`s of those.
+/// What the assertions of this module read. Another backend implements it
+/// by calling its [`QueueAdmin::list`].
 pub trait ListJobs: Send + Sync {
     /// Up to `limit` jobs with `status` (any if `None`), as
     /// [`QueueAdmin::list`].
@@ -154,13 +156,44 @@ pub trait ListJobs: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Job>>> + Send;
 }
 
-impl<Q: QueueAdmin> ListJobs for Q {
+impl ListJobs for MemoryJobQueue {
     fn list_jobs(
         &self,
         status: Option<JobStatus>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Job>>> + Send {
-        self.list(status, limit)
+        QueueAdmin::list(self, status, limit)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl ListJobs for crate::queue::RedisJobQueue {
+    fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Job>>> + Send {
+        QueueAdmin::list(self, status, limit)
+    }
+}
+
+impl<T: ListJobs + ?Sized> ListJobs for &T {
+    fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Job>>> + Send {
+        (**self).list_jobs(status, limit)
+    }
+}
+
+impl<T: ListJobs + ?Sized> ListJobs for Arc<T> {
+    fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Job>>> + Send {
+        (**self).list_jobs(status, limit)
     }
 }
 
@@ -600,6 +633,8 @@ struct Harness {
     queues: Vec<String>,
     /// Whether jobs run as they are enqueued ([`Inline`]).
     inline: bool,
+    /// Whether it is a worker's that runs (a drain refuses to take its jobs).
+    running: bool,
     /// Whether a drain first checks the processor's shared state, as a
     /// worker does before it starts (a worker's drain only: elsewhere a
     /// missing `Data<T>` fails the job that needs it).
@@ -624,6 +659,7 @@ impl Harness {
             clock: queue.clock(),
             queues: Vec::new(),
             inline: false,
+            running: false,
             check_data: false,
         }
     }
@@ -638,6 +674,10 @@ impl Harness {
             clock: parts.clock,
             queues: parts.queues,
             inline: false,
+            running: !matches!(
+                worker.state(),
+                crate::WorkerState::Idle | crate::WorkerState::Stopped
+            ),
             check_data: true,
         }
     }
@@ -668,8 +708,8 @@ impl Harness {
 /// What [`drain`] and [`trigger`] run on: a [`MemoryJobQueue`] (its jobs
 /// run by the `#[job]` registry, with no shared state, on the queue's
 /// clock), a [`BackgroundJobWorker`] (its queue, processor, shared state,
-/// default timeout, clock and named queues; the worker itself need not run,
-/// and should not while it is drained) or an [`Inline`] target.
+/// default timeout, clock and named queues; a worker that runs is refused,
+/// as the two would race for the jobs) or an [`Inline`] target.
 pub trait Drainable: Send + Sync {
     /// What runs the jobs.
     fn source(&self) -> Source;
@@ -938,6 +978,12 @@ impl Drain {
 
     async fn run(self) -> Result<Drained> {
         let harness = &self.harness;
+        if harness.running {
+            return Err(Error::InvalidArgument(
+                "drain(&worker) while the worker runs would race it for the jobs: drain a worker that was not started, or stop it first"
+                    .into(),
+            ));
+        }
         if harness.check_data {
             harness.processor.check_data(&harness.data)?;
         }
