@@ -384,6 +384,17 @@ async fn fails_twice_then_succeeds_on_virtual_time() {
         Some(start + chrono::Duration::seconds(10))
     );
     assert_enqueued!(queue, flaky_sync; scheduled_at = start + chrono::Duration::seconds(10));
+    assert_enqueued!(queue, flaky_sync; scheduled_between = (start, start + chrono::Duration::seconds(10)));
+    refute_enqueued!(queue, flaky_sync; scheduled_between = (start, start + chrono::Duration::seconds(9)));
+    let q = queue.clone();
+    let message = panic_of(async move {
+        assert_enqueued!(q, flaky_sync; scheduled_between = (start, start + chrono::Duration::seconds(1)));
+    })
+    .await;
+    assert!(
+        message.contains("scheduled_between: expected from "),
+        "{message}"
+    );
 
     let rest = drain(&queue).with_scheduled(true).await.unwrap();
     assert_eq!((rest.retried, rest.completed, rest.failed), (1, 1, 0));
@@ -633,6 +644,10 @@ async fn assertions_and_drain_work_through_a_worker() {
     // `cleanup` is in a queue this worker does not take.
     assert_enqueued!(worker, cleanup);
     assert_eq!(worker.state(), jobs::WorkerState::Idle);
+
+    // One attempt with the worker's processor and shared state.
+    let performed = perform_job(charge::job(7)).using(&worker).await;
+    assert_eq!(performed.result, Some(json!("charged 7")));
 
     // A reference works as well as the value.
     let by_ref = &worker;

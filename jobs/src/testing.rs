@@ -220,6 +220,19 @@ impl ListJobs for Inline {
 /// The jobs waiting in `target` (pending or retrying, scheduled ones
 /// included), the first due first.
 ///
+/// ```
+/// use jobs::prelude::*;
+/// use serde_json::json;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let queue = MemoryJobQueue::new();
+/// queue.enqueue(Job::new("later", json!({})).delay(std::time::Duration::from_secs(60))).await.unwrap();
+/// queue.enqueue(Job::new("now", json!({}))).await.unwrap();
+/// let names: Vec<String> = jobs::testing::waiting(&queue).await.into_iter().map(|j| j.name.into_owned()).collect();
+/// assert_eq!(names, ["now", "later"]);
+/// # }
+/// ```
+///
 /// # Panics
 ///
 /// If the jobs cannot be listed (the backend is unreachable).
@@ -306,8 +319,10 @@ pub async fn enqueued<A: JobArgs>(target: &(impl ListJobs + ?Sized)) -> Vec<A> {
 ///   Fields left out match anything; a field the job does not have does not
 ///   compile.
 /// - after a `;`, options: `queue = "name"`, `priority = JobPriority::High`,
-///   `scheduled_at = time` (the job's due time, exactly), `count = n`
-///   (exactly `n` matching jobs, instead of at least one).
+///   `scheduled_at = time` (the job's due time, exactly),
+///   `scheduled_between = (from, to)` (due in that span, both ends
+///   included), `count = n` (exactly `n` matching jobs, instead of at least
+///   one).
 ///
 /// On failure it panics with the expected job and every waiting job: name,
 /// arguments, queue, priority and due time, and for each job of the expected
@@ -428,6 +443,7 @@ pub mod __macro {
         queue: Option<String>,
         priority: Option<JobPriority>,
         scheduled_at: Option<DateTime<Utc>>,
+        scheduled_between: Option<(DateTime<Utc>, DateTime<Utc>)>,
         count: Option<usize>,
     }
 
@@ -443,6 +459,7 @@ pub mod __macro {
                 queue: None,
                 priority: None,
                 scheduled_at: None,
+                scheduled_between: None,
                 count: None,
             }
         }
@@ -468,6 +485,13 @@ pub mod __macro {
         /// `scheduled_at = ..`: when the job is due, exactly.
         pub fn scheduled_at(mut self, at: DateTime<Utc>) -> Self {
             self.scheduled_at = Some(at);
+            self
+        }
+
+        /// `scheduled_between = (from, to)`: due at `from` or later, and at
+        /// `to` or earlier.
+        pub fn scheduled_between(mut self, (from, to): (DateTime<Utc>, DateTime<Utc>)) -> Self {
+            self.scheduled_between = Some((from, to));
             self
         }
 
@@ -524,6 +548,17 @@ pub mod __macro {
                     ));
                 }
             }
+            if let Some((from, to)) = self.scheduled_between {
+                let due = job.due_at();
+                if due < from || due > to {
+                    differences.push(format!(
+                        "scheduled_between: expected from {} to {}, found {}",
+                        from.to_rfc3339(),
+                        to.to_rfc3339(),
+                        due.to_rfc3339()
+                    ));
+                }
+            }
             differences
         }
     }
@@ -576,6 +611,13 @@ pub mod __macro {
         }
         if let Some(at) = expect.scheduled_at {
             message.push_str(&format!(", due {}", at.to_rfc3339()));
+        }
+        if let Some((from, to)) = expect.scheduled_between {
+            message.push_str(&format!(
+                ", due from {} to {}",
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            ));
         }
         message.push('\n');
         if jobs.is_empty() {
@@ -1209,6 +1251,19 @@ impl Perform {
         self
     }
 
+    /// Runs the job as `target` would: with a worker's processor, shared
+    /// state, default timeout and clock (or a queue's clock, or an
+    /// [`Inline`] target's processor and shared state). Shared state added
+    /// before is replaced; add more after.
+    pub fn using<T: Drainable + ?Sized>(mut self, target: &T) -> Self {
+        let harness = target.source().harness;
+        self.processor = Some(harness.processor);
+        self.data = (*harness.data).clone();
+        self.default_timeout = harness.default_timeout;
+        self.clock = harness.clock;
+        self
+    }
+
     /// Runs the job with `processor` (default: the `#[job]` registry).
     pub fn processor(mut self, processor: impl JobProcessor) -> Self {
         self.processor = Some(Arc::new(processor));
@@ -1429,8 +1484,8 @@ impl Enqueue for Inline {
 /// # Ok(()) }
 /// ```
 ///
-/// An `Err(Error::NotFound)`-like `InvalidArgument` error names the known
-/// tasks if there is no task of that name.
+/// With no task of that name, it is an `Err(Error::InvalidArgument)` that
+/// names the known ones, and nothing is enqueued.
 pub async fn trigger<T: Drainable + ?Sized>(target: &T, task: &str) -> Result<JobId> {
     let harness = target.source().harness;
     let tasks = harness.processor.periodic_tasks()?;
