@@ -371,7 +371,6 @@ async fn fails_twice_then_succeeds_on_virtual_time() {
     let job = flaky_sync::job()
         .backoff(jobs::Backoff::exponential(Duration::from_secs(10)).without_jitter());
     let id = queue.enqueue(job).await.unwrap();
-    let start = Clock::tokio().now();
     let wall = std::time::Instant::now();
 
     // Without scheduled jobs, the retry waits.
@@ -379,13 +378,12 @@ async fn fails_twice_then_succeeds_on_virtual_time() {
     assert_eq!((first.retried, first.completed), (1, 0));
     let waiting = queue.get(id).await.unwrap().unwrap();
     assert_eq!(waiting.status, JobStatus::Retrying);
-    assert_eq!(
-        waiting.scheduled_at,
-        Some(start + chrono::Duration::seconds(10))
-    );
-    assert_enqueued!(queue, flaky_sync; scheduled_at = start + chrono::Duration::seconds(10));
-    assert_enqueued!(queue, flaky_sync; scheduled_between = (start, start + chrono::Duration::seconds(10)));
-    refute_enqueued!(queue, flaky_sync; scheduled_between = (start, start + chrono::Duration::seconds(9)));
+    let start = waiting.started_at.unwrap();
+    let retry_at = start + chrono::Duration::seconds(10);
+    assert_eq!(waiting.scheduled_at, Some(retry_at));
+    assert_enqueued!(queue, flaky_sync; scheduled_at = retry_at);
+    assert_enqueued!(queue, flaky_sync; scheduled_between = (start, retry_at));
+    refute_enqueued!(queue, flaky_sync; scheduled_between = (start, retry_at - chrono::Duration::seconds(1)));
     let q = queue.clone();
     let message = panic_of(async move {
         assert_enqueued!(q, flaky_sync; scheduled_between = (start, start + chrono::Duration::seconds(1)));
@@ -772,6 +770,32 @@ async fn a_cron_job_is_triggered_by_name() {
     trigger(&inline, "nightly_report").await.unwrap();
     trigger(&inline, "nightly_report").await.unwrap();
     assert_eq!(inline.queue().counts().await.unwrap().completed, 2);
+
+    // On a worker, a task added to its scheduler by hand is found too.
+    let worker = BackgroundJobWorker::builder()
+        .processor(
+            Registry::from_registrations([cleanup::registration(), nightly_report::registration()])
+                .unwrap(),
+        )
+        .queues([("default", 1), ("maintenance", 1)])
+        .build()
+        .unwrap();
+    let task = jobs::PeriodicTask::new(
+        "hourly_cleanup",
+        Schedule::hourly(),
+        cleanup::job("hourly".into()),
+    );
+    worker.scheduler().add(task).unwrap();
+    trigger(&worker, "hourly_cleanup").await.unwrap();
+    trigger(&worker, "nightly_report").await.unwrap();
+    assert_enqueued!(worker, cleanup, r#type = "hourly");
+    assert_enqueued!(worker, nightly_report);
+    assert_eq!(drain(&worker).await.unwrap().completed, 2);
+    let err = trigger(&worker, "weekly").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument(m) if m.contains("hourly_cleanup, nightly_report")),
+        "{err}"
+    );
 
     let err = trigger(&queue, "nightly").await.unwrap_err();
     assert!(

@@ -675,6 +675,8 @@ struct Harness {
     queues: Vec<String>,
     /// Whether jobs run as they are enqueued ([`Inline`]).
     inline: bool,
+    /// A worker's scheduler, whose tasks [`trigger`] finds first.
+    scheduler: Option<crate::JobScheduler>,
     /// Whether it is a worker's that runs (a drain refuses to take its jobs).
     running: bool,
     /// Whether a drain first checks the processor's shared state, as a
@@ -701,6 +703,7 @@ impl Harness {
             clock: queue.clock(),
             queues: Vec::new(),
             inline: false,
+            scheduler: None,
             running: false,
             check_data: false,
         }
@@ -716,6 +719,7 @@ impl Harness {
             clock: parts.clock,
             queues: parts.queues,
             inline: false,
+            scheduler: Some(parts.scheduler),
             running: !matches!(
                 worker.state(),
                 crate::WorkerState::Idle | crate::WorkerState::Stopped
@@ -881,7 +885,10 @@ pub fn drain<T: Drainable + ?Sized>(target: &T) -> Drain {
 /// left; made by [`drain`], run by awaiting it.
 ///
 /// By default it runs the jobs that are ready when it starts, and retries
-/// of theirs that are due at once. Options:
+/// of theirs that are due at once. (On a paused tokio clock, a job enqueued
+/// with no schedule counts as ready: its creation time, read from the
+/// system clock, is a little ahead of the paused one, and the drain moves
+/// time up to it.) Options:
 ///
 /// - [`with_new_jobs`](Self::with_new_jobs): also the jobs those jobs
 ///   enqueue (and the next runs of recurring jobs);
@@ -1105,19 +1112,24 @@ impl Drain {
                 if progressed {
                     continue;
                 }
-                if !self.scheduled {
-                    return Ok(());
-                }
+                // Nothing could be reserved: move time to the next job due.
+                // Without `with_scheduled`, only to a job that has no
+                // schedule: it was meant to be ready when enqueued, but its
+                // creation time is the system clock's, which runs ahead of
+                // a paused tokio clock.
                 let now = harness.clock.now();
                 let next = self
                     .candidates(&queues, &snapshot)
                     .await?
                     .iter()
+                    .filter(|job| self.scheduled || job.scheduled_at.is_none())
                     .map(Job::due_at)
                     .filter(|at| *at > now)
                     .min();
                 match next {
-                    Some(at) if at <= end => advance(harness.clock, at, &mut paused).await?,
+                    Some(at) if at <= end || !self.scheduled => {
+                        advance(harness.clock, at, &mut paused).await?
+                    }
                     _ => return Ok(()),
                 }
             }
@@ -1464,8 +1476,8 @@ impl Enqueue for Inline {
 // Periodic jobs
 
 /// Enqueues one occurrence of the periodic task `task` (a `#[job]` with
-/// `cron` or `every`, named after the job; or a task the processor
-/// declares) on `target`, now, as the scheduler would when it comes due;
+/// `cron` or `every`, named after the job; a task the processor declares;
+/// on a worker, a task added to its scheduler) on `target`, now, as the scheduler would when it comes due;
 /// returns the job's id. On an [`Inline`] target it runs at once; on a queue
 /// or worker, [`drain`] runs it.
 ///
@@ -1488,18 +1500,45 @@ impl Enqueue for Inline {
 /// names the known ones, and nothing is enqueued.
 pub async fn trigger<T: Drainable + ?Sized>(target: &T, task: &str) -> Result<JobId> {
     let harness = target.source().harness;
-    let tasks = harness.processor.periodic_tasks()?;
-    let Some(found) = tasks.iter().find(|t| t.name == task) else {
-        let mut names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
-        names.sort_unstable();
-        return Err(Error::InvalidArgument(format!(
-            "no periodic task `{task}`; the known ones: {}",
-            if names.is_empty() {
-                "none".to_owned()
-            } else {
-                names.join(", ")
+    // A task added to a worker's scheduler by hand wins over a declared one,
+    // as when the worker starts.
+    let found = match harness
+        .scheduler
+        .as_ref()
+        .and_then(|s| s.task_by_name(task))
+    {
+        Some(found) => found,
+        None => {
+            let tasks = harness.processor.periodic_tasks()?;
+            match tasks.into_iter().find(|t| t.name == task) {
+                Some(found) => found,
+                None => {
+                    let mut names: Vec<String> = harness
+                        .processor
+                        .periodic_tasks()?
+                        .into_iter()
+                        .map(|t| t.name)
+                        .chain(
+                            harness
+                                .scheduler
+                                .iter()
+                                .flat_map(|s| s.tasks())
+                                .map(|t| t.name),
+                        )
+                        .collect();
+                    names.sort_unstable();
+                    names.dedup();
+                    return Err(Error::InvalidArgument(format!(
+                        "no periodic task `{task}`; the known ones: {}",
+                        if names.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            names.join(", ")
+                        }
+                    )));
+                }
             }
-        )));
+        }
     };
     let now = harness.clock.now();
     let mut job = found.job_for(now, now);

@@ -437,8 +437,8 @@ impl std::fmt::Debug for BackgroundJobWorker {
 }
 
 /// What `jobs::testing` needs of a worker to run its jobs the way it would:
-/// its queue, processor, shared state, default timeout, clock and named
-/// queues.
+/// its queue, processor, shared state, default timeout, clock, named queues
+/// and scheduler.
 pub(crate) struct Parts {
     pub(crate) queue: Arc<dyn DynQueue>,
     pub(crate) processor: Arc<dyn DynProcessor>,
@@ -446,6 +446,7 @@ pub(crate) struct Parts {
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) clock: Clock,
     pub(crate) queues: Vec<String>,
+    pub(crate) scheduler: JobScheduler,
 }
 
 impl BackgroundJobWorker {
@@ -462,6 +463,7 @@ impl BackgroundJobWorker {
                 .iter()
                 .map(|l| l.take.queue.to_string())
                 .collect(),
+            scheduler: inner.scheduler.clone(),
         }
     }
 }
