@@ -12,11 +12,13 @@
 //!   assertion panics with every waiting job (name, arguments, queue, due
 //!   time) and, for those of the expected kind, which fields differ.
 //!   [`enqueued`] lists the typed `Args` of the waiting jobs of one kind.
-//!   They work on anything that lists jobs ([`ListJobs`]): every queue, a
+//!   They work on anything that lists jobs ([`ListJobs`]): the queues, a
 //!   worker, an [`Inline`] target.
 //! - [`perform_job`]: one attempt of a job, run as the worker runs it (the
 //!   same decoding, `Data` injection, timeout, panic isolation and error
-//!   classification: the worker's own code), returning the [`JobResult`].
+//!   classification: the worker's own code), returning the [`JobResult`];
+//!   `.data(..)`, `.processor(..)` or `.using(&worker)` set what it runs
+//!   with, `.outcome()` says what the worker would do next.
 //! - [`drain`]: runs every ready job of a queue or worker to completion,
 //!   one at a time, in the order a worker would take them, and counts how
 //!   they ended ([`Drained`]). Optionally it runs the jobs those jobs
@@ -30,10 +32,11 @@
 //!
 //! # Always compiled
 //!
-//! The module needs no cargo feature: it adds no dependency, costs nothing
-//! unless called, and the code `#[job]` generates for it (an impl of
-//! [`JobArgs`]) is needed either way. A feature would have to be enabled in
-//! every crate whose tests use it, and in doc tests, for no gain.
+//! The module needs no cargo feature: it adds no dependency and costs
+//! nothing unless called, and `#[job]` expands the same whatever the
+//! features (every generated `Args` implements [`JobArgs`]). A feature
+//! would have to be enabled in every crate whose tests use it, and for doc
+//! tests, for no gain.
 //!
 //! # Virtual time
 //!
