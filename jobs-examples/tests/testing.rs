@@ -903,3 +903,37 @@ async fn seed_job_queue_operations() {
     assert_eq!((job.id, job.priority), (id, JobPriority::High));
     assert!(queue.is_empty());
 }
+
+// --- another backend ----------------------------------------------------------
+
+/// The same tools on Redis: assertions on the queue, a drain through a
+/// worker on it. Skips without `JOBS_REDIS_URL`.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn assertions_and_drain_work_on_redis_through_a_worker() {
+    let Some(url) = jobs_examples::redis_url() else {
+        return;
+    };
+    let name = jobs_examples::unique_name("testing");
+    let queue = jobs::RedisJobQueue::connect(&url, &name).await.unwrap();
+    send_email::enqueue(&queue, "a@x.com".into(), "Hi".into(), 1)
+        .await
+        .unwrap();
+    send_email::enqueue(&queue, String::new(), "Hi".into(), 1)
+        .await
+        .unwrap();
+    assert_enqueued!(queue, send_email, to = "a@x.com"; queue = "mailers");
+    assert_enqueued!(queue, send_email, subject = "Hi"; count = 2);
+
+    let worker = BackgroundJobWorker::builder()
+        .queue(queue.clone())
+        .processor(Registry::from_registrations([send_email::registration()]).unwrap())
+        .queues([("mailers", 1)])
+        .build()
+        .unwrap();
+    let drained = drain(&worker).await.unwrap();
+    assert_eq!((drained.completed, drained.failed), (1, 1));
+    refute_enqueued!(queue, send_email);
+    refute_enqueued!(worker, send_email);
+    queue.purge().await.unwrap();
+}
