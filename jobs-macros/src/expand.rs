@@ -261,6 +261,11 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
                 }
             }
 
+            #[automatically_derived]
+            impl ::jobs::__private::JobArgs for Args {
+                const NAME: &'static str = #name;
+            }
+
             impl Args {
                 /// A `Job` with these arguments and the attribute's defaults
                 /// (arguments that fail to serialise make a job that every

@@ -115,6 +115,11 @@ pub(crate) fn generate(attr: &Attr, item: &ItemFn) -> TokenStream {
                 }
             }
 
+            #[automatically_derived]
+            impl ::jobs::__private::JobArgs for Args {
+                const NAME: &'static str = #name;
+            }
+
             impl Args {
                 /// A `Job` with these arguments.
                 #vis fn into_job(self) -> ::jobs::__private::Job {

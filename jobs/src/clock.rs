@@ -60,6 +60,11 @@ impl Clock {
         }
     }
 
+    /// Whether this is [`Clock::tokio`].
+    pub(crate) fn is_tokio(&self) -> bool {
+        self.kind == Kind::Tokio
+    }
+
     /// How long from now until `at` (zero if it is past).
     pub fn until(&self, at: DateTime<Utc>) -> std::time::Duration {
         (at - self.now()).to_std().unwrap_or_default()

@@ -283,7 +283,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Data<T> {
 }
 
 /// Shared state by type, as registered on a worker.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct DataMap {
     values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }

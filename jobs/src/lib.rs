@@ -61,6 +61,7 @@ mod result;
 mod schedule;
 mod scheduler;
 mod serde_millis;
+pub mod testing;
 mod worker;
 
 #[doc(hidden)]
@@ -85,7 +86,7 @@ pub use queue::{
 pub use queue::{RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore};
 // `JobRegistration`, `DataNeed`, `HandlerFn` and `ScheduleSpec` exist for
 // the code `#[job]` generates: reachable through `__private`, not here.
-pub use registry::Registry;
+pub use registry::{JobArgs, Registry};
 pub use result::{JobError, JobResult, Retry};
 pub use schedule::{Schedule, Weekday};
 pub use scheduler::{

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub use crate::context::{Data, JobContext};
-pub use crate::registry::{DataNeed, HandlerFn, JobRegistration};
+pub use crate::registry::{DataNeed, HandlerFn, JobArgs, JobRegistration};
 pub use crate::schedule::ScheduleSpec;
 pub use futures_util::future::BoxFuture;
 pub use inventory;

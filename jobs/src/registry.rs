@@ -112,6 +112,30 @@ impl fmt::Debug for JobRegistration {
 
 inventory::collect!(JobRegistration);
 
+/// The typed arguments of one `#[job]` function: its generated `Args`,
+/// tied to the job's name, so that code holding a [`Job`] can decode it as
+/// the handler would ([`jobs::testing::enqueued`](crate::testing::enqueued)
+/// and the `assert_enqueued!` family use it).
+///
+/// `#[job]` implements it on every `Args` it generates; there is no reason
+/// to implement it by hand.
+///
+/// ```rust,standalone_crate
+/// use jobs::prelude::*;
+/// use jobs::JobArgs;
+///
+/// #[job(name = "welcome")]
+/// async fn send_welcome(user_id: u64) {}
+///
+/// fn main() {
+///     assert_eq!(<send_welcome::Args as JobArgs>::NAME, "welcome");
+/// }
+/// ```
+pub trait JobArgs: serde::Serialize + serde::de::DeserializeOwned {
+    /// The job's name (`Job::name` of the jobs these arguments belong to).
+    const NAME: &'static str;
+}
+
 /// Every `#[job]` function linked into the program, by name: the generated
 /// dispatcher. It is a [`JobProcessor`]: a job is routed by `job.name`, its
 /// `args` deserialised into the function's parameters, and the function's

@@ -148,6 +148,11 @@ impl MemoryJobQueue {
         }
     }
 
+    /// Where the queue reads the time (see [`MemoryJobQueueBuilder::clock`]).
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
+    }
+
     /// How many jobs are waiting (pending or retrying, scheduled ones and
     /// those a limit holds back included).
     pub fn len(&self) -> usize {

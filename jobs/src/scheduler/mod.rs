@@ -254,6 +254,13 @@ impl JobScheduler {
         self.inner.state.lock().tasks.get(name).map(|e| e.info(now))
     }
 
+    /// A copy of one task, by name (`jobs::testing::trigger` enqueues an
+    /// occurrence of it).
+    pub(crate) fn task_by_name(&self, name: &str) -> Option<PeriodicTask> {
+        let state = self.inner.state.lock();
+        state.tasks.get(name).map(|entry| entry.task.clone())
+    }
+
     /// How many tasks there are.
     pub fn len(&self) -> usize {
         self.inner.state.lock().tasks.len()

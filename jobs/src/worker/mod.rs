@@ -42,6 +42,9 @@ pub use builder::WorkerBuilder;
 use types::Stats;
 pub use types::{QueueStats, StopReport, WorkerHealth, WorkerState, WorkerStats};
 
+// One attempt of a job, as the worker runs it: also what `jobs::testing` runs.
+pub(crate) use runner::{decide, execute, next_run};
+
 /// Runs jobs from a queue: up to `max_concurrent_jobs` at once (or, with
 /// [named queues](WorkerBuilder::queues), up to each queue's concurrency),
 /// each with a timeout, retrying failures with backoff, and keeping every
@@ -429,5 +432,37 @@ impl std::fmt::Debug for BackgroundJobWorker {
             .field("state", &self.state())
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// What `jobs::testing` needs of a worker to run its jobs the way it would:
+/// its queue, processor, shared state, default timeout, clock, named queues
+/// and scheduler.
+pub(crate) struct Parts {
+    pub(crate) queue: Arc<dyn DynQueue>,
+    pub(crate) processor: Arc<dyn DynProcessor>,
+    pub(crate) data: Arc<DataMap>,
+    pub(crate) default_timeout: Option<Duration>,
+    pub(crate) clock: Clock,
+    pub(crate) queues: Vec<String>,
+    pub(crate) scheduler: JobScheduler,
+}
+
+impl BackgroundJobWorker {
+    pub(crate) fn parts(&self) -> Parts {
+        let inner = &self.inner;
+        Parts {
+            queue: Arc::clone(&inner.queue),
+            processor: Arc::clone(&inner.processor),
+            data: Arc::clone(&inner.data),
+            default_timeout: inner.config.default_timeout,
+            clock: inner.config.clock,
+            queues: inner
+                .lanes
+                .iter()
+                .map(|l| l.take.queue.to_string())
+                .collect(),
+            scheduler: inner.scheduler.clone(),
+        }
     }
 }

@@ -14,9 +14,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Inner, StopReport, WorkerState, scheduling};
+use crate::clock::Clock;
 use crate::context::{HasProgress, JobContext, Progress};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
+use crate::processor::DynProcessor;
 use crate::queue::{Lease, Outcome, Reservation};
 use crate::result::{JobError, JobResult};
 
@@ -605,15 +607,14 @@ async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
             Arc::clone(control) as Arc<dyn HasProgress>,
         );
         let timeout = job.timeout.or(inner.config.default_timeout);
-        let started = tokio::time::Instant::now();
-        let attempt = AssertUnwindSafe(inner.processor.process(&job, &cx)).catch_unwind();
+        let attempt = execute(&*inner.processor, &job, &cx, timeout);
         let finished = tokio::select! {
             biased;
             _ = control.token.cancelled() => None,
-            result = with_timeout(timeout, attempt) => Some(result),
+            attempt = attempt => Some(attempt),
             never = write_progress(inner, control) => match never {},
         };
-        let Some(finished) = finished else {
+        let Some(attempt) = finished else {
             return stopped_early(inner, &job, control).await;
         };
         // The latest progress, if the rate limit held it back: written while
@@ -621,27 +622,12 @@ async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
         if let Some(progress) = control.progress.take_unwritten() {
             send_progress(inner, control.lease, progress).await;
         }
-        let mut result = match finished {
-            Ok(Ok(result)) => result,
-            Ok(Err(panic)) => {
-                count(&inner.stats.panicked);
-                let message = panic_message(&*panic);
-                tracing::error!(panic = %message, "job panicked");
-                JobResult::failure(
-                    JobError::retryable(format!("job panicked: {message}")).with_type("Panic"),
-                )
-            }
-            Err(limit) => {
-                count(&inner.stats.timed_out);
-                tracing::warn!(timeout = ?limit, "job timed out");
-                JobResult::failure(
-                    JobError::retryable(format!("job timed out after {limit:?}"))
-                        .with_type("Timeout"),
-                )
-            }
-        };
-        result.execution_time = Some(started.elapsed());
-        decide(inner, &job, result)
+        match attempt.ended {
+            Ended::Returned => {}
+            Ended::Panicked => count(&inner.stats.panicked),
+            Ended::TimedOut => count(&inner.stats.timed_out),
+        }
+        decide(inner.config.clock, &job, attempt.result)
     };
 
     // The queue sends the job's event once it recorded the outcome.
@@ -662,14 +648,25 @@ async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
             tracing::info!(until = %at, "job snoozed");
         }
     }
-    let next = match &outcome {
-        Outcome::Completed(_) | Outcome::Failed(_) | Outcome::Expired => job.next_occurrence(now),
-        _ => None,
-    };
+    let next = next_run(&job, &outcome, now);
     // The attempt is over: it no longer counts as active, whatever the
     // queue says next.
     untrack(inner, job.id, control);
     finish(inner, lease, outcome, next).await;
+}
+
+/// The next run of a recurring job whose attempt ended with `outcome`: due
+/// after a final outcome, none after a retry or snooze (the same job runs
+/// again).
+pub(crate) fn next_run(
+    job: &Job,
+    outcome: &Outcome,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Job> {
+    match outcome {
+        Outcome::Completed(_) | Outcome::Failed(_) | Outcome::Expired => job.next_occurrence(now),
+        _ => None,
+    }
 }
 
 /// Reports an outcome, retrying a few times if the queue is unreachable (the
@@ -756,12 +753,62 @@ async fn send_progress(inner: &Inner, lease: Lease, progress: serde_json::Value)
     }
 }
 
-/// Turns an attempt's result into what happens next.
-fn decide(inner: &Inner, job: &Job, result: JobResult) -> Outcome {
+/// How an attempt's future ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The handler returned a result.
+    Returned,
+    /// It panicked: the result is a retryable `Panic` failure.
+    Panicked,
+    /// It ran past its timeout: the result is a retryable `Timeout` failure.
+    TimedOut,
+}
+
+/// One attempt, as [`execute`] ran it.
+pub(crate) struct Attempt {
+    /// The attempt's result, its `execution_time` set.
+    pub(crate) result: JobResult,
+    /// How it ended.
+    pub(crate) ended: Ended,
+}
+
+/// Runs one attempt of `job` on `processor`, as every worker does: panics
+/// caught and `timeout` enforced (each a retryable failure), the execution
+/// time measured. Shared by the worker's run and `jobs::testing`.
+pub(crate) async fn execute(
+    processor: &dyn DynProcessor,
+    job: &Job,
+    cx: &JobContext,
+    timeout: Option<Duration>,
+) -> Attempt {
+    let started = tokio::time::Instant::now();
+    let attempt = AssertUnwindSafe(processor.process(job, cx)).catch_unwind();
+    let (mut result, ended) = match with_timeout(timeout, attempt).await {
+        Ok(Ok(result)) => (result, Ended::Returned),
+        Ok(Err(panic)) => {
+            let message = panic_message(&*panic);
+            tracing::error!(panic = %message, "job panicked");
+            let error = JobError::retryable(format!("job panicked: {message}")).with_type("Panic");
+            (JobResult::failure(error), Ended::Panicked)
+        }
+        Err(limit) => {
+            tracing::warn!(timeout = ?limit, "job timed out");
+            let error =
+                JobError::retryable(format!("job timed out after {limit:?}")).with_type("Timeout");
+            (JobResult::failure(error), Ended::TimedOut)
+        }
+    };
+    result.execution_time = Some(started.elapsed());
+    Attempt { result, ended }
+}
+
+/// Turns an attempt's result into what happens next, on `clock`: a snooze,
+/// a completion, a retry at its backoff, or a final failure.
+pub(crate) fn decide(clock: Clock, job: &Job, result: JobResult) -> Outcome {
     if let Some(delay) = result.snooze {
         // Not a failure: the attempt does not count, whatever the retries.
         let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-        let now = inner.config.clock.now();
+        let now = clock.now();
         let at = now.checked_add_signed(delay).unwrap_or(now);
         return Outcome::Snoozed { at };
     }
@@ -773,7 +820,7 @@ fn decide(inner: &Inner, job: &Job, result: JobResult) -> Outcome {
             .retry_after
             .unwrap_or_else(|| job.effective_backoff().delay(job.attempts));
         let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-        let now = inner.config.clock.now();
+        let now = clock.now();
         let at = now.checked_add_signed(delay).unwrap_or(now);
         return Outcome::Retry { result, at };
     }
