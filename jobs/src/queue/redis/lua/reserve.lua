@@ -28,11 +28,13 @@ local function soon(t) if next_wake == nil or t < next_wake then next_wake = t e
 local nows, deadline = fmt(now), fmt(now + lease)
 local budget = BUDGET
 local from = { P = 0, T = 0 }
-local listens = listen()
 
 -- Running jobs per concurrency key, and starts in the window per rate key,
 -- as read (once per key) plus those of this call.
 local conc, rate = {}, {}
+-- The rate keys started from here, and their periods: trimmed to their
+-- window once, at the end.
+local trim = {}
 local function conc_of(k)
   if conc[k] == nil then conc[k] = tonumber(read('HGET', K_ACTIVE, 'c:' .. k) or '0') or 0 end
   return conc[k]
@@ -40,8 +42,10 @@ end
 local function rate_of(k, period)
   if rate[k] == nil then
     local rk = rate_key(k)
-    touch(rk, 'zset')
+    expect(rk, 'zset')
     rate[k] = read('ZCOUNT', rk, '(' .. fmt(now - period), '+inf')
+    -- A key that holds starts is in the keys set already.
+    if rate[k] > 0 then kept[rk] = true end
   end
   return rate[k]
 end
@@ -52,12 +56,31 @@ local function oldest(key, period)
   return now
 end
 
+-- The paused queues, read once (none while no flow-control key exists).
+local paused_set = nil
+local function paused(q)
+  if not any_flow() then return false end
+  if not paused_set then
+    paused_set = {}
+    for _, p in ipairs(read('SMEMBERS', K_PAUSED)) do paused_set[p] = true end
+  end
+  return paused_set[q] == true
+end
+
+-- A queue concurrency limit needs the running jobs per queue counted.
+for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
+  if tonumber(ARGV[b + TAKE_CONC]) > 0 and tonumber(ARGV[b + TAKE_MAX]) > 0 then
+    count_queues()
+    break
+  end
+end
+
 for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
   local q = ARGV[b + TAKE_QUEUE]
   local cap = tonumber(ARGV[b + TAKE_MAX])
   local qc, rmax, rper = tonumber(ARGV[b + TAKE_CONC]), tonumber(ARGV[b + TAKE_RATE]),
     tonumber(ARGV[b + TAKE_PERIOD])
-  if cap > 0 and budget > 0 and read('SISMEMBER', K_PAUSED, q) == 0 then
+  if cap > 0 and budget > 0 and not paused(q) then
     local running
     if qc > 0 then
       running = (tonumber(read('HGET', K_ACTIVE, 'q:' .. q) or '0') or 0) + (active['q:' .. q] or 0)
@@ -66,11 +89,12 @@ for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
     local sk, started
     if rmax > 0 then
       sk = PREFIX .. 'started:' .. q
-      touch(sk, 'zset')
+      expect(sk, 'zset')
       started = read('ZCOUNT', sk, '(' .. fmt(now - rper), '+inf')
+      if started > 0 then kept[sk] = true end
       cap = math.min(cap, math.max(rmax - started, 0))
     end
-    local rk = ready_key(q)
+    local rk = ready_key(q, true)
     local taken = 0
     local more = true
     while cap > taken and budget > 0 and more do
@@ -137,14 +161,14 @@ for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
           if mt and mt.r then
             local k = rate_key(mt.r[1])
             redis.call('ZADD', k, nows, fmt(tok))
-            redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. fmt(now - mt.r[3]))
-            redis.call('SADD', K_KEYS, k)
+            trim[k] = mt.r[3]
+            keep(k)
           end
-          if listens then event('started', id, body) end
+          if listen() then event('started', id, body) end
         elseif hold[i] then
           local h = hold[i]
           redis.call('ZADD', h.key, h.score, id)
-          redis.call('SADD', K_KEYS, h.key)
+          keep(h.key)
           if h.rate then
             redis.call('ZADD', K_WAKES, 'LT', fmt(h.at), h.rate)
             woke(h.at)
@@ -184,10 +208,13 @@ for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
       if started + taken >= rmax then soon(oldest(sk, rper) + rper) end
       if taken > 0 then
         redis.call('ZREMRANGEBYSCORE', sk, '-inf', '(' .. fmt(now - rper))
-        redis.call('SADD', K_KEYS, sk)
+        keep(sk)
       end
     end
   end
+end
+for k, period in pairs(trim) do
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. fmt(now - period))
 end
 if from.P + from.T > 0 or #fin > 0 or dirty then
   count('P', -from.P)
@@ -199,8 +226,10 @@ if from.P + from.T > 0 or #fin > 0 or dirty then
 end
 local nd = read('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
 if nd[2] then soon(tonumber(nd[2])) end
-local nw = read('ZRANGE', K_WAKES, 0, 0, 'WITHSCORES')
-if nw[2] then soon(tonumber(nw[2])) end
+if any_flow() then
+  local nw = read('ZRANGE', K_WAKES, 0, 0, 'WITHSCORES')
+  if nw[2] then soon(tonumber(nw[2])) end
+end
 if next_wake then out[1] = fmt(next_wake) end
 -- Only rate-limit wake times are published from here (other workers learn
 -- when to look again); jobs made ready here are taken here.
