@@ -174,12 +174,25 @@ end
 -- EXISTS per call. Anything that configures flow control writes one of
 -- these keys before it takes effect: a job with settings its meta, a pause
 -- the paused set, a queue concurrency limit the counting mark in active.
-local flow = nil
+-- The EXISTS names the i-th key of FLOW_TYPES 2^(i-1) times (EXISTS counts
+-- a key named twice twice), so its answer tells which of them exist.
+local flow_bits = nil
 local function any_flow()
-  if flow == nil then
-    flow = redis.call('EXISTS', K_META, K_PAUSED, K_ACTIVE, K_WAKES, K_UNIQUE, K_KEYS) > 0
+  if flow_bits == nil then
+    local args, n = {}, 1
+    for i = 1, #FLOW_TYPES, 2 do
+      for _ = 1, n do args[#args + 1] = FLOW_TYPES[i] end
+      n = n * 2
+    end
+    flow_bits = redis.call('EXISTS', unpack(args))
   end
-  return flow
+  return flow_bits > 0
+end
+-- Whether a flow-control key existed when the call began: `bit` is its
+-- weight (META 1, PAUSED 2, ACTIVE 4, WAKES 8, UNIQUE 16, KEYS 32).
+local META, PAUSED, ACTIVE, WAKES = 1, 2, 4, 8
+local function had(bit)
+  return any_flow() and math.floor(flow_bits / bit) % 2 == 1
 end
 -- Keys a successful read of this script call showed to be of their type
 -- (or absent), so `guard` need not ask again.
@@ -203,7 +216,16 @@ local function guard()
     end
   end
   check(FIXED_TYPES)
-  if any_flow() then check(FLOW_TYPES) end
+  -- Of the flow-control keys, those that exist.
+  local bit = 1
+  for i = 1, #FLOW_TYPES, 2 do
+    local k = FLOW_TYPES[i]
+    if had(bit) and not verified[k] then
+      local t = redis.call('TYPE', k)['ok']
+      if t ~= 'none' and t ~= FLOW_TYPES[i + 1] then wrong(k, t) end
+    end
+    bit = bit * 2
+  end
   local seq = redis.pcall('GET', K_SEQ)
   if type(seq) == 'table' and seq.err then wrong(K_SEQ, redis.call('TYPE', K_SEQ)['ok']) end
   if seq and not (match(seq, '^%d+$') and #seq <= 17) then
@@ -273,14 +295,18 @@ end
 -- queue (absent: the default one), `c` {key, max} the concurrency limit,
 -- `r` {key, max, period us} the rate limit, `u` {key, statuses, period us
 -- or 0} the unique settings. Jobs without one pay nothing while no
--- flow-control key exists (`any_flow`).
+-- flow-control key exists (`any_flow`); once one does, their metas are
+-- read (and found missing) with those of the others.
 local has_meta = nil
 local function any_meta()
-  if has_meta == nil then has_meta = any_flow() and read('HLEN', K_META) > 0 end
+  if has_meta == nil then has_meta = had(META) end
   return has_meta
 end
 local function decode_meta(v)
   if not v or v == '' then return nil end
+  -- A job with a named queue and no other setting (as record.rs writes it).
+  local q = match(v, '^{"q":"([%w_.:-]*)"}$')
+  if q then return { q = q } end
   local ok, m = pcall(cjson.decode, v)
   if ok and type(m) == 'table' then return m end
   return nil
@@ -455,7 +481,7 @@ local function bump(f, n) active[f] = (active[f] or 0) + n end
 local COUNTING = '!q'
 local counting = nil
 local function counting_queues()
-  if counting == nil then counting = any_flow() and read('HEXISTS', K_ACTIVE, COUNTING) == 1 end
+  if counting == nil then counting = had(ACTIVE) and read('HEXISTS', K_ACTIVE, COUNTING) == 1 end
   return counting
 end
 -- A job (of meta `m`) starts (n = 1) or stops (n = -1) running.
@@ -536,7 +562,6 @@ local function count_queues()
   end
   redis.call('HSET', K_ACTIVE, unpack(flat))
   counting = true
-  flow = true
 end
 
 -- Moves due scheduled jobs to their queues' ready sets.
@@ -570,10 +595,23 @@ end
 -- limit key -> when). Up to the limit's max each time; if more wait, the
 -- key wakes again a period later (or earlier, when a reserve holds another
 -- job back and knows better).
+-- Leaves in `next_rate_wake` the earliest wake left (false: none), or nil
+-- where it changed.
+local next_rate_wake = nil
 local function promote_wakes(now)
-  if not any_flow() then return end
+  if not had(WAKES) then
+    next_rate_wake = false
+    return
+  end
+  local first = read('ZRANGE', K_WAKES, 0, 0, 'WITHSCORES')
+  if not first[2] then
+    next_rate_wake = false
+    return
+  elseif tonumber(first[2]) > now then
+    next_rate_wake = tonumber(first[2])
+    return
+  end
   local keys = read('ZRANGEBYSCORE', K_WAKES, '-inf', now, 'LIMIT', 0, 100)
-  if #keys == 0 then return end
   guard()
   for _, k in ipairs(keys) do
     local hk = rheld_key(k)
