@@ -6,12 +6,12 @@
 //! helpers) followed by the script's own file, joined when the queue is
 //! built; the keys and a few constants are written out in place of their
 //! names then (the prelude's `--! NAME = EXPR` lines), since a local that
-//! the helpers capture costs every call. Every queue script gets the same fifteen keys and the same first
-//! four arguments ([`Common::call`]); each names the positions of its own
-//! arguments at its top. See the module docs of [`super`] for the key layout
-//! and [`super::record`] for the state format. Times are microseconds of the
-//! Redis server's clock (`TIME`), so the leases of workers on different
-//! machines are compared on one clock.
+//! the helpers capture costs every call. Every queue script gets the same
+//! fifteen keys and the same first four arguments ([`Common::call`]); each
+//! names the positions of its own arguments at its top. See the module
+//! docs of [`super`] for the key layout and [`super::record`] for the state
+//! format. Times are microseconds of the Redis server's clock (`TIME`), so
+//! the leases of workers on different machines are compared on one clock.
 //!
 //! A script that fails half-way is not rolled back by Redis, so each one
 //! reads first, then checks every key it may write (`guard` in the

@@ -174,17 +174,21 @@ end
 -- EXISTS per call. Anything that configures flow control writes one of
 -- these keys before it takes effect: a job with settings its meta, a pause
 -- the paused set, a queue concurrency limit the counting mark in active.
--- The EXISTS names the i-th key of FLOW_TYPES 2^(i-1) times (EXISTS counts
--- a key named twice twice), so its answer tells which of them exist.
+-- If any does, a second EXISTS names the i-th key of FLOW_TYPES 2^(i-1)
+-- times (EXISTS counts a key named twice twice), so its answer tells which
+-- of them exist.
 local flow_bits = nil
 local function any_flow()
   if flow_bits == nil then
-    local args, n = {}, 1
-    for i = 1, #FLOW_TYPES, 2 do
-      for _ = 1, n do args[#args + 1] = FLOW_TYPES[i] end
-      n = n * 2
+    flow_bits = redis.call('EXISTS', K_META, K_PAUSED, K_ACTIVE, K_WAKES, K_UNIQUE, K_KEYS)
+    if flow_bits > 0 then
+      local args, n = {}, 1
+      for i = 1, #FLOW_TYPES, 2 do
+        for _ = 1, n do args[#args + 1] = FLOW_TYPES[i] end
+        n = n * 2
+      end
+      flow_bits = redis.call('EXISTS', unpack(args))
     end
-    flow_bits = redis.call('EXISTS', unpack(args))
   end
   return flow_bits > 0
 end
