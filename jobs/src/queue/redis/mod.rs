@@ -49,11 +49,11 @@
 //! period is replaced, and retention and purge delete the locks of the jobs
 //! they delete.
 //!
-//! A queue that uses none of it pays one `EXISTS` per call: it names each
-//! flow-control key (meta, paused, active, wakes, unique, keys) a different
-//! power of two times, so its count tells which exist, and the scripts skip
-//! the reads and checks of those that do not (a pause, a job with settings
-//! or a queue concurrency limit writes its key before it takes effect). The
+//! A queue that uses none of it pays one `EXISTS` per call: while none of
+//! the flow-control keys (meta, paused, active, wakes, unique, keys)
+//! exists, the scripts skip every read and check of them (a pause, a job
+//! with settings or a queue concurrency limit writes its key before it
+//! takes effect). The
 //! running jobs per named queue (`q:<queue>`) are counted only from the
 //! first reserve under a queue concurrency limit on, which counts the jobs
 //! running then (`!q` in `active` says they are counted; purge removes it,

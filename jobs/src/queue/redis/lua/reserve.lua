@@ -69,7 +69,7 @@ end
 -- The paused queues, read once (none while no flow-control key exists).
 local paused_set = nil
 local function paused(q)
-  if not had(PAUSED) then return false end
+  if not any_flow() then return false end
   if not paused_set then
     paused_set = {}
     for _, p in ipairs(read('SMEMBERS', K_PAUSED)) do paused_set[p] = true end
