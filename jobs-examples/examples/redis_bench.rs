@@ -18,9 +18,16 @@
 //!   32 at a time per process (the worker is the limit, not Redis), with 1
 //!   and 2 processes.
 //! - **flow control**: the 1-process run again with the jobs spread over
-//!   three named queues, each job under a per-key concurrency limit and a
-//!   rate limit, and a queue-wide rate limit, none of which binds: what
-//!   configuring flow control costs.
+//!   three named queues (`critical`, `default`, `mailers`; 342 slots of the
+//!   process each), each queue under a fleet-wide concurrency limit of
+//!   1,000 (`QueueLimits::concurrency`, counted in Redis across all
+//!   workers), which does not bind: what configuring flow control costs.
+//!   Then the same with per-job limits as well: every job under a per-key
+//!   concurrency limit (one of 64 keys, a limit of 1,000) and a
+//!   sliding-window rate limit of its name (100,000,000 per second), and
+//!   `mailers` under a queue rate limit of the same rate; none binds
+//!   either. Each figure is printed with its ratio to the run without flow
+//!   control.
 //! - `--backlog N`: N waiting jobs, Redis memory per waiting job
 //!   (`INFO memory` before and after), then 2 worker processes run them.
 //!
@@ -57,12 +64,16 @@ fn loose_rate() -> jobs::Rate {
     jobs::Rate::new(100_000_000, Duration::from_secs(1))
 }
 
-/// A no-op job of the flow-control measurement: in one of three queues,
-/// under a per-key concurrency limit (one of 64 keys, a limit of 1,000)
-/// and a rate limit of its name, none of which binds.
+/// A no-op job of the flow-control measurement, in one of three queues.
 fn flow_job(i: usize) -> Job {
-    noop_job()
-        .queue(FLOW_QUEUES[i % 3])
+    noop_job().queue(FLOW_QUEUES[i % 3])
+}
+
+/// [`flow_job`] with per-job limits too: a per-key concurrency limit (one
+/// of 64 keys, a limit of 1,000) and a rate limit of its name, neither of
+/// which binds.
+fn limited_job(i: usize) -> Job {
+    flow_job(i)
         .concurrency_by(1_000, jobs::flow::key("noop", &serde_json::json!(i % 64)))
         .rate_limit(loose_rate())
 }
@@ -71,25 +82,50 @@ fn rate(n: usize, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64()
 }
 
-/// `--worker URL QUEUE`: a worker process that starts on "GO" from stdin
-/// and runs until stdin closes.
-/// With `flow`, it takes from the three queues of [`FLOW_QUEUES`]
-/// (`concurrency` slots split between them) with a queue rate limit that
-/// does not bind.
-async fn worker_process(url: &str, name: &str, concurrency: usize, flow: bool) {
+/// How a worker process takes jobs.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// From the default queue, no limits.
+    Plain,
+    /// From the three queues of [`FLOW_QUEUES`] (`concurrency` slots split
+    /// between them), each under a queue concurrency limit that does not
+    /// bind.
+    Flow,
+    /// As `Flow`, and `mailers` under a queue rate limit that does not bind.
+    Limited,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Plain => "plain",
+            Mode::Flow => "flow",
+            Mode::Limited => "limited",
+        }
+    }
+}
+
+/// `--worker URL QUEUE CONCURRENCY MODE`: a worker process that starts on
+/// "GO" from stdin and runs until stdin closes.
+async fn worker_process(url: &str, name: &str, concurrency: usize, mode: Mode) {
     let queue = RedisJobQueue::connect(url, name).await.expect("connect");
     let mut builder = BackgroundJobWorker::builder()
         .queue(queue)
         .processor(Noop)
         .batch_size(concurrency.min(256));
-    builder = if flow {
-        let share = concurrency.div_ceil(FLOW_QUEUES.len());
-        builder
-            .queues(FLOW_QUEUES.map(|q| (q, share)))
-            .queue_limits("mailers", jobs::QueueLimits::new().rate(loose_rate()))
+    if mode == Mode::Plain {
+        builder = builder.max_concurrent_jobs(concurrency);
     } else {
-        builder.max_concurrent_jobs(concurrency)
-    };
+        let share = concurrency.div_ceil(FLOW_QUEUES.len());
+        builder = builder.queues(FLOW_QUEUES.map(|q| (q, share)));
+        for q in FLOW_QUEUES {
+            let mut limits = jobs::QueueLimits::new().concurrency(1_000);
+            if mode == Mode::Limited && q == "mailers" {
+                limits = limits.rate(loose_rate());
+            }
+            builder = builder.queue_limits(q, limits);
+        }
+    }
     let worker = builder.build().expect("worker");
     println!("READY");
     std::io::stdout().flush().unwrap();
@@ -241,12 +277,17 @@ async fn processing(url: &str, n: usize, processes: usize) -> f64 {
 }
 
 /// As [`processing`] with one process, the jobs spread over three named
-/// queues with limits configured that do not bind.
-async fn processing_flow(url: &str, n: usize) -> f64 {
+/// queues with limits configured that do not bind (per-job ones too in
+/// [`Mode::Limited`]).
+async fn processing_flow(url: &str, n: usize, mode: Mode) -> f64 {
     let name = format!("bench-{}", JobId::new());
     let queue = RedisJobQueue::connect(url, &name).await.unwrap();
-    fill_with(&queue, n, flow_job).await;
-    let r = drain_with(url, &queue, n, 1, 1024, true).await;
+    if mode == Mode::Limited {
+        fill_with(&queue, n, limited_job).await;
+    } else {
+        fill_with(&queue, n, flow_job).await;
+    }
+    let r = drain_with(url, &queue, n, 1, 1024, mode).await;
     remove(url, &queue).await;
     r
 }
@@ -281,25 +322,30 @@ async fn drain(
     processes: usize,
     concurrency: usize,
 ) -> f64 {
-    drain_with(url, queue, n, processes, concurrency, false).await
+    drain_with(url, queue, n, processes, concurrency, Mode::Plain).await
 }
 
-/// [`drain`], with workers taking from the flow-control queues if `flow`.
+/// [`drain`], with workers taking jobs as `mode` says.
 async fn drain_with(
     url: &str,
     queue: &RedisJobQueue,
     n: usize,
     processes: usize,
     concurrency: usize,
-    flow: bool,
+    mode: Mode,
 ) -> f64 {
     let name = queue.name().to_owned();
     let exe = std::env::current_exe().unwrap();
     let mut children = Vec::new();
-    let mode = if flow { "flow" } else { "plain" };
     for _ in 0..processes {
         let mut child = Command::new(&exe)
-            .args(["--worker", url, &name, &concurrency.to_string(), mode])
+            .args([
+                "--worker",
+                url,
+                &name,
+                &concurrency.to_string(),
+                mode.as_str(),
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -427,13 +473,31 @@ async fn backlog(url: &str, n: usize) {
     remove(url, &queue).await;
 }
 
+/// The flow-control runs, each beside `one`, the run without.
+async fn print_flow(url: &str, n: usize, one: f64) {
+    let flow = processing_flow(url, n, Mode::Flow).await;
+    println!(
+        "  with flow control (3 named queues, each with a concurrency limit that does not bind): {flow:.0} jobs/s vs {one:.0} without ({:.0}%)",
+        100.0 * flow / one
+    );
+    let limited = processing_flow(url, n, Mode::Limited).await;
+    println!(
+        "  and per-job limits too (per-key concurrency, rate limit; a queue rate limit): {limited:.0} jobs/s vs {one:.0} without ({:.0}%)",
+        100.0 * limited / one
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--worker") {
         let concurrency = args.get(3).and_then(|c| c.parse().ok()).unwrap_or(1024);
-        let flow = args.get(4).map(String::as_str) == Some("flow");
-        return worker_process(&args[1], &args[2], concurrency, flow).await;
+        let mode = match args.get(4).map(String::as_str) {
+            Some("flow") => Mode::Flow,
+            Some("limited") => Mode::Limited,
+            _ => Mode::Plain,
+        };
+        return worker_process(&args[1], &args[2], concurrency, mode).await;
     }
     let mut url =
         std::env::var("JOBS_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -455,6 +519,7 @@ async fn main() {
     if processing_only {
         let one = processing(&url, n, 1).await;
         println!("processing, 1 worker process: {one:.0} jobs/s");
+        print_flow(&url, n, one).await;
         return;
     }
     let (push, pop, how) = raw_rates(&url).await;
@@ -476,11 +541,7 @@ async fn main() {
         "processing, 1 worker process:              {one:>8.0} jobs/s  ({:.0}% of raw)",
         100.0 * one / raw
     );
-    let flow = processing_flow(&url, n).await;
-    println!(
-        "  with flow control (3 named queues, limits that do not bind): {flow:>8.0} jobs/s  ({:.0}% of without)",
-        100.0 * flow / one
-    );
+    print_flow(&url, n, one).await;
     let two = processing(&url, n, 2).await;
     println!(
         "processing, 2 worker processes:            {two:>8.0} jobs/s  ({:.0}% of raw, x{:.2} of one process)",

@@ -1207,3 +1207,127 @@ async fn snooze_progress_and_events() {
     );
     queue.purge().await.unwrap();
 }
+
+// ------------------------------------------- the plain path's bookkeeping
+
+/// A queue with no flow-control key skips the running counts of its
+/// queues; the first reserve under a queue concurrency limit counts the
+/// jobs running then, so a limit configured while jobs run is honoured at
+/// once, and the counts stay right after the limit goes away and comes
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_limit_configured_later_counts_the_jobs_already_running() {
+    let Some(url) = redis_url() else { return };
+    let queue = flow_queue(&url).await;
+    for i in 0..7 {
+        queue
+            .enqueue(Job::new(format!("j{i}"), json!({})))
+            .await
+            .unwrap();
+    }
+    let plain = [jobs::Take::new(jobs::DEFAULT_QUEUE, 10)];
+    let limited = [
+        jobs::Take::new(jobs::DEFAULT_QUEUE, 10).limits(jobs::QueueLimits::new().concurrency(3))
+    ];
+    // Two start with no limit anywhere: nothing is counted yet.
+    let mut conn = raw_conn(&url).await;
+    let active = format!("jobs:{{{}}}:active", queue.name());
+    let before = take(&queue, &[jobs::Take::new(jobs::DEFAULT_QUEUE, 2)]).await;
+    assert_eq!(before.len(), 2);
+    let exists: bool = conn.exists(&active).await.unwrap();
+    assert!(!exists, "the plain path keeps no running counts");
+    // The limit of 3 counts those two: one more may start.
+    let first = take(&queue, &limited).await;
+    assert_eq!(first.len(), 1, "two of the three places are taken");
+    assert!(take(&queue, &limited).await.is_empty(), "the queue is full");
+    // One of the two that started before the limit stops: its place frees.
+    complete(&queue, &before[0]).await;
+    let second = take(&queue, &limited).await;
+    assert_eq!(second.len(), 1);
+    assert!(take(&queue, &limited).await.is_empty());
+    // Without the limit (a worker that does not set it), one more starts,
+    // and is counted: the limit, back, sees four running.
+    let third = take(&queue, &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1)]).await;
+    assert_eq!(third.len(), 1);
+    for r in [&before[1], &first[0], &second[0]] {
+        complete(&queue, r).await;
+    }
+    // One left running (`third`): two places of three are free.
+    let last = take(&queue, &limited).await;
+    assert_eq!(last.len(), 2, "the counts follow every start and stop");
+    complete(&queue, &third[0]).await;
+    for r in &last {
+        complete(&queue, r).await;
+    }
+    let counted: Option<i64> = conn.hget(&active, "q:default").await.unwrap();
+    assert_eq!(counted, None, "no job runs: the count is gone");
+    assert!(take(&queue, &plain).await.is_empty());
+    queue.purge().await.unwrap();
+}
+
+/// Events reach a subscriber that joins while jobs are being processed
+/// (each script call asks Redis whether anyone listens).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_joining_mid_run_gets_the_events() {
+    let Some(url) = redis_url() else { return };
+    let queue = flow_queue(&url).await;
+    let all = [jobs::Take::new(jobs::DEFAULT_QUEUE, 10)];
+    for i in 0..3 {
+        queue
+            .enqueue(Job::new(format!("early{i}"), json!({})))
+            .await
+            .unwrap();
+    }
+    // Run with no one listening.
+    let early = take(&queue, &all).await;
+    assert_eq!(early.len(), 3);
+    complete(&queue, &early[0]).await;
+    // Subscribe while two are still running; retry a fresh job until the
+    // subscription is live (it connects in the background).
+    let mut events = queue.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let id = queue.enqueue(Job::new("probe", json!({}))).await.unwrap();
+        assert_eq!(queue.cancel(id).await.unwrap(), CancelOutcome::Cancelled);
+        let seen = tokio::time::timeout(Duration::from_millis(200), async {
+            loop {
+                match events.recv().await {
+                    Ok(e) if e.job_id == id => return true,
+                    Ok(_) => {}
+                    Err(_) => return false,
+                }
+            }
+        })
+        .await;
+        if seen == Ok(true) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no event arrived");
+    }
+    // The jobs that started before the subscription finish: their events
+    // come, and so do those of a job run from now on.
+    complete(&queue, &early[1]).await;
+    complete(&queue, &early[2]).await;
+    let id = queue.enqueue(Job::new("late", json!({}))).await.unwrap();
+    let late = take(&queue, &all).await;
+    assert_eq!(late.len(), 1);
+    complete(&queue, &late[0]).await;
+    let want = [
+        (early[1].job.id, jobs::JobEventKind::Completed),
+        (early[2].job.id, jobs::JobEventKind::Completed),
+        (id, jobs::JobEventKind::Started),
+        (id, jobs::JobEventKind::Completed),
+    ];
+    let mut seen = Vec::new();
+    while seen.len() < want.len() {
+        let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .expect("an event within 5 s")
+            .unwrap();
+        if want.contains(&(e.job_id, e.kind)) {
+            seen.push((e.job_id, e.kind));
+        }
+    }
+    assert_eq!(seen, want);
+    queue.purge().await.unwrap();
+}

@@ -22,7 +22,7 @@
 //! | `jobs:{NAME}:queues`    | set        | every named queue that had a job                             |
 //! | `jobs:{NAME}:paused`    | set        | the paused named queues                                      |
 //! | `jobs:{NAME}:meta`      | hash       | job id → flow-control settings (JSON; only jobs that have any) |
-//! | `jobs:{NAME}:active`    | hash       | `q:<queue>` / `c:<key>` → running jobs; `f:<queue>`: a worker found it full |
+//! | `jobs:{NAME}:active`    | hash       | `c:<key>` / `q:<queue>` → running jobs (`q:` once `!q` is set); `f:<queue>`: a worker found it full |
 //! | `jobs:{NAME}:held:<k>`  | sorted set | jobs concurrency key `k` holds back; score = their ready score |
 //! | `jobs:{NAME}:rheld:<k>` | sorted set | jobs rate key `k` holds back; score = their ready score      |
 //! | `jobs:{NAME}:rate:<k>`  | sorted set | starts of rate key `k` in its window (token → start µs)      |
@@ -47,8 +47,17 @@
 //! job's lock is checked and taken in the enqueue script; a lock whose
 //! holder is gone, finished in a status not named, or older than the
 //! period is replaced, and retention and purge delete the locks of the jobs
-//! they delete. Jobs with the default settings have no meta and pay one
-//! `HLEN` per call for all this.
+//! they delete.
+//!
+//! A queue that uses none of it pays one `EXISTS` per call: while none of
+//! the flow-control keys (meta, paused, active, wakes, unique, keys)
+//! exists, the scripts skip every read and check of them (a pause, a job
+//! with settings or a queue concurrency limit writes its key before it
+//! takes effect). The
+//! running jobs per named queue (`q:<queue>`) are counted only from the
+//! first reserve under a queue concurrency limit on, which counts the jobs
+//! running then (`!q` in `active` says they are counted; purge removes it,
+//! repair keeps it), so a limit set while jobs run holds at once.
 //!
 //! A job costs two hash fields (state and JSON) plus one entry in one
 //! index: `ready` or `delayed` while it waits, `running` while it runs, the

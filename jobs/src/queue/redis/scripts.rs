@@ -4,12 +4,14 @@
 //! Each queue script is `lua/prelude.lua` (the keys, the common arguments,
 //! the state parser and builder, the key guard, the counts and retention
 //! helpers) followed by the script's own file, joined when the queue is
-//! built. Every queue script gets the same fifteen keys and the same first
-//! four arguments ([`Common::call`]); each names the positions of its own
-//! arguments at its top. See the module docs of [`super`] for the key layout
-//! and [`super::record`] for the state format. Times are microseconds of the
-//! Redis server's clock (`TIME`), so the leases of workers on different
-//! machines are compared on one clock.
+//! built; the keys and a few constants are written out in place of their
+//! names then (the prelude's `--! NAME = EXPR` lines), since a local that
+//! the helpers capture costs every call. Every queue script gets the same
+//! fifteen keys and the same first four arguments ([`Common::call`]); each
+//! names the positions of its own arguments at its top. See the module
+//! docs of [`super`] for the key layout and [`super::record`] for the state
+//! format. Times are microseconds of the Redis server's clock (`TIME`), so
+//! the leases of workers on different machines are compared on one clock.
 //!
 //! A script that fails half-way is not rolled back by Redis, so each one
 //! reads first, then checks every key it may write (`guard` in the
@@ -45,9 +47,45 @@ pub(super) struct Scripts {
     pub(super) save_last_run: Script,
 }
 
-/// A queue script: the prelude, then the script's own file.
+/// A queue script: the prelude, then the script's own file, with the
+/// prelude's names written out ([`inline`]).
 fn queue_script(body: &str) -> Script {
-    Script::new(&format!("{PRELUDE}\n{body}"))
+    Script::new(&join(body))
+}
+
+/// The source of a queue script: the prelude, then `body`, with each name
+/// the prelude defines on a line `--! NAME = EXPR` replaced by `EXPR`.
+fn join(body: &str) -> String {
+    let defs: Vec<(&str, &str)> = PRELUDE
+        .lines()
+        .filter_map(|line| {
+            let (name, expr) = line.strip_prefix("--! ")?.split_once(" = ")?;
+            Some((name.trim(), expr.trim()))
+        })
+        .collect();
+    inline(&format!("{PRELUDE}\n{body}"), &defs)
+}
+
+/// `src` with every identifier named in `defs` replaced by its expression
+/// (whole identifiers only: `K_STATE` in `K_STATES` stays). Comments and
+/// strings are not told apart: the names are not used in them.
+fn inline(src: &str, defs: &[(&str, &str)]) -> String {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(src.len());
+    let mut rest = src;
+    while let Some(start) = rest.find(|c: char| word(c)) {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(|c: char| !word(c)).unwrap_or(rest.len());
+        let ident = &rest[..end];
+        match defs.iter().find(|(name, _)| *name == ident) {
+            Some((_, expr)) => out.push_str(expr),
+            None => out.push_str(ident),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Scripts {
@@ -104,4 +142,46 @@ impl Common<'_> {
 #[cfg(test)]
 pub(super) fn with_prelude(body: &str) -> Script {
     queue_script(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_replaces_whole_names_only() {
+        let defs = [("K_STATE", "KEYS[2]"), ("Q", "'default'")];
+        assert_eq!(
+            inline("f(K_STATE, K_STATES, xK_STATE, Q..Q, 1)", &defs),
+            "f(KEYS[2], K_STATES, xK_STATE, 'default'..'default', 1)"
+        );
+    }
+
+    #[test]
+    fn every_prelude_name_is_written_out() {
+        for body in [
+            include_str!("lua/reserve.lua"),
+            include_str!("lua/finish.lua"),
+            include_str!("lua/enqueue.lua"),
+            include_str!("lua/purge.lua"),
+        ] {
+            let src = join(body);
+            for name in [
+                "K_JOBS",
+                "K_STATE",
+                "K_KEYS",
+                "K_META",
+                "DEFAULT_QUEUE",
+                "CHANNEL",
+                "EVENTS",
+            ] {
+                let left = src
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("--"))
+                    .any(|l| inline(l, &[(name, "")]) != l);
+                assert!(!left, "{name} is left in a script");
+            }
+            assert!(src.contains("KEYS[15]"));
+        }
+    }
 }

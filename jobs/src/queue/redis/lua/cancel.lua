@@ -8,7 +8,7 @@ local id = ARGV[ARG_ID]
 local v = read('HGET', K_STATE, id)
 if not v then return '' end
 local h = parse(v)
-if h and FINAL[h.s] then return h.s end
+if h and final(h.s) then return h.s end
 guard()
 local now = now_us()
 if not h then

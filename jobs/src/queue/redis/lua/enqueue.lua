@@ -84,6 +84,7 @@ if fresh == 0 then
   return res
 end
 guard()
+touch(K_QUEUES, 'set')
 local states, bodies, delayed, mh = {}, {}, {}, {}
 local ready = {}
 local queues = {}

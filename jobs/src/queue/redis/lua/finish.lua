@@ -14,16 +14,23 @@ local now = now_us()
 local res = {}
 local ids, base = {}, {}
 local b = ARG_ENTRIES
+local nexts = false
 while b <= #ARGV do
   ids[#ids + 1] = ARGV[b + ENTRY_ID]
   base[#base + 1] = b
-  if #ARGV[b + ENTRY_STATUS] > 1 then b = b + ENTRY_WIDTH + NEXT_WIDTH else b = b + ENTRY_WIDTH end
+  if #ARGV[b + ENTRY_STATUS] > 1 then
+    b = b + ENTRY_WIDTH + NEXT_WIDTH
+    nexts = true
+  else
+    b = b + ENTRY_WIDTH
+  end
 end
 local states = read('HMGET', K_STATE, unpack(ids))
 local ms = metas(ids)
 local bodies = {}
 if listen() then bodies = read('HMGET', K_JOBS, unpack(ids)) end
 guard()
+if nexts then touch(K_QUEUES, 'set') end
 local hs, zrem, fin = {}, {}, {}
 local co = fmt(now)
 local running = 0
@@ -39,7 +46,7 @@ for k, id in ipairs(ids) do
     if p ~= '' then patches = patches .. '\31' .. p end
     running = running + 1
     ran(ms[k], -1)
-    if listening then event(EVENT_OF[st], id, bodies[k]) end
+    if listening then event(event_of(st), id, bodies[k]) end
     local q = qname(ms[k])
     if st == 'S' then
       -- Snoozed: back to waiting, as if this attempt had not started.

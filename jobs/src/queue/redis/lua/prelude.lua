@@ -11,20 +11,38 @@
 -- showed, and the values `INCRBY`/`HINCRBY` will work on, and only then
 -- writes.
 
-local K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_SEQ, K_COUNTS =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+-- The keys, the channels and the default queue's name are not locals: each
+-- line `--! NAME = EXPR` below makes scripts.rs write EXPR in place of every
+-- NAME when it joins the scripts. (Every local a helper uses costs each
+-- script call a walk of Lua's list of open upvalues when the helper's
+-- closure is made; the keys, used everywhere, made that walk the biggest
+-- cost of a call.)
+--! K_JOBS = KEYS[1]
+--! K_STATE = KEYS[2]
+--! K_READY = KEYS[3]
+--! K_DELAYED = KEYS[4]
+--! K_RUNNING = KEYS[5]
+--! K_DONE = KEYS[6]
+--! K_SEQ = KEYS[7]
+--! K_COUNTS = KEYS[8]
 -- Flow control (see the key layout in mod.rs).
-local K_META, K_QUEUES, K_PAUSED, K_ACTIVE, K_WAKES, K_UNIQUE, K_KEYS =
-  KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
+--! K_META = KEYS[9]
+--! K_QUEUES = KEYS[10]
+--! K_PAUSED = KEYS[11]
+--! K_ACTIVE = KEYS[12]
+--! K_WAKES = KEYS[13]
+--! K_UNIQUE = KEYS[14]
+--! K_KEYS = KEYS[15]
+--! DEFAULT_QUEUE = 'default'
+-- The wake channel and the events channel (the first two common arguments).
+--! CHANNEL = ARGV[1]
+--! EVENTS = ARGV[2]
 -- `jobs:{NAME}:`, the start of the keys made per named queue or limit key
 -- (all in the same hash slot as the fixed ones).
 local PREFIX = string.sub(K_READY, 1, #K_READY - 5)
-local DEFAULT_QUEUE = 'default'
 
 -- ARGV positions every queue script shares; its own arguments start at ARG_OWN.
-local ARG_CHANNEL, ARG_EVENTS, ARG_MAX_FINISHED, ARG_FINISHED_TTL, ARG_OWN = 1, 2, 3, 4, 5
-local CHANNEL = ARGV[ARG_CHANNEL]
-local EVENTS = ARGV[ARG_EVENTS]
+local ARG_MAX_FINISHED, ARG_FINISHED_TTL, ARG_OWN = 3, 4, 5
 local MAXF = tonumber(ARGV[ARG_MAX_FINISHED])
 local TTL = tonumber(ARGV[ARG_FINISHED_TTL])
 
@@ -32,8 +50,10 @@ local TTL = tonumber(ARGV[ARG_FINISHED_TTL])
 -- whose state was edited by hand was quarantined): `counts` recounts first.
 local DIRTY = '!'
 
-local STATUS = { P = true, R = true, C = true, F = true, T = true, X = true, E = true }
-local FINAL = { C = true, F = true, X = true, E = true }
+-- (Tables built at the top cost every call of every script: the lookups
+-- below are functions or are built on first use.)
+-- Whether a status letter is final (the job will not run again).
+local function final(s) return s == 'C' or s == 'F' or s == 'X' or s == 'E' end
 local U32_MAX = '4294967295'
 
 -- Integers as text without going through floating-point formatting.
@@ -77,7 +97,7 @@ local function why(v)
   local s, r, a, m, t, st, co =
     string.match(v, '^(.)(.)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|')
   if not s then return 'the state does not parse' end
-  if not STATUS[s] then return 'unknown status letter ' .. string.format('%q', s) end
+  if not string.match(s, '^[PRCFTXE]$') then return 'unknown status letter ' .. string.format('%q', s) end
   if not string.match(r, '^[0-3]$') then return 'unknown priority rank ' .. string.format('%q', r) end
   local function int(name, x, digits, empty)
     if x == '' and empty then return nil end
@@ -120,19 +140,49 @@ local BAND = 281474976710656
 local function back(rank, seq) return fmt((num(rank) * 2 + 1) * BAND + seq) end
 local function front(rank, seq) return fmt((num(rank) * 2 + 1) * BAND - seq) end
 
--- What a job's key must hold (or not exist).
-local TYPES = {
-  [K_JOBS] = 'hash', [K_STATE] = 'hash', [K_READY] = 'zset', [K_DELAYED] = 'zset',
-  [K_RUNNING] = 'zset', [K_DONE] = 'list', [K_SEQ] = 'string', [K_COUNTS] = 'hash',
-  [K_META] = 'hash', [K_QUEUES] = 'set', [K_PAUSED] = 'set', [K_ACTIVE] = 'hash',
-  [K_WAKES] = 'zset', [K_UNIQUE] = 'hash', [K_KEYS] = 'set',
-}
-local NAMES = { hash = 'a hash', zset = 'a sorted set', list = 'a list', string = 'a string',
-  set = 'a set', stream = 'a stream' }
+-- What a job's key must hold (or not exist): the fixed keys, then those
+-- of flow control, in pairs.
+-- (The queues set is checked by the scripts that write it, with `touch`.)
+local FIXED_TYPES = { K_JOBS, 'hash', K_STATE, 'hash', K_READY, 'zset', K_DELAYED, 'zset',
+  K_RUNNING, 'zset', K_DONE, 'list', K_SEQ, 'string', K_COUNTS, 'hash' }
+local FLOW_TYPES = { K_META, 'hash', K_PAUSED, 'set', K_ACTIVE, 'hash', K_WAKES, 'zset',
+  K_UNIQUE, 'hash', K_KEYS, 'set' }
+-- The type of every key met so far (built on first use; `touch` adds the
+-- keys made per named queue or limit key).
+local types_of = nil
+local function types()
+  if not types_of then
+    types_of = {}
+    for _, list in ipairs({ FIXED_TYPES, FLOW_TYPES }) do
+      for i = 1, #list, 2 do types_of[list[i]] = list[i + 1] end
+    end
+    types_of[K_QUEUES] = 'set'
+  end
+  return types_of
+end
 local function refuse(msg) error({ err = 'WRONGTYPE ' .. msg }) end
 local function wrong(k, t)
-  refuse(k .. ' holds ' .. (NAMES[t] or t) .. ', not ' .. NAMES[TYPES[k]] ..
+  local names = { hash = 'a hash', zset = 'a sorted set', list = 'a list', string = 'a string',
+    set = 'a set', stream = 'a stream' }
+  refuse(k .. ' holds ' .. (names[t] or t) .. ', not ' .. names[types()[k]] ..
     '; nothing was changed (delete or restore the key, then call repair)')
+end
+-- Whether any key of flow-control state exists: the meta of jobs with
+-- settings, paused queues, running counts, rate-limit wakes, unique locks,
+-- the keys made per limit key. Without any (only the default queue's jobs,
+-- no limits, no pause), the scripts skip all flow bookkeeping, for one
+-- EXISTS per call. Anything that configures flow control writes one of
+-- these keys before it takes effect: a job with settings its meta, a pause
+-- the paused set, a queue concurrency limit the counting mark in active.
+-- (Asking which of them exist costs more than reading them: an EXISTS
+-- that names each key a different power of two times, so that its count
+-- tells, takes longer than the reads it saves.)
+local flow = nil
+local function any_flow()
+  if flow == nil then
+    flow = redis.call('EXISTS', K_META, K_PAUSED, K_ACTIVE, K_WAKES, K_UNIQUE, K_KEYS) > 0
+  end
+  return flow
 end
 -- Keys a successful read of this script call showed to be of their type
 -- (or absent), so `guard` need not ask again.
@@ -142,14 +192,27 @@ local guarded = false
 -- that no command can fail half-way on a key of the wrong type, a sequence
 -- that is no integer or a count that is none. Raises an error naming the key
 -- (and nothing was written). Once per script call.
+-- (The flow-control keys are checked only if one of them exists.)
 local function guard()
   if guarded then return end
-  for _, k in ipairs({ K_JOBS, K_STATE, K_READY, K_DELAYED, K_RUNNING, K_DONE, K_META, K_QUEUES,
-    K_PAUSED, K_ACTIVE, K_WAKES, K_UNIQUE, K_KEYS }) do
-    if not verified[k] then
-      local t = redis.call('TYPE', k)['ok']
-      if t ~= 'none' and t ~= TYPES[k] then wrong(k, t) end
+  local function check(list)
+    for i = 1, #list, 2 do
+      local k = list[i]
+      -- The sequence and the counts are checked below.
+      if not verified[k] and k ~= K_SEQ and k ~= K_COUNTS then
+        local t = redis.call('TYPE', k)['ok']
+        if t ~= 'none' and t ~= list[i + 1] then wrong(k, t) end
+      end
     end
+  end
+  check(FIXED_TYPES)
+  if any_flow() then
+    -- Those not read yet, often absent: one EXISTS for all first.
+    local unread = {}
+    for i = 1, #FLOW_TYPES, 2 do
+      if not verified[FLOW_TYPES[i]] then unread[#unread + 1] = FLOW_TYPES[i] end
+    end
+    if #unread > 0 and redis.call('EXISTS', unpack(unread)) > 0 then check(FLOW_TYPES) end
   end
   local seq = redis.pcall('GET', K_SEQ)
   if type(seq) == 'table' and seq.err then wrong(K_SEQ, redis.call('TYPE', K_SEQ)['ok']) end
@@ -167,11 +230,6 @@ local function guard()
   guarded = true
 end
 
--- The reads whose success shows their key's type.
-local TYPED = { HEXISTS = true, HMGET = true, HGET = true, HGETALL = true, HLEN = true, HKEYS = true,
-  HSCAN = true, ZRANGEBYSCORE = true, ZRANGE = true, ZSCORE = true, ZREVRANGEBYSCORE = true,
-  ZREVRANGE = true, ZCOUNT = true, LRANGE = true, SISMEMBER = true, SMEMBERS = true, ZCARD = true,
-  HVALS = true }
 -- A read that, if it fails (a key of the wrong type), fails with the
 -- guard's error naming the key instead of Redis's own; if it succeeds, the
 -- guard need not check its key again. Costs nothing more than `redis.call`.
@@ -179,9 +237,17 @@ local function read(cmd, k, ...)
   local reply = redis.pcall(cmd, k, ...)
   if type(reply) == 'table' and reply.err then
     guard()
+    -- A key the guard does not check (the queues set, a key made per
+    -- queue or limit key).
+    local t = types()[k]
+    if t then
+      local kt = redis.call('TYPE', k)['ok']
+      if kt ~= 'none' and kt ~= t then wrong(k, kt) end
+    end
     error(reply)
   end
-  if TYPED[cmd] then verified[k] = true end
+  -- Every read but EXISTS fails on a key of another type.
+  if cmd ~= 'EXISTS' then verified[k] = true end
   return reply
 end
 
@@ -193,24 +259,42 @@ end
 -- are running, and recovered when their lease runs out).
 local function touch(k, t)
   if verified[k] then return end
-  TYPES[k] = t
+  types()[k] = t
   local kt = redis.call('TYPE', k)['ok']
   if kt ~= 'none' and kt ~= t then wrong(k, kt) end
   verified[k] = true
+end
+-- Names the type such a key must hold, for a read about to show it (the
+-- read names the key if it fails, and the guard need not ask then).
+local function expect(k, t)
+  if not verified[k] then types()[k] = t end
+end
+-- The keys made per limit key, added to the keys set once per call.
+local kept = {}
+local function keep(k)
+  if not kept[k] then
+    kept[k] = true
+    redis.call('SADD', K_KEYS, k)
+  end
 end
 
 -- The meta of jobs with settings other than the defaults: a JSON object
 -- written at enqueue (record.rs, `meta`), never changed: `q` the named
 -- queue (absent: the default one), `c` {key, max} the concurrency limit,
 -- `r` {key, max, period us} the rate limit, `u` {key, statuses, period us
--- or 0} the unique settings. Jobs without one pay a single EXISTS per call.
+-- or 0} the unique settings. Jobs without one pay nothing while no
+-- flow-control key exists (`any_flow`); once one does, their metas are
+-- read (and found missing) with those of the others.
 local has_meta = nil
 local function any_meta()
-  if has_meta == nil then has_meta = read('HLEN', K_META) > 0 end
+  if has_meta == nil then has_meta = any_flow() end
   return has_meta
 end
 local function decode_meta(v)
   if not v or v == '' then return nil end
+  -- A job with a named queue and no other setting (as record.rs writes it).
+  local q = match(v, '^{"q":"([%w_.:-]*)"}$')
+  if q then return { q = q } end
   local ok, m = pcall(cjson.decode, v)
   if ok and type(m) == 'table' then return m end
   return nil
@@ -230,11 +314,12 @@ local function meta_of(id)
   return decode_meta(read('HGET', K_META, id))
 end
 local function qname(m) return (m and m.q) or DEFAULT_QUEUE end
--- The ready sorted set of a named queue: `ready` for the default queue.
-local function ready_key(q)
+-- The ready sorted set of a named queue: `ready` for the default queue
+-- (`reading`: for a read first, which checks its type).
+local function ready_key(q, reading)
   if q == DEFAULT_QUEUE then return K_READY end
   local k = PREFIX .. 'ready:' .. q
-  touch(k, 'zset')
+  if reading then expect(k, 'zset') else touch(k, 'zset') end
   return k
 end
 -- Per limit key: the jobs a concurrency limit holds back (score: their
@@ -282,8 +367,10 @@ local function event(kind, id, body, progress)
   evs[#evs + 1] = { kind, id, name_of(body), progress }
 end
 -- The event of a finished attempt's new status.
-local EVENT_OF = { C = 'completed', T = 'retrying', F = 'failed', X = 'cancelled', E = 'expired',
-  S = 'snoozed' }
+local function event_of(s)
+  return ({ C = 'completed', T = 'retrying', F = 'failed', X = 'cancelled', E = 'expired',
+    S = 'snoozed' })[s]
+end
 
 local delta = {}
 local function count(s, n) delta[s] = (delta[s] or 0) + n end
@@ -328,7 +415,7 @@ local function finished(entries, now)
       local id = string.match(e, '^.([^|]*)')
       if id and id ~= '' then ids[#ids + 1] = id end
       local s = string.sub(e, 1, 1)
-      if FINAL[s] then count(s, -1) else dirty = true end
+      if final(s) then count(s, -1) else dirty = true end
     end
     if #ids > 0 and any_meta() then
       local ms = {}
@@ -368,26 +455,34 @@ local function place(id, due, rank, now, q)
   end
 end
 
--- Running jobs per named queue (`q:<queue>`) and per concurrency key
--- (`c:<key>`) in the active hash: changes gathered here, written by
+-- Running jobs per concurrency key (`c:<key>`) and, once a queue
+-- concurrency limit was used (`counting_queues`), per named queue
+-- (`q:<queue>`) in the active hash: changes gathered here, written by
 -- `flush_active`.
 local active = {}
 local function bump(f, n) active[f] = (active[f] or 0) + n end
+-- The active hash's field that says the running jobs of every named queue
+-- are counted. Set by the first reserve under a queue concurrency limit
+-- (`count_queues`), which counts the jobs running then; never removed but
+-- with the active hash (purge; repair sets it again), so the counts stay
+-- right when the limit goes away and comes back.
+local COUNTING = '!q'
+local counting = nil
+local function counting_queues()
+  if counting == nil then counting = any_flow() and read('HEXISTS', K_ACTIVE, COUNTING) == 1 end
+  return counting
+end
 -- A job (of meta `m`) starts (n = 1) or stops (n = -1) running.
 local function ran(m, n)
-  if not m then
-    active['q:default'] = (active['q:default'] or 0) + n
-    return
-  end
-  bump('q:' .. qname(m), n)
-  if m.c then bump('c:' .. m.c[1], n) end
+  if m and m.c then bump('c:' .. m.c[1], n) end
+  if counting_queues() then bump('q:' .. qname(m), n) end
 end
 -- Hands the `n` earliest jobs a concurrency limit holds back to their
 -- queues, at their old place.
 local function release_held(k, n)
   local hk = held_key(k)
-  touch(hk, 'zset')
-  local held = redis.call('ZRANGE', hk, 0, n - 1, 'WITHSCORES')
+  expect(hk, 'zset')
+  local held = read('ZRANGE', hk, 0, n - 1, 'WITHSCORES')
   if #held == 0 then return end
   local ids = {}
   for i = 1, #held, 2 do ids[#ids + 1] = held[i] end
@@ -422,6 +517,41 @@ local function flush_active()
   active = {}
 end
 
+-- Turns the running counts per named queue on (`COUNTING`), counting the
+-- jobs running now: for the first reserve under a queue concurrency limit.
+-- O(running jobs), once. Reads first; call before any other write.
+local function count_queues()
+  if counting_queues() then return end
+  local per = {}
+  local ids = read('ZRANGE', K_RUNNING, 0, -1)
+  for i = 1, #ids, 1000 do
+    local part = { unpack(ids, i, math.min(i + 999, #ids)) }
+    local states = read('HMGET', K_STATE, unpack(part))
+    local ms = metas(part)
+    for j = 1, #part do
+      if states[j] and string.sub(states[j], 1, 1) == 'R' then
+        local q = qname(ms[j])
+        per[q] = (per[q] or 0) + 1
+      end
+    end
+  end
+  local fields = read('HKEYS', K_ACTIVE)
+  guard()
+  -- Counts of queues left from before are not to be trusted.
+  local stale = {}
+  for _, f in ipairs(fields) do
+    if string.sub(f, 1, 2) == 'q:' then stale[#stale + 1] = f end
+  end
+  variadic('HDEL', K_ACTIVE, stale)
+  local flat = { COUNTING, '1' }
+  for q, n in pairs(per) do
+    flat[#flat + 1] = 'q:' .. q
+    flat[#flat + 1] = fmt(n)
+  end
+  redis.call('HSET', K_ACTIVE, unpack(flat))
+  counting = true
+end
+
 -- Moves due scheduled jobs to their queues' ready sets.
 local function promote_due(now)
   local due = read('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, 1000)
@@ -453,9 +583,23 @@ end
 -- limit key -> when). Up to the limit's max each time; if more wait, the
 -- key wakes again a period later (or earlier, when a reserve holds another
 -- job back and knows better).
+-- Leaves in `next_rate_wake` the earliest wake left (false: none), or nil
+-- where it changed.
+local next_rate_wake = nil
 local function promote_wakes(now)
+  if not any_flow() then
+    next_rate_wake = false
+    return
+  end
+  local first = read('ZRANGE', K_WAKES, 0, 0, 'WITHSCORES')
+  if not first[2] then
+    next_rate_wake = false
+    return
+  elseif tonumber(first[2]) > now then
+    next_rate_wake = tonumber(first[2])
+    return
+  end
   local keys = read('ZRANGEBYSCORE', K_WAKES, '-inf', now, 'LIMIT', 0, 100)
-  if #keys == 0 then return end
   guard()
   for _, k in ipairs(keys) do
     local hk = rheld_key(k)

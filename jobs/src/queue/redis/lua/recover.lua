@@ -55,7 +55,7 @@ for i, id in ipairs(expired) do
       h.s = 'T'
       place(id, 0, h.r, now, qname(ms[i]))
     end
-    if listening then event(EVENT_OF[h.s], id, jsons[i]) end
+    if listening then event(event_of(h.s), id, jsons[i]) end
     count(h.s, 1)
     redis.call('HSET', K_STATE, id, state(h))
     n = n + 1

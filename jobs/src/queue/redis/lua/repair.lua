@@ -34,8 +34,8 @@ repeat
     if not s then
       bad[#bad + 1] = { id, v, K_STATE, why(v) }
     elseif not has_json[id] then
-      if not FINAL[s] then bad[#bad + 1] = { id, v, K_JOBS, 'the job has a state but no JSON' } end
-    elseif not FINAL[s] then
+      if not final(s) then bad[#bad + 1] = { id, v, K_JOBS, 'the job has a state but no JSON' } end
+    elseif not final(s) then
       ids[#ids + 1] = id
       heads[#heads + 1] = { s, r }
     end
@@ -80,7 +80,9 @@ recount()
 -- The running counts per queue and concurrency key, from the running jobs
 -- (the `f:` marks of full queues are dropped: a worker finding its queue
 -- still full sets it again).
+local was_counting = counting_queues()
 redis.call('DEL', K_ACTIVE)
+if was_counting then redis.call('HSET', K_ACTIVE, COUNTING, '1') end
 for f, n in pairs(active) do
   if n > 0 then redis.call('HSET', K_ACTIVE, f, fmt(n)) end
 end

@@ -28,20 +28,34 @@ local function soon(t) if next_wake == nil or t < next_wake then next_wake = t e
 local nows, deadline = fmt(now), fmt(now + lease)
 local budget = BUDGET
 local from = { P = 0, T = 0 }
-local listens = listen()
 
 -- Running jobs per concurrency key, and starts in the window per rate key,
 -- as read (once per key) plus those of this call.
 local conc, rate = {}, {}
+-- The rate keys started from here, and their periods: trimmed to their
+-- window once, at the end.
+local trim = {}
+local seq_start, seq_end = nil, 0
 local function conc_of(k)
-  if conc[k] == nil then conc[k] = tonumber(read('HGET', K_ACTIVE, 'c:' .. k) or '0') or 0 end
+  if conc[k] == nil then
+    if counting == nil then
+      -- Whether the queues' running jobs are counted, in the same read.
+      local v = read('HMGET', K_ACTIVE, 'c:' .. k, COUNTING)
+      conc[k] = tonumber(v[1] or '0') or 0
+      counting = v[2] ~= false
+    else
+      conc[k] = tonumber(read('HGET', K_ACTIVE, 'c:' .. k) or '0') or 0
+    end
+  end
   return conc[k]
 end
 local function rate_of(k, period)
   if rate[k] == nil then
     local rk = rate_key(k)
-    touch(rk, 'zset')
+    expect(rk, 'zset')
     rate[k] = read('ZCOUNT', rk, '(' .. fmt(now - period), '+inf')
+    -- A key that holds starts is in the keys set already.
+    if rate[k] > 0 then kept[rk] = true end
   end
   return rate[k]
 end
@@ -52,25 +66,59 @@ local function oldest(key, period)
   return now
 end
 
+-- The paused queues, read once (none while no flow-control key exists).
+local paused_set = nil
+local function paused(q)
+  if not any_flow() then return false end
+  if not paused_set then
+    paused_set = {}
+    for _, p in ipairs(read('SMEMBERS', K_PAUSED)) do paused_set[p] = true end
+  end
+  return paused_set[q] == true
+end
+
+-- A queue concurrency limit needs the running jobs per queue counted: the
+-- first such take reads whether they are (and its queue's count, kept in
+-- `queue_running`), else counts them now.
+local queue_running = {}
+for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
+  if tonumber(ARGV[b + TAKE_CONC]) > 0 and tonumber(ARGV[b + TAKE_MAX]) > 0 then
+    local q = ARGV[b + TAKE_QUEUE]
+    local v = read('HMGET', K_ACTIVE, 'q:' .. q, COUNTING)
+    counting = v[2] ~= false
+    if counting then
+      queue_running[q] = tonumber(v[1] or '0') or 0
+    else
+      count_queues()
+    end
+    break
+  end
+end
+
 for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
   local q = ARGV[b + TAKE_QUEUE]
   local cap = tonumber(ARGV[b + TAKE_MAX])
   local qc, rmax, rper = tonumber(ARGV[b + TAKE_CONC]), tonumber(ARGV[b + TAKE_RATE]),
     tonumber(ARGV[b + TAKE_PERIOD])
-  if cap > 0 and budget > 0 and read('SISMEMBER', K_PAUSED, q) == 0 then
+  if cap > 0 and budget > 0 and not paused(q) then
     local running
     if qc > 0 then
-      running = (tonumber(read('HGET', K_ACTIVE, 'q:' .. q) or '0') or 0) + (active['q:' .. q] or 0)
+      running = queue_running[q]
+      if running == nil then
+        running = tonumber(read('HGET', K_ACTIVE, 'q:' .. q) or '0') or 0
+      end
+      running = running + (active['q:' .. q] or 0)
       cap = math.min(cap, math.max(qc - running, 0))
     end
     local sk, started
     if rmax > 0 then
       sk = PREFIX .. 'started:' .. q
-      touch(sk, 'zset')
+      expect(sk, 'zset')
       started = read('ZCOUNT', sk, '(' .. fmt(now - rper), '+inf')
+      if started > 0 then kept[sk] = true end
       cap = math.min(cap, math.max(rmax - started, 0))
     end
-    local rk = ready_key(q)
+    local rk = ready_key(q, true)
     local taken = 0
     local more = true
     while cap > taken and budget > 0 and more do
@@ -98,6 +146,7 @@ for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
           elseif m and m.r and rate_of(m.r[1], m.r[3]) >= m.r[2] then
             local k = m.r[1]
             blocked = { key = rheld_key(k), rate = k, at = oldest(rate_key(k), m.r[3]) + m.r[3] }
+            next_rate_wake = nil
           end
           if blocked then
             touch(blocked.key, 'zset')
@@ -113,6 +162,8 @@ for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
       guard()
       redis.call('ZREMRANGEBYRANK', rk, 0, #ids - 1)
       local tok = redis.call('INCRBY', K_SEQ, #ids) - #ids
+      seq_start = seq_start or tok
+      seq_end = tok + #ids
       local hs, za = {}, {}
       for i, id in ipairs(ids) do
         local v, body = states[i], bodies[i]
@@ -137,14 +188,14 @@ for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
           if mt and mt.r then
             local k = rate_key(mt.r[1])
             redis.call('ZADD', k, nows, fmt(tok))
-            redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. fmt(now - mt.r[3]))
-            redis.call('SADD', K_KEYS, k)
+            trim[k] = mt.r[3]
+            keep(k)
           end
-          if listens then event('started', id, body) end
+          if listen() then event('started', id, body) end
         elseif hold[i] then
           local h = hold[i]
           redis.call('ZADD', h.key, h.score, id)
-          redis.call('SADD', K_KEYS, h.key)
+          keep(h.key)
           if h.rate then
             redis.call('ZADD', K_WAKES, 'LT', fmt(h.at), h.rate)
             woke(h.at)
@@ -183,10 +234,18 @@ for b = ARG_TAKES, #ARGV, TAKE_WIDTH do
     if sk then
       if started + taken >= rmax then soon(oldest(sk, rper) + rper) end
       if taken > 0 then
-        redis.call('ZREMRANGEBYSCORE', sk, '-inf', '(' .. fmt(now - rper))
-        redis.call('SADD', K_KEYS, sk)
+        trim[sk] = rper
+        keep(sk)
       end
     end
+  end
+end
+-- The starts out of their window are dropped when this call's tokens pass
+-- a multiple of 16 (the counts look at the window only; this bounds what
+-- is left over).
+if seq_start and math.floor(seq_end / 16) > math.floor(seq_start / 16) then
+  for k, period in pairs(trim) do
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', '(' .. fmt(now - period))
   end
 end
 if from.P + from.T > 0 or #fin > 0 or dirty then
@@ -199,8 +258,12 @@ if from.P + from.T > 0 or #fin > 0 or dirty then
 end
 local nd = read('ZRANGE', K_DELAYED, 0, 0, 'WITHSCORES')
 if nd[2] then soon(tonumber(nd[2])) end
-local nw = read('ZRANGE', K_WAKES, 0, 0, 'WITHSCORES')
-if nw[2] then soon(tonumber(nw[2])) end
+if next_rate_wake == nil then
+  local nw = read('ZRANGE', K_WAKES, 0, 0, 'WITHSCORES')
+  if nw[2] then soon(tonumber(nw[2])) end
+elseif next_rate_wake then
+  soon(next_rate_wake)
+end
 if next_wake then out[1] = fmt(next_wake) end
 -- Only rate-limit wake times are published from here (other workers learn
 -- when to look again); jobs made ready here are taken here.

@@ -9,7 +9,7 @@ local v = read('HGET', K_STATE, id)
 if not v then return 'gone' end
 if v ~= ARGV[ARG_EXPECTED] then return 'changed' end
 local h = parse(v)
-if not h or not FINAL[h.s] then return 'changed' end
+if not h or not final(h.s) then return 'changed' end
 local m = meta_of(id)
 guard()
 redis.call('LREM', K_DONE, 1, done_entry(h.s, id, h.co))
