@@ -15,9 +15,11 @@
 //! tasks, at most 16 at a time (a semaphore).
 //!
 //! **Flow control**: the standard setting again, beside the same jobs over
-//! three named queues with limits configured that do not bind (a per-key
-//! concurrency limit and a rate limit on every job, a rate limit on one
-//! queue): what configuring flow control costs.
+//! three named queues each under a queue concurrency limit that does not
+//! bind, and beside that with per-job limits too (a per-key concurrency
+//! limit and a rate limit on every job, a rate limit on one queue, none
+//! binding): what configuring flow control costs. Each run in a process of
+//! its own, the order rotating between rounds.
 //!
 //! **Latency**: enqueue → handler start for an idle worker, over 2,000 jobs
 //! sent 1 ms apart, p50 and p99, beside the bare program's.
@@ -89,23 +91,32 @@ async fn standard_path(n: usize) -> Duration {
 const FLOW_QUEUES: [(&str, usize); 3] = [("critical", 6), ("default", 5), ("mailers", 5)];
 
 /// The standard setting with flow control configured but not binding: the
-/// jobs spread over three named queues, each job under a concurrency limit
+/// jobs spread over three named queues, each under a queue concurrency
+/// limit of 1,000; with `per_job`, also each job under a concurrency limit
 /// per key (one of 64 keys, a limit of 1,000) and a rate limit of its name,
-/// and a queue-wide rate limit — all far above what the run reaches.
-async fn flow_path(n: usize) -> Duration {
+/// and one queue under a queue rate limit — all far above what the run
+/// reaches.
+async fn flow_path(n: usize, per_job: bool) -> Duration {
     let rate: jobs::Rate = "100000000/s".parse().expect("rate");
     let batch: Vec<Job> = (0..n)
         .map(|i| {
-            let key = jobs::flow::key("bench", &serde_json::json!(i % 64));
-            bench::job(payload_name(i), i as u64)
-                .queue(FLOW_QUEUES[i % 3].0)
-                .concurrency_by(1_000, key)
-                .rate_limit(rate)
+            let job = bench::job(payload_name(i), i as u64).queue(FLOW_QUEUES[i % 3].0);
+            if per_job {
+                let key = jobs::flow::key("bench", &serde_json::json!(i % 64));
+                job.concurrency_by(1_000, key).rate_limit(rate)
+            } else {
+                job
+            }
         })
         .collect();
-    let worker = BackgroundJobWorker::builder()
-        .queues(FLOW_QUEUES)
-        .queue_limits("mailers", jobs::QueueLimits::new().rate(rate));
+    let mut worker = BackgroundJobWorker::builder().queues(FLOW_QUEUES);
+    for (queue, _) in FLOW_QUEUES {
+        let mut limits = jobs::QueueLimits::new().concurrency(1_000);
+        if per_job && queue == "mailers" {
+            limits = limits.rate(rate);
+        }
+        worker = worker.queue_limits(queue, limits);
+    }
     run_standard(batch, worker).await
 }
 
@@ -407,8 +418,11 @@ async fn main() {
     if only.as_deref() == Some("flow-plain") {
         println!("rate {}", rate(n, standard_path(n).await));
     }
+    if only.as_deref() == Some("flow-queues") {
+        println!("rate {}", rate(n, flow_path(n, false).await));
+    }
     if only.as_deref() == Some("flow-limits") {
-        println!("rate {}", rate(n, flow_path(n).await));
+        println!("rate {}", rate(n, flow_path(n, true).await));
     }
     if run("latency") {
         latency_section().await;
@@ -441,35 +455,48 @@ async fn standard(n: usize, rounds: usize) {
 /// The standard setting with and without flow control configured.
 async fn flow(n: usize, rounds: usize) {
     println!(
-        "\nflow control configured, not binding: the standard setting over three named queues \
-         (6 + 5 + 5 slots), every job under a per-key concurrency limit and a rate limit, \
-         one queue rate-limited; median of {rounds} rounds"
+        "\nflow control configured, not binding: the standard setting (one queue, no limits) \
+         beside the same jobs over three named queues (6 + 5 + 5 slots) each under a queue \
+         concurrency limit, and beside that with per-job limits too (a per-key concurrency \
+         limit and a rate limit on every job, one queue rate-limited); each run in a fresh \
+         process, the order rotating; median of {rounds} rounds"
     );
-    let (mut plains, mut flows) = (Vec::new(), Vec::new());
-    for round in 1..=rounds {
+    const RUNS: [&str; 3] = ["flow-plain", "flow-queues", "flow-limits"];
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    for round in 0..rounds {
         // Each run in a fresh process (on a fresh heap), the order
-        // alternating, so neither runs on what the other left.
-        let (plain, flow) = if round % 2 == 1 {
-            let plain = run_alone(n, "flow-plain");
-            (plain, run_alone(n, "flow-limits"))
-        } else {
-            let flow = run_alone(n, "flow-limits");
-            (run_alone(n, "flow-plain"), flow)
-        };
+        // rotating, so none runs on what another left or always first.
+        let mut got = [0.0; 3];
+        for k in 0..RUNS.len() {
+            let i = (round + k) % RUNS.len();
+            got[i] = run_alone(n, RUNS[i]);
+        }
         println!(
-            "  round {round}: one queue {plain:>9.0} jobs/s   flow control {flow:>9.0} jobs/s"
+            "  round {}: one queue {:>9.0}   queue limits {:>9.0}   per-job limits too {:>9.0} jobs/s",
+            round + 1,
+            got[0],
+            got[1],
+            got[2]
         );
-        plains.push(plain);
-        flows.push(flow);
+        for (rates, got) in rates.iter_mut().zip(got) {
+            rates.push(got);
+        }
     }
-    let (plain, flow) = (median(plains), median(flows));
-    println!("one queue, no limits:      {plain:>9.0} jobs/s");
-    println!("three queues with limits:  {flow:>9.0} jobs/s");
-    println!("ratio: {:.0}% of without", 100.0 * flow / plain);
+    let [plain, queues, limits] = rates.map(median);
+    println!("one queue, no limits:                {plain:>9.0} jobs/s");
+    println!(
+        "three queues with queue limits:      {queues:>9.0} jobs/s  ({:.0}% of without)",
+        100.0 * queues / plain
+    );
+    println!(
+        "  and per-job limits too:            {limits:>9.0} jobs/s  ({:.0}% of without)",
+        100.0 * limits / plain
+    );
 }
 
-/// Runs `section` (`flow-plain` or `flow-limits`: one run of N jobs) in a
-/// child process of this program and returns the rate it printed.
+/// Runs `section` (`flow-plain`, `flow-queues` or `flow-limits`: one run of
+/// N jobs) in a child process of this program and returns the rate it
+/// printed.
 fn run_alone(n: usize, section: &str) -> f64 {
     let exe = std::env::current_exe().expect("this program's path");
     let out = std::process::Command::new(exe)
