@@ -1,0 +1,1 @@
+//! With feature `opentelemetry`: the trace context travels in the job.
