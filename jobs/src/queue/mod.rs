@@ -67,10 +67,11 @@ pub trait Enqueue: Send + Sync {
     /// feature carrying the current span's trace context (see
     /// [`telemetry`](crate::telemetry)).
     fn enqueue(&self, mut job: Job) -> impl Future<Output = Result<JobId>> + Send {
-        let metric = crate::telemetry::enqueuing(&mut job);
-        let pushed = self.push(job);
+        // Inside the future: the span it runs in is the enqueuing one (as in
+        // `queue.enqueue(job).instrument(span)`).
         async move {
-            let pushed = pushed.await?;
+            let metric = crate::telemetry::enqueuing(&mut job);
+            let pushed = self.push(job).await?;
             crate::telemetry::enqueued(&metric, &pushed);
             Ok(pushed.id)
         }
@@ -80,10 +81,9 @@ pub trait Enqueue: Send + Sync {
     /// [`push_many`](Self::push_many). Counted and traced as
     /// [`enqueue`](Self::enqueue) is.
     fn enqueue_many(&self, mut jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send {
-        let metrics: Vec<_> = jobs.iter_mut().map(crate::telemetry::enqueuing).collect();
-        let pushed = self.push_many(jobs);
         async move {
-            let pushed = pushed.await?;
+            let metrics: Vec<_> = jobs.iter_mut().map(crate::telemetry::enqueuing).collect();
+            let pushed = self.push_many(jobs).await?;
             for (metric, pushed) in metrics.iter().zip(&pushed) {
                 crate::telemetry::enqueued(metric, pushed);
             }
