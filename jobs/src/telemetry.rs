@@ -25,7 +25,8 @@
 //! `sum by (outcome) (rate(jobs_finished_total[5m]))` is the whole picture,
 //! and `jobs_finished_total{outcome="failed"}` the failures alone. An
 //! attempt that expired before it ran counts in `jobs_finished_total`
-//! but not in `jobs_started_total`.
+//! but not in `jobs_started_total`; one handed back unfinished (at
+//! shutdown, or its lease lost) in `jobs_started_total` only.
 //!
 //! The gauges come from the backend ([`QueueAdmin::queues`] and
 //! [`QueueAdmin::counts`]), read by each running worker every
@@ -68,6 +69,8 @@
 //! [`Enqueue::push`]: crate::Enqueue::push
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -184,6 +187,10 @@ impl Finish {
 
 /// The metric handles of one `(queue, name)` pair, registered once.
 pub(crate) struct JobMetrics {
+    queue: Cow<'static, str>,
+    name: Cow<'static, str>,
+    /// The [`GENERATION`] it was registered in.
+    generation: u64,
     enqueued: Counter,
     started: Counter,
     finished: [Counter; 6],
@@ -194,7 +201,7 @@ pub(crate) struct JobMetrics {
 impl JobMetrics {
     /// Takes the job, not `&str`s: cloning its `Cow`s keeps a static name
     /// (what `#[job]` gives) borrowed.
-    fn register(job: &Job) -> Self {
+    fn register(job: &Job, generation: u64) -> Self {
         let (queue, name) = (&job.queue, &job.name);
         let labels = [("queue", queue.clone()), ("name", name.clone())];
         let finished = Finish::ALL.map(|finish| {
@@ -206,6 +213,9 @@ impl JobMetrics {
             )
         });
         JobMetrics {
+            queue: queue.clone(),
+            name: name.clone(),
+            generation,
             enqueued: ::metrics::counter!(ENQUEUED_TOTAL, &labels),
             started: ::metrics::counter!(STARTED_TOTAL, &labels),
             finished,
@@ -235,26 +245,69 @@ type ByName = foldhash::HashMap<Cow<'static, str>, Arc<JobMetrics>>;
 static HANDLES: LazyLock<Mutex<foldhash::HashMap<Cow<'static, str>, ByName>>> =
     LazyLock::new(Default::default);
 
+/// Bumped by [`refresh_handles`]: handles of an older generation are looked
+/// up again.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// How many `(queue, name)` pairs each thread keeps at hand.
+const RECENT: usize = 4;
+
+thread_local! {
+    /// The handles this thread used last, and where the next one goes: most
+    /// workloads run a few job types, so the shared map (a lock and two
+    /// hashes) is rarely needed.
+    static RECENT_HANDLES: RefCell<([Option<Arc<JobMetrics>>; RECENT], usize)> =
+        const { RefCell::new(([const { None }; RECENT], 0)) };
+}
+
 /// The handles of a job's `(queue, name)`.
 pub(crate) fn job_metrics(job: &Job) -> Arc<JobMetrics> {
+    let generation = GENERATION.load(Ordering::Relaxed);
+    RECENT_HANDLES.with(|recent| {
+        let mut recent = recent.borrow_mut();
+        let found =
+            recent.0.iter().flatten().find(|m| {
+                m.generation == generation && *m.name == *job.name && *m.queue == *job.queue
+            });
+        if let Some(found) = found {
+            return Arc::clone(found);
+        }
+        let found = shared_job_metrics(job, generation);
+        let (slots, next) = &mut *recent;
+        slots[*next] = Some(Arc::clone(&found));
+        *next = (*next + 1) % RECENT;
+        found
+    })
+}
+
+fn shared_job_metrics(job: &Job, generation: u64) -> Arc<JobMetrics> {
     if let Some(found) = HANDLES
         .lock()
         .get(&*job.queue)
         .and_then(|names| names.get(&*job.name))
+        .filter(|m| m.generation == generation)
     {
         return Arc::clone(found);
     }
     // Registered outside the lock: the recorder may take its own locks.
-    let made = Arc::new(JobMetrics::register(job));
+    let made = Arc::new(JobMetrics::register(job, generation));
     let mut handles = HANDLES.lock();
     let names = handles.entry(job.queue.clone()).or_default();
-    Arc::clone(names.entry(job.name.clone()).or_insert(made))
+    let entry = names
+        .entry(job.name.clone())
+        .or_insert_with(|| Arc::clone(&made));
+    if entry.generation != generation {
+        *entry = made;
+    }
+    Arc::clone(entry)
 }
 
 /// Forgets the cached handles, so that the next job resolves them again
 /// with the recorder installed then (and names no longer seen go).
 pub(crate) fn refresh_handles() {
-    HANDLES.lock().clear();
+    let mut handles = HANDLES.lock();
+    handles.clear();
+    GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Prepares a job about to be pushed: with the `opentelemetry` feature,
