@@ -211,10 +211,13 @@ async fn unique_conflicts_and_raw_pushes_are_not_counted_as_enqueued() {
         "the twin is found"
     );
     // Through a reference and an `Arc`: counted once each, not twice.
-    (&queue)
-        .enqueue(Job::new("m_unique", json!({})).queue("metrics_unique"))
-        .await
-        .unwrap();
+    let by_ref: &MemoryJobQueue = &queue;
+    <&MemoryJobQueue as Enqueue>::enqueue(
+        &by_ref,
+        Job::new("m_unique", json!({})).queue("metrics_unique"),
+    )
+    .await
+    .unwrap();
     Arc::new(queue.clone())
         .enqueue_many(vec![
             Job::new("m_unique", json!({})).queue("metrics_unique"),
