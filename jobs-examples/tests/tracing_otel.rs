@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jobs::prelude::*;
 use jobs::telemetry::{TRACEPARENT, TRACESTATE};
-use jobs::{Enqueue, JobQueue};
+use jobs::{Enqueue, JobQueue, QueueAdmin};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use serde_json::json;
@@ -149,4 +149,54 @@ async fn no_span_no_context_and_a_context_set_by_hand_is_kept() {
         .unwrap();
     let stored = queue.get(id).await.unwrap().unwrap();
     assert_eq!(stored.metadata[TRACEPARENT], json!(given));
+}
+
+/// Through Redis: enqueued on one connection, run by a worker on another
+/// (as another process would), the job's span is still the child.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "current_thread")]
+async fn the_context_crosses_redis() {
+    let Some(url) = jobs_testkit::redis_url() else {
+        return;
+    };
+    let (exporter, provider, _guard) = tracing_to_memory();
+    let name = jobs_testkit::unique_name("otel");
+    let producer = jobs::RedisJobQueue::connect(&url, &name).await.unwrap();
+    let id = producer
+        .enqueue(Job::new("across", json!({})))
+        .instrument(tracing::info_span!("producer"))
+        .await
+        .unwrap();
+    let consumer = jobs::RedisJobQueue::connect(&url, &name).await.unwrap();
+    run(consumer, id).await;
+    producer.purge().await.unwrap();
+
+    provider.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    let sent = span(&spans, "producer");
+    let job = span(&spans, "job");
+    assert_eq!(job.parent_span_id, sent.span_context.span_id());
+    assert_eq!(job.span_context.trace_id(), sent.span_context.trace_id());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_recurring_jobs_next_run_starts_its_own_trace() {
+    let (_exporter, _provider, _guard) = tracing_to_memory();
+    let queue = MemoryJobQueue::new();
+    let id = queue
+        .enqueue(Job::new("tick", json!({})).every(Duration::from_secs(3600)))
+        .instrument(tracing::info_span!("request"))
+        .await
+        .unwrap();
+    let first = queue.get(id).await.unwrap().unwrap();
+    assert!(first.metadata.contains_key(TRACEPARENT));
+    run(queue.clone(), id).await;
+    let next = queue.list(Some(JobStatus::Pending), 10).await.unwrap();
+    assert_eq!(next.len(), 1, "the next run is waiting");
+    assert_ne!(next[0].id, id);
+    assert!(
+        !next[0].metadata.contains_key(TRACEPARENT),
+        "{:?}",
+        next[0].metadata
+    );
 }

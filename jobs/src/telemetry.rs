@@ -53,6 +53,10 @@
 //! `job` span a child of it. A job whose metadata already holds a
 //! `traceparent` keeps it (a context set by hand, say from an incoming
 //! request, wins).
+//! Retries and snoozes of a job keep its context (each attempt's span is a
+//! child of the enqueuing span); the next run of a recurring job
+//! ([`Job::every`](crate::Job::every)) does not get it, so it starts a trace
+//! of its own.
 //!
 //! Enqueues that count and carry the trace context are those through
 //! [`Enqueue::enqueue`], [`Enqueue::enqueue_many`],

@@ -681,7 +681,14 @@ pub(crate) fn next_run(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<Job> {
     match outcome {
-        Outcome::Completed(_) | Outcome::Failed(_) | Outcome::Expired => job.next_occurrence(now),
+        Outcome::Completed(_) | Outcome::Failed(_) | Outcome::Expired => {
+            job.next_occurrence(now).map(|mut next| {
+                // Each run starts a trace of its own, not one trace forever.
+                next.metadata.remove(crate::telemetry::TRACEPARENT);
+                next.metadata.remove(crate::telemetry::TRACESTATE);
+                next
+            })
+        }
         _ => None,
     }
 }
