@@ -61,6 +61,7 @@ mod result;
 mod schedule;
 mod scheduler;
 mod serde_millis;
+pub mod telemetry;
 pub mod testing;
 mod worker;
 

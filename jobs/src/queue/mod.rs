@@ -62,19 +62,32 @@ pub trait Enqueue: Send + Sync {
 
     /// Pushes one job; returns its id (for a unique job whose twin exists,
     /// the twin's id). See [`push`](Self::push).
-    fn enqueue(&self, job: Job) -> impl Future<Output = Result<JobId>> + Send {
-        let pushed = self.push(job);
-        async move { pushed.await.map(|e| e.id) }
+    ///
+    /// Counted in `jobs_enqueued_total`, and with the `opentelemetry`
+    /// feature carrying the current span's trace context (see
+    /// [`telemetry`](crate::telemetry)).
+    fn enqueue(&self, mut job: Job) -> impl Future<Output = Result<JobId>> + Send {
+        // Inside the future: the span it runs in is the enqueuing one (as in
+        // `queue.enqueue(job).instrument(span)`).
+        async move {
+            let metric = crate::telemetry::enqueuing(&mut job);
+            let pushed = self.push(job).await?;
+            crate::telemetry::enqueued(&metric, &pushed);
+            Ok(pushed.id)
+        }
     }
 
     /// Pushes many jobs at once; returns their ids in order. See
-    /// [`push_many`](Self::push_many).
-    fn enqueue_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send {
-        let pushed = self.push_many(jobs);
+    /// [`push_many`](Self::push_many). Counted and traced as
+    /// [`enqueue`](Self::enqueue) is.
+    fn enqueue_many(&self, mut jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send {
         async move {
-            pushed
-                .await
-                .map(|all| all.into_iter().map(|e| e.id).collect())
+            let metrics: Vec<_> = jobs.iter_mut().map(crate::telemetry::enqueuing).collect();
+            let pushed = self.push_many(jobs).await?;
+            for (metric, pushed) in metrics.iter().zip(&pushed) {
+                crate::telemetry::enqueued(metric, pushed);
+            }
+            Ok(pushed.into_iter().map(|e| e.id).collect())
         }
     }
 
@@ -125,6 +138,15 @@ impl<T: Enqueue + ?Sized> Enqueue for &T {
     fn push_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<Enqueued>>> + Send {
         (**self).push_many(jobs)
     }
+
+    // Forwarded, so that a target's own counting is not done twice.
+    fn enqueue(&self, job: Job) -> impl Future<Output = Result<JobId>> + Send {
+        (**self).enqueue(job)
+    }
+
+    fn enqueue_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send {
+        (**self).enqueue_many(jobs)
+    }
 }
 
 impl<T: Enqueue + ?Sized> Enqueue for std::sync::Arc<T> {
@@ -134,6 +156,15 @@ impl<T: Enqueue + ?Sized> Enqueue for std::sync::Arc<T> {
 
     fn push_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<Enqueued>>> + Send {
         (**self).push_many(jobs)
+    }
+
+    // Forwarded, so that a target's own counting is not done twice.
+    fn enqueue(&self, job: Job) -> impl Future<Output = Result<JobId>> + Send {
+        (**self).enqueue(job)
+    }
+
+    fn enqueue_many(&self, jobs: Vec<Job>) -> impl Future<Output = Result<Vec<JobId>>> + Send {
+        (**self).enqueue_many(jobs)
     }
 }
 

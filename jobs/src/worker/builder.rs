@@ -54,6 +54,7 @@ impl WorkerBuilder {
                 shutdown_timeout: Duration::from_secs(30),
                 lease: Duration::from_secs(30),
                 batch_size: 64,
+                metrics_interval: Some(Duration::from_secs(5)),
                 clock: Clock::system(),
             },
             max_set: false,
@@ -213,6 +214,15 @@ impl WorkerBuilder {
         self
     }
 
+    /// How often the running worker reads the queue's depth from the
+    /// backend for the `jobs_queue_depth`, `jobs_queue_paused` and
+    /// `jobs_stored` gauges (default every 5 s; `None`: never, for a worker
+    /// that should not add those reads). See [`telemetry`](crate::telemetry).
+    pub fn metrics_interval(mut self, interval: Option<Duration>) -> Self {
+        self.config.metrics_interval = interval;
+        self
+    }
+
     /// Where the worker reads the time (default: the system clock).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.config.clock = clock;
@@ -280,6 +290,15 @@ impl WorkerBuilder {
         }
         if config.batch_size == 0 {
             return invalid("batch_size must be at least 1".into());
+        }
+        if config
+            .metrics_interval
+            .is_some_and(|d| d < Duration::from_millis(10))
+        {
+            return invalid(format!(
+                "metrics_interval must be at least 10 ms, got {:?}",
+                config.metrics_interval.unwrap_or_default()
+            ));
         }
         config.lanes = match self.queues {
             None => vec![LaneConfig {

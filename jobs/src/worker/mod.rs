@@ -155,6 +155,8 @@ pub(crate) struct Config {
     shutdown_timeout: Duration,
     lease: Duration,
     batch_size: usize,
+    /// How often the gauges of the queue's depth are refreshed, if at all.
+    metrics_interval: Option<Duration>,
     clock: Clock,
 }
 
@@ -183,10 +185,12 @@ impl BackgroundJobWorker {
 
     /// Submits a job; returns it as stored (pending, or scheduled). An
     /// `Err` if the job's settings make no sense or the worker was stopped.
-    pub async fn submit_job(&self, job: Job) -> Result<Job> {
+    pub async fn submit_job(&self, mut job: Job) -> Result<Job> {
         self.check_open()?;
+        let metric = crate::telemetry::enqueuing(&mut job);
         let stored = job.clone();
-        self.inner.queue.push(job).await?;
+        let pushed = self.inner.queue.push(job).await?;
+        crate::telemetry::enqueued(&metric, &pushed);
         Ok(stored)
     }
 
@@ -413,15 +417,36 @@ impl BackgroundJobWorker {
     }
 }
 
+/// Every method counts the jobs it stores in `jobs_enqueued_total` and, with
+/// the `opentelemetry` feature, stores the current span's trace context in
+/// them (see [`telemetry`](crate::telemetry)).
 impl Enqueue for BackgroundJobWorker {
-    async fn push(&self, job: Job) -> Result<Enqueued> {
+    async fn push(&self, mut job: Job) -> Result<Enqueued> {
         self.check_open()?;
-        self.inner.queue.push(job).await
+        let metric = crate::telemetry::enqueuing(&mut job);
+        let pushed = self.inner.queue.push(job).await?;
+        crate::telemetry::enqueued(&metric, &pushed);
+        Ok(pushed)
     }
 
-    async fn push_many(&self, jobs: Vec<Job>) -> Result<Vec<Enqueued>> {
+    async fn push_many(&self, mut jobs: Vec<Job>) -> Result<Vec<Enqueued>> {
         self.check_open()?;
-        self.inner.queue.push_many(jobs).await
+        let metrics: Vec<_> = jobs.iter_mut().map(crate::telemetry::enqueuing).collect();
+        let pushed = self.inner.queue.push_many(jobs).await?;
+        for (metric, pushed) in metrics.iter().zip(&pushed) {
+            crate::telemetry::enqueued(metric, pushed);
+        }
+        Ok(pushed)
+    }
+
+    // `push` counts already.
+    async fn enqueue(&self, job: Job) -> Result<JobId> {
+        self.push(job).await.map(|e| e.id)
+    }
+
+    async fn enqueue_many(&self, jobs: Vec<Job>) -> Result<Vec<JobId>> {
+        let pushed = self.push_many(jobs).await?;
+        Ok(pushed.into_iter().map(|e| e.id).collect())
     }
 }
 

@@ -21,6 +21,7 @@ use crate::job::{Job, JobId};
 use crate::processor::DynProcessor;
 use crate::queue::{Lease, Outcome, Reservation};
 use crate::result::{JobError, JobResult};
+use crate::telemetry::{Finish, JobMetrics};
 
 /// Why a running job's future was dropped before it finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,9 +143,14 @@ pub(super) async fn run(inner: &Arc<Inner>) -> Result<()> {
         )));
     }
     tracing::info!(worker = %inner.id, max_concurrent_jobs = inner.config.max_concurrent_jobs, "worker started");
+    crate::telemetry::describe_metrics();
 
     let heartbeat_stop = CancellationToken::new();
     let heartbeat = tokio::spawn(heartbeat_loop(Arc::clone(inner), heartbeat_stop.clone()));
+    let gauges = inner
+        .config
+        .metrics_interval
+        .map(|every| tokio::spawn(gauge_loop(Arc::clone(inner), every, heartbeat_stop.clone())));
 
     let scheduler = scheduling::spawn(
         &inner.scheduler,
@@ -161,6 +167,9 @@ pub(super) async fn run(inner: &Arc<Inner>) -> Result<()> {
     let report = drain(inner).await;
     heartbeat_stop.cancel();
     let _ = heartbeat.await;
+    if let Some(gauges) = gauges {
+        let _ = gauges.await;
+    }
     inner.processor.shutdown().await;
     tracing::info!(worker = %inner.id, abandoned = report.abandoned.len(), "worker stopped");
     *inner.report.lock() = Some(report);
@@ -515,6 +524,8 @@ fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, slot: Slot) {
                 name = %reservation.job.name,
                 attempt = reservation.job.attempts,
             );
+            #[cfg(feature = "opentelemetry")]
+            crate::telemetry::otel::set_parent(&span, &reservation.job);
             run_job(&inner, reservation.job, &control)
                 .instrument(span)
                 .await;
@@ -595,11 +606,13 @@ fn count(counter: &AtomicU64) {
 async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
     let now = inner.config.clock.now();
     let lease = control.lease;
+    let metrics = crate::telemetry::job_metrics(&job);
 
     let outcome = if job.expires_at.is_some_and(|at| at <= now) {
         tracing::info!("job expired before it could run");
         Outcome::Expired
     } else {
+        metrics.started(crate::telemetry::waited(&job, now));
         let cx = JobContext::with_progress(
             &job,
             Arc::clone(&inner.data),
@@ -615,8 +628,11 @@ async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
             never = write_progress(inner, control) => match never {},
         };
         let Some(attempt) = finished else {
-            return stopped_early(inner, &job, control).await;
+            return stopped_early(inner, &job, control, &metrics).await;
         };
+        if let Some(took) = attempt.result.execution_time {
+            metrics.ran(took);
+        }
         // The latest progress, if the rate limit held it back: written while
         // the job is still running, before its outcome.
         if let Some(progress) = control.progress.take_unwritten() {
@@ -630,6 +646,7 @@ async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
         decide(inner.config.clock, &job, attempt.result)
     };
 
+    metrics.finished(Finish::of(&outcome));
     // The queue sends the job's event once it recorded the outcome.
     match &outcome {
         Outcome::Completed(_) => count(&inner.stats.processed),
@@ -664,7 +681,14 @@ pub(crate) fn next_run(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<Job> {
     match outcome {
-        Outcome::Completed(_) | Outcome::Failed(_) | Outcome::Expired => job.next_occurrence(now),
+        Outcome::Completed(_) | Outcome::Failed(_) | Outcome::Expired => {
+            job.next_occurrence(now).map(|mut next| {
+                // Each run starts a trace of its own, not one trace forever.
+                next.metadata.remove(crate::telemetry::TRACEPARENT);
+                next.metadata.remove(crate::telemetry::TRACESTATE);
+                next
+            })
+        }
         _ => None,
     }
 }
@@ -698,10 +722,11 @@ async fn finish(inner: &Inner, lease: Lease, outcome: Outcome, next: Option<Job>
 }
 
 /// The job's future was dropped before it finished.
-async fn stopped_early(inner: &Inner, job: &Job, control: &Control) {
+async fn stopped_early(inner: &Inner, job: &Job, control: &Control, metrics: &JobMetrics) {
     match control.reason() {
         StopReason::Cancelled => {
             count(&inner.stats.cancelled);
+            metrics.finished(Finish::Cancelled);
             tracing::info!("job cancelled while running");
             untrack(inner, job.id, control);
         }
@@ -722,6 +747,7 @@ async fn stopped_early(inner: &Inner, job: &Job, control: &Control) {
                 .map(|j| j.status);
             if status == Some(crate::job::JobStatus::Cancelled) {
                 count(&inner.stats.cancelled);
+                metrics.finished(Finish::Cancelled);
                 tracing::info!("job cancelled while running");
             } else {
                 tracing::info!("job stopped: the queue no longer holds it for this worker");
@@ -892,6 +918,34 @@ async fn heartbeat_loop(inner: Arc<Inner>, stop: CancellationToken) {
                     tracing::debug!(worker = %inner.id, error = %e, "recovering expired leases failed")
                 }
             }
+        }
+    }
+}
+
+/// Sets the gauges of the queue's depth from the backend every `every`
+/// (and lets the next jobs resolve their metric handles afresh, so a
+/// recorder installed after the worker started is used from then on).
+async fn gauge_loop(inner: Arc<Inner>, every: Duration, stop: CancellationToken) {
+    loop {
+        let read = async {
+            let counts = inner.queue.counts().await;
+            let queues = inner.queue.queues().await;
+            (counts, queues)
+        };
+        let (counts, queues) = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            read = read => read,
+        };
+        if let Err(e) = counts.as_ref().and(queues.as_ref()) {
+            tracing::debug!(worker = %inner.id, error = %e, "could not read the queue's depth for the metrics");
+        }
+        crate::telemetry::record_depth(counts.as_ref().ok(), queues.as_deref().ok());
+        crate::telemetry::refresh_handles();
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }
