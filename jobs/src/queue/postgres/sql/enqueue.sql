@@ -1,0 +1,42 @@
+-- Stores a batch of jobs in one statement: all or none (a taken id fails
+-- the whole statement with a unique violation on jobs_pkey). Registers
+-- their named queues and sends one wake-up for the statement, not one per
+-- job: `w` if one is ready now, else `d` and the earliest due time (µs).
+--
+--   $1 uuid[]        ids
+--   $2 text[]        queues
+--   $3 text[]        names
+--   $4 int2[]        priority ranks
+--   $5 int4[]        max_retries
+--   $6 timestamptz[] scheduled_at (NULL: ready now)
+--   $7 timestamptz[] created_at
+--   $8 text[]        the jobs' JSON
+WITH input AS (
+    SELECT *
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::int4[],
+                $6::timestamptz[], $7::timestamptz[], $8::text[])
+        WITH ORDINALITY AS t(id, queue, name, priority, max_retries, scheduled_at,
+                             created_at, record, ord)
+    ORDER BY ord
+),
+registered AS (
+    INSERT INTO {schema}.queues (name)
+    SELECT DISTINCT queue FROM input
+    ON CONFLICT (name) DO NOTHING
+),
+inserted AS (
+    INSERT INTO {schema}.jobs (id, queue, name, priority, status, max_retries, run_at, seq,
+                               scheduled_at, created_at, record)
+    -- nextval in the order of the input: FIFO within a batch.
+    SELECT id, queue, name, priority, 'P', max_retries,
+           greatest(coalesce(scheduled_at, now()), now()), nextval('{schema}.job_seq'),
+           scheduled_at, created_at, record::jsonb
+    FROM input
+    RETURNING run_at
+)
+SELECT count(*) AS stored,
+       pg_notify({channel},
+                 CASE WHEN min(run_at) <= now() THEN 'w'
+                      ELSE 'd' || (extract(epoch FROM min(run_at)) * 1000000)::bigint
+                 END) AS woke
+FROM inserted
