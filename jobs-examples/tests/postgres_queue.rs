@@ -108,7 +108,7 @@ async fn migrations_are_idempotent() {
     .fetch_all(queue.pool())
     .await
     .unwrap();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     queue.drop_schema().await.unwrap();
 }
 
@@ -294,4 +294,35 @@ mod transactional {
         assert_eq!(queue.counts().await.unwrap().pending, 1);
         queue.drop_schema().await.unwrap();
     }
+}
+
+/// Unique jobs are atomic under concurrent enqueues: of many pushes of one
+/// key at once, from separate connections, exactly one stores a job and
+/// every other answers a conflict naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unique_is_atomic_under_concurrent_enqueues() {
+    let Some(queue) = queue().await else { return };
+    let pushes = (0..16).map(|n| {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let job = Job::new("ok", json!({ "n": n })).unique(jobs::Unique::new("the-key"));
+            queue.push(job).await.unwrap()
+        })
+    });
+    let answers: Vec<jobs::Enqueued> = futures_join(pushes).await;
+    let stored: Vec<_> = answers.iter().filter(|a| !a.conflict).collect();
+    assert_eq!(stored.len(), 1, "{answers:?}");
+    assert!(answers.iter().all(|a| a.id == stored[0].id), "{answers:?}");
+    assert_eq!(queue.counts().await.unwrap().pending, 1);
+    queue.drop_schema().await.unwrap();
+}
+
+async fn futures_join<T: Send + 'static>(
+    tasks: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for task in tasks.collect::<Vec<_>>() {
+        out.push(task.await.unwrap());
+    }
+    out
 }

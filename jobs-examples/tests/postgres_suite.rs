@@ -5,18 +5,15 @@
 //! `JOBS_DATABASE_URL` every case prints that it skipped and passes,
 //! unless `JOBS_REQUIRE_POSTGRES` is set.
 //!
-//! Not run yet (flow control is not implemented on Postgres; the queue
-//! refuses such jobs and takes with `InvalidJob` / `InvalidArgument`):
+//! Not run yet (concurrency and rate limits are not implemented on
+//! Postgres; the queue refuses such jobs with `InvalidJob` and such takes
+//! with `InvalidArgument`, rather than ignore the limits):
 //!
 //! - `queue_concurrency_limit_holds`: queue-wide concurrency limits (`Take::limits`).
 //! - `job_concurrency_limit_holds_and_keeps_place`: a job's own concurrency limit.
 //! - `concurrency_by_key_limits_each_key_separately`: concurrency limits by key.
 //! - `rate_limit_holds_within_window_and_releases`: a job's rate limit.
 //! - `queue_rate_limit_holds`: queue-wide rate limits.
-//! - `unique_job_conflicts_and_releases_when_done`: unique jobs.
-//! - `unique_period_expires`: unique jobs' period.
-//! - `unique_in_push_many_per_job`: unique jobs within `push_many`.
-//! - `unique_states_include_completed`: unique jobs' states.
 //! - `snooze_reschedules_without_counting_attempt`: snooze itself works (the
 //!   worker tests use it), but the case holds its jobs with a concurrency key.
 //! - `cancel_held_job_removes_it`: needs jobs held back by a concurrency limit.
@@ -92,4 +89,8 @@ cases! {
     progress_is_recorded_and_sent,
     events_are_sent_for_state_changes,
     wait_for_returns_final_job,
+    unique_job_conflicts_and_releases_when_done,
+    unique_period_expires,
+    unique_in_push_many_per_job,
+    unique_states_include_completed,
 }

@@ -39,6 +39,7 @@ pub struct PostgresJobQueueBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     max_connections: u32,
+    min_connections: u32,
     max_finished: u64,
     finished_ttl: Option<Duration>,
     migrate: bool,
@@ -53,6 +54,7 @@ impl PostgresJobQueueBuilder {
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             max_connections: 10,
+            min_connections: 2,
             max_finished: crate::queue::DEFAULT_MAX_FINISHED,
             finished_ttl: None,
             migrate: true,
@@ -91,6 +93,14 @@ impl PostgresJobQueueBuilder {
     /// more is the listener's).
     pub fn max_connections(mut self, max: u32) -> Self {
         self.max_connections = max;
+        self
+    }
+
+    /// How many connections of the pool made from the URL are kept open
+    /// even when idle (default 2), so that a burst of calls does not wait
+    /// for new connections to be made.
+    pub fn min_connections(mut self, min: u32) -> Self {
+        self.min_connections = min;
         self
     }
 
@@ -150,6 +160,7 @@ impl PostgresJobQueueBuilder {
             .map_err(|e| Error::InvalidArgument(format!("invalid PostgreSQL URL: {e}")))?;
         Ok(PgPoolOptions::new()
             .max_connections(self.max_connections.max(1))
+            .min_connections(self.min_connections.min(self.max_connections.max(1)))
             .acquire_timeout(self.connect_timeout)
             .connect_lazy_with(options))
     }

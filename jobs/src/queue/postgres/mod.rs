@@ -18,6 +18,7 @@
 //! | `jobs_running`     | partial index `(lease_until)` of the running jobs: lease recovery  |
 //! | `jobs_finished`    | partial index `(completed_at)` of the finished jobs: retention     |
 //! | `jobs_created`     | `(status, created_at DESC)`: `list`                                |
+//! | `jobs_unique`      | partial index `(unique_key, seq DESC)`: a unique key's holder      |
 //! | `queues`           | every named queue that had a job, and whether it is paused         |
 //! | `job_seq`, `lease_tokens` | sequences: FIFO order, fencing tokens                       |
 //! | `jobs_migrations`  | the migrations applied                                             |
@@ -67,19 +68,27 @@
 //! [`finished_ttl`](PostgresJobQueueBuilder::finished_ttl), once a second,
 //! 1,000 rows per statement (no long transactions).
 //!
+//! # Unique jobs
+//!
+//! A unique job's key is in its row (`unique_key`, `unique_at`); the holder
+//! of a key is the newest job with it. An enqueue with unique jobs runs in
+//! a transaction that first takes an advisory lock per key (in key order,
+//! so enqueues cannot deadlock), then reads the holders and inserts: two
+//! enqueues of one key cannot both store a job. Retention and purge free a
+//! key by deleting its holder.
+//!
 //! # Not yet
 //!
-//! Concurrency limits, rate limits and unique jobs are refused with a clear
-//! error (at enqueue for a job's own, at reserve for a queue's), rather
-//! than ignored.
+//! Concurrency and rate limits are refused with a clear error (at enqueue
+//! for a job's own, at reserve for a queue's), rather than ignored.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgRow};
-use sqlx::{AssertSqlSafe, Executor, Postgres, Row};
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::{Acquire, AssertSqlSafe, Postgres, Row};
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -197,19 +206,114 @@ impl Shared {
         }
     }
 
-    /// Stores a batch on `conn` (the pool or a transaction): all or none.
-    async fn insert<'c, E>(&self, conn: E, jobs: &[Job]) -> Result<Vec<Enqueued>>
-    where
-        E: Executor<'c, Database = Postgres>,
-    {
+    /// Stores a batch on `conn` (a connection of the pool or the caller's
+    /// transaction): all or none, but for unique conflicts. A batch with
+    /// unique jobs takes their keys' locks first, so `conn` must be in a
+    /// transaction then (the locks last until it ends).
+    async fn insert(&self, conn: &mut PgConnection, jobs: &[Job]) -> Result<Vec<Enqueued>> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let batch = Batch::of(jobs)?;
+        let mut batch = Batch::of(jobs)?;
+        let mut answers: Vec<Enqueued> = jobs.iter().map(|j| Enqueued::new(j.id)).collect();
+        if batch.unique_keys.iter().any(Option::is_some) {
+            let keep = self.check_unique(&mut *conn, jobs, &mut answers).await?;
+            if !keep.iter().any(|k| *k) {
+                return Ok(answers);
+            }
+            batch.retain(&keep);
+        }
         let query = batch.bind(sqlx::query(sql::safe(&self.sql.enqueue)));
-        match tokio::time::timeout(self.timeout, query.execute(conn)).await {
-            Ok(Ok(_)) => Ok(jobs.iter().map(|j| Enqueued::new(j.id)).collect()),
+        match tokio::time::timeout(self.timeout, query.execute(&mut *conn)).await {
+            Ok(Ok(_)) => Ok(answers),
             Ok(Err(e)) => Err(duplicate(&e, jobs).unwrap_or_else(|| backend("enqueue", e))),
+            Err(_) => Err(self.timed_out("enqueue")),
+        }
+    }
+
+    /// Locks the batch's unique keys and decides, in order, which jobs a
+    /// twin blocks (an earlier job of the batch included): those get a
+    /// conflict answer and are left out (`false`).
+    async fn check_unique(
+        &self,
+        conn: &mut PgConnection,
+        jobs: &[Job],
+        answers: &mut [Enqueued],
+    ) -> Result<Vec<bool>> {
+        let keys: Vec<String> = jobs
+            .iter()
+            .filter_map(|j| j.unique.as_ref().map(|u| u.key.clone()))
+            .collect();
+        self.bounded(
+            "enqueue",
+            sqlx::query(sql::safe(&self.sql.unique_lock))
+                .bind(&keys)
+                .execute(&mut *conn),
+        )
+        .await?;
+        let rows = self
+            .bounded(
+                "enqueue",
+                sqlx::query(sql::safe(&self.sql.unique_holders))
+                    .bind(&keys)
+                    .fetch_all(&mut *conn),
+            )
+            .await?;
+        let now: DateTime<Utc> = rows.first().map(|r| r.get("now")).unwrap_or_else(Utc::now);
+        // key → (holder, its status, when it took the key)
+        let mut holders = std::collections::HashMap::new();
+        for row in &rows {
+            let Some(key) = row.get::<Option<String>, _>("unique_key") else {
+                continue;
+            };
+            let status = row::status_of(&row.get::<String, _>("status"));
+            let at: Option<DateTime<Utc>> = row.get("unique_at");
+            if let Some(status) = status {
+                let id = JobId::from(row.get::<uuid::Uuid, _>("id"));
+                holders.insert(key, (id, status, at.unwrap_or(now)));
+            }
+        }
+        let mut keep = vec![true; jobs.len()];
+        for (i, job) in jobs.iter().enumerate() {
+            let Some(unique) = &job.unique else { continue };
+            if let Some(&(holder, status, at)) = holders.get(&unique.key) {
+                let within = unique.period.is_none_or(|period| {
+                    chrono::Duration::from_std(period)
+                        .ok()
+                        .and_then(|p| at.checked_add_signed(p))
+                        .is_none_or(|end| end > now)
+                });
+                if unique.blocks(status) && within {
+                    answers[i] = Enqueued::conflict(holder);
+                    keep[i] = false;
+                    continue;
+                }
+            }
+            holders.insert(unique.key.clone(), (job.id, JobStatus::Pending, now));
+        }
+        Ok(keep)
+    }
+
+    /// [`insert`](Self::insert) on a connection of the pool, in a
+    /// transaction if the batch has unique jobs.
+    async fn insert_pooled(&self, jobs: &[Job]) -> Result<Vec<Enqueued>> {
+        let unique = jobs.iter().any(|j| j.unique.is_some());
+        let work = async {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| backend("enqueue", e))?;
+            if !unique {
+                return self.insert(&mut conn, jobs).await;
+            }
+            let mut tx = conn.begin().await.map_err(|e| backend("enqueue", e))?;
+            let answers = self.insert(&mut tx, jobs).await?;
+            tx.commit().await.map_err(|e| backend("enqueue", e))?;
+            Ok(answers)
+        };
+        match tokio::time::timeout(self.timeout * 2, work).await {
+            Ok(result) => result,
             Err(_) => Err(self.timed_out("enqueue")),
         }
     }
@@ -395,9 +499,7 @@ impl std::fmt::Debug for PostgresJobQueue {
 impl Enqueue for PostgresJobQueue {
     async fn push(&self, job: Job) -> Result<Enqueued> {
         let shared = self.shared();
-        let mut done = shared
-            .insert(&shared.pool, std::slice::from_ref(&job))
-            .await?;
+        let mut done = shared.insert_pooled(std::slice::from_ref(&job)).await?;
         done.pop()
             .ok_or_else(|| Error::Backend(BackendError::new("postgres: no answer to enqueue")))
     }
@@ -405,7 +507,7 @@ impl Enqueue for PostgresJobQueue {
     /// All or none, in one statement.
     async fn push_many(&self, jobs: Vec<Job>) -> Result<Vec<Enqueued>> {
         let shared = self.shared();
-        shared.insert(&shared.pool, &jobs).await
+        shared.insert_pooled(&jobs).await
     }
 }
 

@@ -58,13 +58,14 @@ pub(super) struct Batch {
     pub(super) scheduled: Vec<Option<DateTime<Utc>>>,
     pub(super) created: Vec<DateTime<Utc>>,
     pub(super) records: Vec<String>,
+    pub(super) unique_keys: Vec<Option<String>>,
 }
 
 /// A query with its arguments so far.
 pub(super) type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 impl Batch {
-    /// Binds the batch as the next eight arguments.
+    /// Binds the batch as the next nine arguments.
     pub(super) fn bind(self, query: Query<'_>) -> Query<'_> {
         query
             .bind(self.ids)
@@ -75,6 +76,27 @@ impl Batch {
             .bind(self.scheduled)
             .bind(self.created)
             .bind(self.records)
+            .bind(self.unique_keys)
+    }
+
+    /// Keeps only the jobs at `keep` (indexes, in order).
+    pub(super) fn retain(&mut self, keep: &[bool]) {
+        fn only<T>(v: &mut Vec<T>, keep: &[bool]) {
+            let mut i = 0;
+            v.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+        only(&mut self.ids, keep);
+        only(&mut self.queues, keep);
+        only(&mut self.names, keep);
+        only(&mut self.ranks, keep);
+        only(&mut self.max_retries, keep);
+        only(&mut self.scheduled, keep);
+        only(&mut self.created, keep);
+        only(&mut self.records, keep);
+        only(&mut self.unique_keys, keep);
     }
 
     /// Validates `jobs` and lays them out; refuses one this backend cannot
@@ -84,12 +106,12 @@ impl Batch {
         let mut seen = std::collections::HashSet::with_capacity(jobs.len());
         for job in jobs {
             job.validate()?;
-            if job.concurrency.is_some() || job.rate_limit.is_some() || job.unique.is_some() {
+            if job.concurrency.is_some() || job.rate_limit.is_some() {
                 return Err(Error::InvalidJob {
                     id: job.id,
                     message: format!(
-                        "job `{}`: concurrency limits, rate limits and unique jobs are not \
-                         supported by PostgresJobQueue yet",
+                        "job `{}`: concurrency and rate limits are not supported by \
+                         PostgresJobQueue yet",
                         job.name
                     ),
                 });
@@ -115,6 +137,9 @@ impl Batch {
             batch.scheduled.push(job.scheduled_at.map(ceil_micros));
             batch.created.push(job.created_at);
             batch.records.push(record);
+            batch
+                .unique_keys
+                .push(job.unique.as_ref().map(|u| u.key.clone()));
         }
         Ok(batch)
     }

@@ -14,8 +14,10 @@ const COLUMNS: &str = "id, status::text AS status, attempts, max_retries, token,
 
 /// The migrations, in order: (version, name, SQL). Forward only; a version
 /// once released is never edited.
-pub(super) const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "init", include_str!("sql/migrations/0001_init.sql"))];
+pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("sql/migrations/0001_init.sql")),
+    (2, "unique", include_str!("sql/migrations/0002_unique.sql")),
+];
 
 /// The queries of one queue (one schema).
 #[derive(Debug)]
@@ -37,6 +39,8 @@ pub(super) struct Sql {
     pub(super) list: Arc<str>,
     pub(super) purge: Arc<str>,
     pub(super) prune: Arc<str>,
+    pub(super) unique_lock: Arc<str>,
+    pub(super) unique_holders: Arc<str>,
 }
 
 /// `name` as a quoted SQL identifier.
@@ -68,6 +72,7 @@ const RECOVER_KIND: &str = "CASE status WHEN 'F' THEN 'failed' ELSE 'retrying' E
 
 impl Sql {
     pub(super) fn new(schema: &str, channel: &str) -> Self {
+        let lock_prefix = literal(&format!("jobs unique {schema} "));
         let schema = ident(schema);
         let channel = literal(channel);
         let fill = |text: &str| {
@@ -98,6 +103,7 @@ impl Sql {
             .replace("{columns}", COLUMNS)
             .replace("{schema}", &schema)
             .replace("{channel}", &channel)
+            .replace("{lock_prefix}", &lock_prefix)
         };
         let fill_arc = |text: &str| -> Arc<str> { fill(text).into() };
         Sql {
@@ -118,6 +124,8 @@ impl Sql {
             list: fill_arc(include_str!("sql/list.sql")),
             purge: fill_arc(include_str!("sql/purge.sql")),
             prune: fill_arc(include_str!("sql/prune.sql")),
+            unique_lock: fill_arc(include_str!("sql/unique_lock.sql")),
+            unique_holders: fill_arc(include_str!("sql/unique_holders.sql")),
         }
     }
 }

@@ -46,6 +46,6 @@ impl Enqueue for PostgresTx<'_, '_> {
     /// All or none, in one statement of the transaction.
     async fn push_many(&self, jobs: Vec<Job>) -> Result<Vec<Enqueued>> {
         let mut tx = self.tx.lock().await;
-        self.queue.shared().insert(&mut ***tx, &jobs).await
+        self.queue.shared().insert(&mut tx, &jobs).await
     }
 }

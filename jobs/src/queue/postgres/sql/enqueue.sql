@@ -11,12 +11,14 @@
 --   $6 timestamptz[] scheduled_at (NULL: ready now)
 --   $7 timestamptz[] created_at
 --   $8 text[]        the jobs' JSON
+--   $9 text[]        unique keys (NULL: not unique); the caller checked
+--                    them under their locks (unique_lock.sql)
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::int4[],
-                $6::timestamptz[], $7::timestamptz[], $8::text[])
+                $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[])
         WITH ORDINALITY AS t(id, queue, name, priority, max_retries, scheduled_at,
-                             created_at, record, ord)
+                             created_at, record, unique_key, ord)
     ORDER BY ord
 ),
 registered AS (
@@ -26,11 +28,12 @@ registered AS (
 ),
 inserted AS (
     INSERT INTO {schema}.jobs (id, queue, name, priority, status, max_retries, run_at, seq,
-                               scheduled_at, created_at, record)
+                               scheduled_at, created_at, record, unique_key, unique_at)
     -- nextval in the order of the input: FIFO within a batch.
     SELECT id, queue, name, priority, 'P', max_retries,
            greatest(coalesce(scheduled_at, now()), now()), nextval('{schema}.job_seq'),
-           scheduled_at, created_at, record::jsonb
+           scheduled_at, created_at, record::jsonb, unique_key,
+           CASE WHEN unique_key IS NOT NULL THEN now() END
     FROM input
     RETURNING run_at
 )

@@ -13,7 +13,8 @@
 --   $5 text[]        last error (NULL: keep)
 --   $6 timestamptz[] when a retried or snoozed job is due (NULL otherwise)
 --   $7 uuid[]        next runs: the id of the job whose finish stores it
---   $8 .. $15        next runs, as $1 .. $8 of enqueue.sql
+--   $8 .. $16        next runs, as $1 .. $9 of enqueue.sql (a next run's
+--                    unique key is stored, not checked: the series holds it)
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
@@ -40,9 +41,9 @@ done AS (
 following AS (
     SELECT t.*
     FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::int2[], $12::int4[],
-                $13::timestamptz[], $14::timestamptz[], $15::text[])
+                $13::timestamptz[], $14::timestamptz[], $15::text[], $16::text[])
         WITH ORDINALITY AS t(after, id, queue, name, priority, max_retries, scheduled_at,
-                             created_at, record, ord)
+                             created_at, record, unique_key, ord)
     WHERE t.after IN (SELECT id FROM done)
     ORDER BY ord
 ),
@@ -53,10 +54,11 @@ registered AS (
 ),
 stored AS (
     INSERT INTO {schema}.jobs (id, queue, name, priority, status, max_retries, run_at, seq,
-                               scheduled_at, created_at, record)
+                               scheduled_at, created_at, record, unique_key, unique_at)
     SELECT id, queue, name, priority, 'P', max_retries,
            greatest(coalesce(scheduled_at, now()), now()), nextval('{schema}.job_seq'),
-           scheduled_at, created_at, record::jsonb
+           scheduled_at, created_at, record::jsonb, unique_key,
+           CASE WHEN unique_key IS NOT NULL THEN now() END
     FROM following
     ON CONFLICT (id) DO NOTHING
     RETURNING run_at
