@@ -5,19 +5,14 @@
 //! `JOBS_DATABASE_URL` every case prints that it skipped and passes,
 //! unless `JOBS_REQUIRE_POSTGRES` is set.
 //!
-//! Not run yet (concurrency and rate limits are not implemented on
-//! Postgres; the queue refuses such jobs with `InvalidJob` and such takes
-//! with `InvalidArgument`, rather than ignore the limits):
+//! Not run yet (rate limits are not implemented on Postgres; the queue
+//! refuses such jobs with `InvalidJob` and such takes with
+//! `InvalidArgument`, rather than ignore the limits):
 //!
-//! - `queue_concurrency_limit_holds`: queue-wide concurrency limits (`Take::limits`).
-//! - `job_concurrency_limit_holds_and_keeps_place`: a job's own concurrency limit.
-//! - `concurrency_by_key_limits_each_key_separately`: concurrency limits by key.
 //! - `rate_limit_holds_within_window_and_releases`: a job's rate limit.
 //! - `queue_rate_limit_holds`: queue-wide rate limits.
-//! - `snooze_reschedules_without_counting_attempt`: snooze itself works (the
-//!   worker tests use it), but the case holds its jobs with a concurrency key.
-//! - `cancel_held_job_removes_it`: needs jobs held back by a concurrency limit.
-//! - `nothing_lost_under_limits`: needs concurrency and rate limits.
+//! - `cancel_held_job_removes_it`: holds one of its jobs with a rate limit.
+//! - `nothing_lost_under_limits`: needs rate limits besides concurrency.
 //!
 //! And one that passes most runs but not all on a loaded 2-core machine:
 //!
@@ -93,4 +88,8 @@ cases! {
     unique_period_expires,
     unique_in_push_many_per_job,
     unique_states_include_completed,
+    job_concurrency_limit_holds_and_keeps_place,
+    concurrency_by_key_limits_each_key_separately,
+    snooze_reschedules_without_counting_attempt,
+    queue_concurrency_limit_holds,
 }

@@ -19,6 +19,8 @@
 //! | `jobs_finished`    | partial index `(completed_at)` of the finished jobs: retention     |
 //! | `jobs_created`     | `(status, created_at DESC)`: `list`                                |
 //! | `jobs_unique`      | partial index `(unique_key, seq DESC)`: a unique key's holder      |
+//! | `jobs_held`        | partial index `(held, priority, run_at, seq)` of the held jobs     |
+//! | `slots`            | per concurrency key (or limited queue): its max and running jobs   |
 //! | `queues`           | every named queue that had a job, and whether it is paused         |
 //! | `job_seq`, `lease_tokens` | sequences: FIFO order, fencing tokens                       |
 //! | `jobs_migrations`  | the migrations applied                                             |
@@ -77,10 +79,27 @@
 //! enqueues of one key cannot both store a job. Retention and purge free a
 //! key by deleting its holder.
 //!
+//! # Concurrency limits
+//!
+//! `slots` has a row per concurrency key (and per queue whose takes limit
+//! its concurrency, keyed `\u{1}q:<queue>`) counting its running jobs.
+//! Reserve counts the candidates of each key and takes what is free in one
+//! `UPDATE` of those rows, whose row locks serialize concurrent reserves
+//! of one key (EvalPlanQual re-reads a row another reserve just changed);
+//! a queue's row is locked (`FOR UPDATE`) before its candidates are
+//! picked. A candidate over its key's limit is *held* (`held` = its key):
+//! it leaves the waiting index but keeps its `run_at` and `seq`, so it
+//! goes back to its place. Whatever ends a run (finish, release, cancel,
+//! lease recovery) gives its slots back in the same statement, then
+//! `unhold.sql` puts back as many held jobs per key as there are free
+//! slots, waking the workers; lease recovery also runs it, as a backstop
+//! for a hold that committed after the finish that freed its slot.
+//!
 //! # Not yet
 //!
-//! Concurrency and rate limits are refused with a clear error (at enqueue
-//! for a job's own, at reserve for a queue's), rather than ignored.
+//! Rate limits (a job's and a queue's) are refused with a clear error (at
+//! enqueue for a job's own, at reserve for a queue's), rather than
+//! ignored.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -316,6 +335,25 @@ impl Shared {
             Ok(result) => result,
             Err(_) => Err(self.timed_out("enqueue")),
         }
+    }
+
+    /// Puts held jobs back where slots are free (`unhold.sql`), if `rows`
+    /// (of a statement with a `freed` column) gave any slot back.
+    async fn unhold_after(&self, rows: &[PgRow]) -> Result<()> {
+        if rows.iter().any(|r| r.get::<i64, _>("freed") > 0) {
+            self.unhold().await?;
+        }
+        Ok(())
+    }
+
+    async fn unhold(&self) -> Result<u64> {
+        let row = self
+            .bounded(
+                "unhold",
+                sqlx::query(sql::safe(&self.sql.unhold)).fetch_one(&self.pool),
+            )
+            .await?;
+        Ok(row.get::<i64, _>("back").max(0) as u64)
     }
 
     async fn prune_once(&self, limit: i64) -> Result<u64> {
@@ -557,16 +595,31 @@ impl JobQueue for PostgresJobQueue {
         for take in takes {
             crate::job::check_queue_name(&take.queue)?;
             take.limits.validate()?;
-            if take.limits != crate::flow::QueueLimits::default() {
+            if take.limits.rate.is_some() {
                 return Err(Error::InvalidArgument(format!(
-                    "queue `{}`: queue-wide concurrency and rate limits are not supported by \
-                     PostgresJobQueue yet",
+                    "queue `{}`: queue-wide rate limits are not supported by PostgresJobQueue yet",
                     take.queue
                 )));
             }
             if take.max == 0 {
                 continue;
             }
+            let slots_key = match take.limits.concurrency {
+                Some(max) => {
+                    let key = format!("\u{1}q:{}", take.queue);
+                    shared
+                        .bounded(
+                            "reserve",
+                            sqlx::query(sql::safe(&shared.sql.queue_slots))
+                                .bind(&key)
+                                .bind(i32::try_from(max).unwrap_or(i32::MAX))
+                                .execute(&shared.pool),
+                        )
+                        .await?;
+                    Some(key)
+                }
+                None => None,
+            };
             let rows = shared
                 .bounded(
                     "reserve",
@@ -574,6 +627,7 @@ impl JobQueue for PostgresJobQueue {
                         .bind(take.queue.as_ref())
                         .bind(i64::try_from(take.max.min(1000)).unwrap_or(1000))
                         .bind(micros(lease))
+                        .bind(slots_key)
                         .fetch_all(&shared.pool),
                 )
                 .await?;
@@ -664,6 +718,7 @@ impl JobQueue for PostgresJobQueue {
         let rows = shared
             .bounded("finish", next.bind(query).fetch_all(&shared.pool))
             .await?;
+        shared.unhold_after(&rows).await?;
         Ok(!rows.is_empty())
     }
 
@@ -702,6 +757,7 @@ impl JobQueue for PostgresJobQueue {
                     .fetch_all(&shared.pool),
             )
             .await?;
+        shared.unhold_after(&rows).await?;
         Ok(rows.len())
     }
 
@@ -714,6 +770,10 @@ impl JobQueue for PostgresJobQueue {
             )
             .await?;
         let n = row.get::<i64, _>("recovered").max(0) as usize;
+        // Also the backstop for a slot freed while a reserve was holding
+        // jobs of its key (that reserve's hold committed after the
+        // finish looked for held jobs).
+        shared.unhold().await?;
         if n > 0 {
             tracing::warn!(schema = %shared.schema, recovered = n, "jobs of lost workers returned to the queue");
         }
@@ -773,6 +833,7 @@ impl QueueAdmin for PostgresJobQueue {
                     .fetch_all(&shared.pool),
             )
             .await?;
+        shared.unhold_after(&rows).await?;
         if let Some(row) = rows.first() {
             let was: String = row.get("was");
             return Ok(if was == "R" {

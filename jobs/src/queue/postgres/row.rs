@@ -59,13 +59,15 @@ pub(super) struct Batch {
     pub(super) created: Vec<DateTime<Utc>>,
     pub(super) records: Vec<String>,
     pub(super) unique_keys: Vec<Option<String>>,
+    pub(super) conc_keys: Vec<Option<String>>,
+    pub(super) conc_max: Vec<Option<i32>>,
 }
 
 /// A query with its arguments so far.
 pub(super) type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 impl Batch {
-    /// Binds the batch as the next nine arguments.
+    /// Binds the batch as the next eleven arguments.
     pub(super) fn bind(self, query: Query<'_>) -> Query<'_> {
         query
             .bind(self.ids)
@@ -77,6 +79,8 @@ impl Batch {
             .bind(self.created)
             .bind(self.records)
             .bind(self.unique_keys)
+            .bind(self.conc_keys)
+            .bind(self.conc_max)
     }
 
     /// Keeps only the jobs at `keep` (indexes, in order).
@@ -97,6 +101,8 @@ impl Batch {
         only(&mut self.created, keep);
         only(&mut self.records, keep);
         only(&mut self.unique_keys, keep);
+        only(&mut self.conc_keys, keep);
+        only(&mut self.conc_max, keep);
     }
 
     /// Validates `jobs` and lays them out; refuses one this backend cannot
@@ -106,12 +112,11 @@ impl Batch {
         let mut seen = std::collections::HashSet::with_capacity(jobs.len());
         for job in jobs {
             job.validate()?;
-            if job.concurrency.is_some() || job.rate_limit.is_some() {
+            if job.rate_limit.is_some() {
                 return Err(Error::InvalidJob {
                     id: job.id,
                     message: format!(
-                        "job `{}`: concurrency and rate limits are not supported by \
-                         PostgresJobQueue yet",
+                        "job `{}`: rate limits are not supported by PostgresJobQueue yet",
                         job.name
                     ),
                 });
@@ -140,6 +145,14 @@ impl Batch {
             batch
                 .unique_keys
                 .push(job.unique.as_ref().map(|u| u.key.clone()));
+            batch
+                .conc_keys
+                .push(job.concurrency.as_ref().map(|c| c.key.clone()));
+            batch.conc_max.push(
+                job.concurrency
+                    .as_ref()
+                    .map(|c| i32::try_from(c.max).unwrap_or(i32::MAX)),
+            );
         }
         Ok(batch)
     }

@@ -17,6 +17,16 @@ const COLUMNS: &str = "id, status::text AS status, attempts, max_retries, token,
 pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("sql/migrations/0001_init.sql")),
     (2, "unique", include_str!("sql/migrations/0002_unique.sql")),
+    (
+        3,
+        "concurrency",
+        include_str!("sql/migrations/0003_concurrency.sql"),
+    ),
+    (
+        4,
+        "queue_concurrency",
+        include_str!("sql/migrations/0004_queue_concurrency.sql"),
+    ),
 ];
 
 /// The queries of one queue (one schema).
@@ -41,6 +51,8 @@ pub(super) struct Sql {
     pub(super) prune: Arc<str>,
     pub(super) unique_lock: Arc<str>,
     pub(super) unique_holders: Arc<str>,
+    pub(super) unhold: Arc<str>,
+    pub(super) queue_slots: Arc<str>,
 }
 
 /// `name` as a quoted SQL identifier.
@@ -62,6 +74,16 @@ fn events(source: &str, kind: &str, progress: &str) -> String {
         .replace("{progress}", progress)
 }
 
+/// The `freed` CTE for the rows of `source` (`free_slots.sql`).
+fn free_slots(source: &str) -> String {
+    include_str!("sql/free_slots.sql")
+        .lines()
+        .filter(|line| !line.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("{source}", source)
+}
+
 /// The event kind of a finish outcome code (`finish.sql`).
 const FINISH_KIND: &str = "CASE code WHEN 'C' THEN 'completed' WHEN 'T' THEN 'retrying' \
      WHEN 'F' THEN 'failed' WHEN 'X' THEN 'cancelled' WHEN 'E' THEN 'expired' \
@@ -76,34 +98,38 @@ impl Sql {
         let schema = ident(schema);
         let channel = literal(channel);
         let fill = |text: &str| {
-            text.replace(
-                "{events_of_taken}",
-                &events("taken", "'started'", "NULL::jsonb"),
-            )
-            .replace(
-                "{events_of_done}",
-                &events("done", FINISH_KIND, "NULL::jsonb"),
-            )
-            .replace(
-                "{events_of_noted}",
-                &events("noted", "'progress'", "progress"),
-            )
-            .replace(
-                "{events_of_released}",
-                &events("released", "'released'", "NULL::jsonb"),
-            )
-            .replace(
-                "{events_of_recovered}",
-                &events("recovered", RECOVER_KIND, "NULL::jsonb"),
-            )
-            .replace(
-                "{events_of_cancelled}",
-                &events("cancelled", "'cancelled'", "NULL::jsonb"),
-            )
-            .replace("{columns}", COLUMNS)
-            .replace("{schema}", &schema)
-            .replace("{channel}", &channel)
-            .replace("{lock_prefix}", &lock_prefix)
+            text.replace("{free_slots_of_done}", &free_slots("done"))
+                .replace("{free_slots_of_released}", &free_slots("released"))
+                .replace("{free_slots_of_recovered}", &free_slots("recovered"))
+                .replace("{free_slots_of_cancelled}", &free_slots("cancelled"))
+                .replace(
+                    "{events_of_taken}",
+                    &events("taken", "'started'", "NULL::jsonb"),
+                )
+                .replace(
+                    "{events_of_done}",
+                    &events("done", FINISH_KIND, "NULL::jsonb"),
+                )
+                .replace(
+                    "{events_of_noted}",
+                    &events("noted", "'progress'", "progress"),
+                )
+                .replace(
+                    "{events_of_released}",
+                    &events("released", "'released'", "NULL::jsonb"),
+                )
+                .replace(
+                    "{events_of_recovered}",
+                    &events("recovered", RECOVER_KIND, "NULL::jsonb"),
+                )
+                .replace(
+                    "{events_of_cancelled}",
+                    &events("cancelled", "'cancelled'", "NULL::jsonb"),
+                )
+                .replace("{columns}", COLUMNS)
+                .replace("{schema}", &schema)
+                .replace("{channel}", &channel)
+                .replace("{lock_prefix}", &lock_prefix)
         };
         let fill_arc = |text: &str| -> Arc<str> { fill(text).into() };
         Sql {
@@ -126,6 +152,8 @@ impl Sql {
             prune: fill_arc(include_str!("sql/prune.sql")),
             unique_lock: fill_arc(include_str!("sql/unique_lock.sql")),
             unique_holders: fill_arc(include_str!("sql/unique_holders.sql")),
+            unhold: fill_arc(include_str!("sql/unhold.sql")),
+            queue_slots: fill_arc(include_str!("sql/queue_slots.sql")),
         }
     }
 }

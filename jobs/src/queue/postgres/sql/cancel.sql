@@ -8,12 +8,18 @@ WITH before AS (
 ),
 cancelled AS (
     UPDATE {schema}.jobs j
-    SET status = 'X', completed_at = now(), lease_until = NULL
+    SET status = 'X', completed_at = now(), lease_until = NULL, held = NULL
     FROM before b
     WHERE j.id = b.id AND b.status IN ('P', 'T', 'R')
-    RETURNING j.id, j.name, b.status AS was
-)
+    RETURNING j.id, j.name, b.status AS was,
+              CASE WHEN b.status = 'R' THEN j.conc_key END AS conc_key,
+              CASE WHEN b.status = 'R' THEN j.qslot END AS qslot
+),
+{free_slots_of_cancelled}
 SELECT was::text AS was,
+       (SELECT count(*) FROM freed) AS freed,
+       (SELECT pg_notify({channel}, 'w') FROM freed WHERE left(key, 1) = chr(1) LIMIT 1)
+           AS queue_freed,
        (SELECT count(*) FROM ({events_of_cancelled}) AS sent) AS events,
        (SELECT pg_notify({channel}, 'r') FROM cancelled WHERE was = 'R') AS revoked
 FROM cancelled

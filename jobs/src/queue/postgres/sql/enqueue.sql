@@ -13,13 +13,23 @@
 --   $8 text[]        the jobs' JSON
 --   $9 text[]        unique keys (NULL: not unique); the caller checked
 --                    them under their locks (unique_lock.sql)
+--   $10 text[]       concurrency keys (NULL: no limit)
+--   $11 int4[]       their max
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::int4[],
-                $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[])
+                $6::timestamptz[], $7::timestamptz[], $8::text[], $9::text[],
+                $10::text[], $11::int4[])
         WITH ORDINALITY AS t(id, queue, name, priority, max_retries, scheduled_at,
-                             created_at, record, unique_key, ord)
+                             created_at, record, unique_key, conc_key, conc_max, ord)
     ORDER BY ord
+),
+limited AS (
+    INSERT INTO {schema}.slots (key, max)
+    SELECT DISTINCT ON (conc_key) conc_key, conc_max FROM input
+    WHERE conc_key IS NOT NULL
+    ORDER BY conc_key, ord DESC
+    ON CONFLICT (key) DO UPDATE SET max = EXCLUDED.max
 ),
 registered AS (
     INSERT INTO {schema}.queues (name)
@@ -28,12 +38,13 @@ registered AS (
 ),
 inserted AS (
     INSERT INTO {schema}.jobs (id, queue, name, priority, status, max_retries, run_at, seq,
-                               scheduled_at, created_at, record, unique_key, unique_at)
+                               scheduled_at, created_at, record, unique_key, unique_at,
+                               conc_key, conc_max)
     -- nextval in the order of the input: FIFO within a batch.
     SELECT id, queue, name, priority, 'P', max_retries,
            greatest(coalesce(scheduled_at, now()), now()), nextval('{schema}.job_seq'),
            scheduled_at, created_at, record::jsonb, unique_key,
-           CASE WHEN unique_key IS NOT NULL THEN now() END
+           CASE WHEN unique_key IS NOT NULL THEN now() END, conc_key, conc_max
     FROM input
     RETURNING run_at
 )

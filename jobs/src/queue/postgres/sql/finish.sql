@@ -13,7 +13,7 @@
 --   $5 text[]        last error (NULL: keep)
 --   $6 timestamptz[] when a retried or snoozed job is due (NULL otherwise)
 --   $7 uuid[]        next runs: the id of the job whose finish stores it
---   $8 .. $16        next runs, as $1 .. $9 of enqueue.sql (a next run's
+--   $8 .. $18        next runs, as $1 .. $11 of enqueue.sql (a next run's
 --                    unique key is stored, not checked: the series holds it)
 WITH input AS (
     SELECT *
@@ -36,16 +36,25 @@ done AS (
         lease_until = NULL
     FROM input i
     WHERE j.id = i.id AND j.token = i.token AND j.status = 'R'
-    RETURNING j.id, j.name, i.code, i.at
+    RETURNING j.id, j.name, i.code, i.at, j.conc_key, j.qslot
 ),
+{free_slots_of_done},
 following AS (
     SELECT t.*
     FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::int2[], $12::int4[],
-                $13::timestamptz[], $14::timestamptz[], $15::text[], $16::text[])
+                $13::timestamptz[], $14::timestamptz[], $15::text[], $16::text[],
+                $17::text[], $18::int4[])
         WITH ORDINALITY AS t(after, id, queue, name, priority, max_retries, scheduled_at,
-                             created_at, record, unique_key, ord)
+                             created_at, record, unique_key, conc_key, conc_max, ord)
     WHERE t.after IN (SELECT id FROM done)
     ORDER BY ord
+),
+limited AS (
+    INSERT INTO {schema}.slots (key, max)
+    SELECT DISTINCT ON (conc_key) conc_key, conc_max FROM following
+    WHERE conc_key IS NOT NULL
+    ORDER BY conc_key, ord DESC
+    ON CONFLICT (key) DO UPDATE SET max = EXCLUDED.max
 ),
 registered AS (
     INSERT INTO {schema}.queues (name)
@@ -54,16 +63,20 @@ registered AS (
 ),
 stored AS (
     INSERT INTO {schema}.jobs (id, queue, name, priority, status, max_retries, run_at, seq,
-                               scheduled_at, created_at, record, unique_key, unique_at)
+                               scheduled_at, created_at, record, unique_key, unique_at,
+                               conc_key, conc_max)
     SELECT id, queue, name, priority, 'P', max_retries,
            greatest(coalesce(scheduled_at, now()), now()), nextval('{schema}.job_seq'),
            scheduled_at, created_at, record::jsonb, unique_key,
-           CASE WHEN unique_key IS NOT NULL THEN now() END
+           CASE WHEN unique_key IS NOT NULL THEN now() END, conc_key, conc_max
     FROM following
     ON CONFLICT (id) DO NOTHING
     RETURNING run_at
 )
 SELECT id,
+       (SELECT count(*) FROM freed) AS freed,
+       (SELECT pg_notify({channel}, 'w') FROM freed WHERE left(key, 1) = chr(1) LIMIT 1)
+           AS queue_freed,
        (SELECT count(*) FROM ({events_of_done}) AS sent) AS events,
        (SELECT pg_notify({channel},
                          CASE WHEN min(run_at) <= now() THEN 'w'

@@ -2,5 +2,6 @@
 SELECT q.name,
        q.paused,
        (SELECT count(*) FROM {schema}.jobs j
-        WHERE j.queue = q.name AND j.status IN ('P', 'T') AND j.run_at <= now()) AS ready
+        WHERE j.queue = q.name AND j.status IN ('P', 'T') AND j.held IS NULL
+          AND j.run_at <= now()) AS ready
 FROM {schema}.queues q

@@ -25,9 +25,13 @@ recovered AS (
                          || ' stopped renewing its lease (it crashed or lost the database)'
                   AS message) AS m
     WHERE j.id = expired.id
-    RETURNING j.id, j.name, j.status
-)
+    RETURNING j.id, j.name, j.status, j.conc_key, j.qslot
+),
+{free_slots_of_recovered}
 SELECT count(*) AS recovered,
+       (SELECT count(*) FROM freed) AS freed,
+       (SELECT pg_notify({channel}, 'w') FROM freed WHERE left(key, 1) = chr(1) LIMIT 1)
+           AS queue_freed,
        (SELECT count(*) FROM ({events_of_recovered}) AS sent) AS events,
        (SELECT pg_notify({channel}, 'w') FROM recovered WHERE status = 'T' LIMIT 1) AS woke
 FROM recovered

@@ -21,9 +21,13 @@ released AS (
         seq = -(base.v + cardinality($1::uuid[]) - i.ord)
     FROM input i, base
     WHERE j.id = i.id AND j.token = i.token AND j.status = 'R'
-    RETURNING j.id, j.name
-)
+    RETURNING j.id, j.name, j.conc_key, j.qslot
+),
+{free_slots_of_released}
 SELECT id,
+       (SELECT count(*) FROM freed) AS freed,
+       (SELECT pg_notify({channel}, 'w') FROM freed WHERE left(key, 1) = chr(1) LIMIT 1)
+           AS queue_freed,
        (SELECT count(*) FROM ({events_of_released}) AS sent) AS events,
        (SELECT pg_notify({channel}, 'w')) AS woke
 FROM released
