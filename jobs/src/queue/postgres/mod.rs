@@ -21,6 +21,7 @@
 //! | `jobs_unique`      | partial index `(unique_key, seq DESC)`: a unique key's holder      |
 //! | `jobs_held`        | partial index `(held, priority, run_at, seq)` of the held jobs     |
 //! | `slots`            | per concurrency key (or limited queue): its max and running jobs   |
+//! | `rates`            | per rate key (or rate-limited queue): its rate and window's starts |
 //! | `queues`           | every named queue that had a job, and whether it is paused         |
 //! | `job_seq`, `lease_tokens` | sequences: FIFO order, fencing tokens                       |
 //! | `jobs_migrations`  | the migrations applied                                             |
@@ -95,11 +96,17 @@
 //! slots, waking the workers; lease recovery also runs it, as a backstop
 //! for a hold that committed after the finish that freed its slot.
 //!
-//! # Not yet
+//! # Rate limits
 //!
-//! Rate limits (a job's and a queue's) are refused with a clear error (at
-//! enqueue for a job's own, at reserve for a queue's), rather than
-//! ignored.
+//! `rates` has a row per rate key (and per queue whose takes limit its
+//! rate) holding the starts in its current window. Reserve locks the rows
+//! its candidates need (`FOR UPDATE`, in key order), counts the room in
+//! each window, holds the candidates over it (`held` = `\u{2}` + key) and
+//! appends the starts it made. A job must pass its concurrency key, then
+//! its rate key; what the chosen jobs take is written back, so nothing is
+//! taken for a job that was held. An empty reserve, or one that held
+//! jobs, runs `unhold.sql`, which also says when the next full window
+//! opens: the waiting workers sleep until then, not a polling interval.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -346,6 +353,8 @@ impl Shared {
         Ok(())
     }
 
+    /// Puts held jobs back where limits have room (`unhold.sql`), and
+    /// tells the waiting workers when the next full rate window opens.
     async fn unhold(&self) -> Result<u64> {
         let row = self
             .bounded(
@@ -353,6 +362,9 @@ impl Shared {
                 sqlx::query(sql::safe(&self.sql.unhold)).fetch_one(&self.pool),
             )
             .await?;
+        if let Some(opens) = row.get::<Option<i64>, _>("next_open_us") {
+            self.wake.wake(opens.max(1));
+        }
         Ok(row.get::<i64, _>("back").max(0) as u64)
     }
 
@@ -595,12 +607,6 @@ impl JobQueue for PostgresJobQueue {
         for take in takes {
             crate::job::check_queue_name(&take.queue)?;
             take.limits.validate()?;
-            if take.limits.rate.is_some() {
-                return Err(Error::InvalidArgument(format!(
-                    "queue `{}`: queue-wide rate limits are not supported by PostgresJobQueue yet",
-                    take.queue
-                )));
-            }
             if take.max == 0 {
                 continue;
             }
@@ -620,6 +626,23 @@ impl JobQueue for PostgresJobQueue {
                 }
                 None => None,
             };
+            let rates_key = match take.limits.rate {
+                Some(rate) => {
+                    let key = format!("\u{1}q:{}", take.queue);
+                    shared
+                        .bounded(
+                            "reserve",
+                            sqlx::query(sql::safe(&shared.sql.queue_rates))
+                                .bind(&key)
+                                .bind(i32::try_from(rate.max).unwrap_or(i32::MAX))
+                                .bind(micros(rate.period))
+                                .execute(&shared.pool),
+                        )
+                        .await?;
+                    Some(key)
+                }
+                None => None,
+            };
             let rows = shared
                 .bounded(
                     "reserve",
@@ -628,9 +651,16 @@ impl JobQueue for PostgresJobQueue {
                         .bind(i64::try_from(take.max.min(1000)).unwrap_or(1000))
                         .bind(micros(lease))
                         .bind(slots_key)
+                        .bind(rates_key)
                         .fetch_all(&shared.pool),
                 )
                 .await?;
+            if rows.is_empty() || rows.iter().any(|r| r.get::<i64, _>("held") > 0) {
+                // Held jobs may have room now (a slot freed while they were
+                // being held), and the waiting workers need the time the
+                // next full rate window opens.
+                shared.unhold().await?;
+            }
             for (job, token) in self.decode_all(rows).await {
                 let lease = Lease {
                     job_id: job.id,

@@ -61,13 +61,16 @@ pub(super) struct Batch {
     pub(super) unique_keys: Vec<Option<String>>,
     pub(super) conc_keys: Vec<Option<String>>,
     pub(super) conc_max: Vec<Option<i32>>,
+    pub(super) rate_keys: Vec<Option<String>>,
+    pub(super) rate_max: Vec<Option<i32>>,
+    pub(super) rate_period_us: Vec<Option<i64>>,
 }
 
 /// A query with its arguments so far.
 pub(super) type Query<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 impl Batch {
-    /// Binds the batch as the next eleven arguments.
+    /// Binds the batch as the next fourteen arguments.
     pub(super) fn bind(self, query: Query<'_>) -> Query<'_> {
         query
             .bind(self.ids)
@@ -81,6 +84,9 @@ impl Batch {
             .bind(self.unique_keys)
             .bind(self.conc_keys)
             .bind(self.conc_max)
+            .bind(self.rate_keys)
+            .bind(self.rate_max)
+            .bind(self.rate_period_us)
     }
 
     /// Keeps only the jobs at `keep` (indexes, in order).
@@ -103,6 +109,9 @@ impl Batch {
         only(&mut self.unique_keys, keep);
         only(&mut self.conc_keys, keep);
         only(&mut self.conc_max, keep);
+        only(&mut self.rate_keys, keep);
+        only(&mut self.rate_max, keep);
+        only(&mut self.rate_period_us, keep);
     }
 
     /// Validates `jobs` and lays them out; refuses one this backend cannot
@@ -112,15 +121,6 @@ impl Batch {
         let mut seen = std::collections::HashSet::with_capacity(jobs.len());
         for job in jobs {
             job.validate()?;
-            if job.rate_limit.is_some() {
-                return Err(Error::InvalidJob {
-                    id: job.id,
-                    message: format!(
-                        "job `{}`: rate limits are not supported by PostgresJobQueue yet",
-                        job.name
-                    ),
-                });
-            }
             if !seen.insert(job.id) {
                 return Err(Error::Duplicate(job.id));
             }
@@ -153,6 +153,14 @@ impl Batch {
                     .as_ref()
                     .map(|c| i32::try_from(c.max).unwrap_or(i32::MAX)),
             );
+            let rate = job.rate_limit.as_deref();
+            batch.rate_keys.push(rate.map(|r| r.key.clone()));
+            batch
+                .rate_max
+                .push(rate.map(|r| i32::try_from(r.rate.max).unwrap_or(i32::MAX)));
+            batch
+                .rate_period_us
+                .push(rate.map(|r| super::micros(r.rate.period)));
         }
         Ok(batch)
     }

@@ -27,6 +27,7 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "queue_concurrency",
         include_str!("sql/migrations/0004_queue_concurrency.sql"),
     ),
+    (5, "rates", include_str!("sql/migrations/0005_rates.sql")),
 ];
 
 /// The queries of one queue (one schema).
@@ -53,6 +54,7 @@ pub(super) struct Sql {
     pub(super) unique_holders: Arc<str>,
     pub(super) unhold: Arc<str>,
     pub(super) queue_slots: Arc<str>,
+    pub(super) queue_rates: Arc<str>,
 }
 
 /// `name` as a quoted SQL identifier.
@@ -154,6 +156,7 @@ impl Sql {
             unique_holders: fill_arc(include_str!("sql/unique_holders.sql")),
             unhold: fill_arc(include_str!("sql/unhold.sql")),
             queue_slots: fill_arc(include_str!("sql/queue_slots.sql")),
+            queue_rates: fill_arc(include_str!("sql/queue_rates.sql")),
         }
     }
 }

@@ -13,7 +13,7 @@
 --   $5 text[]        last error (NULL: keep)
 --   $6 timestamptz[] when a retried or snoozed job is due (NULL otherwise)
 --   $7 uuid[]        next runs: the id of the job whose finish stores it
---   $8 .. $18        next runs, as $1 .. $11 of enqueue.sql (a next run's
+--   $8 .. $21        next runs, as $1 .. $14 of enqueue.sql (a next run's
 --                    unique key is stored, not checked: the series holds it)
 WITH input AS (
     SELECT *
@@ -43,18 +43,27 @@ following AS (
     SELECT t.*
     FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::int2[], $12::int4[],
                 $13::timestamptz[], $14::timestamptz[], $15::text[], $16::text[],
-                $17::text[], $18::int4[])
+                $17::text[], $18::int4[], $19::text[], $20::int4[], $21::int8[])
         WITH ORDINALITY AS t(after, id, queue, name, priority, max_retries, scheduled_at,
-                             created_at, record, unique_key, conc_key, conc_max, ord)
+                             created_at, record, unique_key, conc_key, conc_max,
+                             rate_key, rate_max, rate_period_us, ord)
     WHERE t.after IN (SELECT id FROM done)
     ORDER BY ord
 ),
 limited AS (
-    INSERT INTO {schema}.slots (key, max)
+    INSERT INTO {schema}.slots AS s (key, max)
     SELECT DISTINCT ON (conc_key) conc_key, conc_max FROM following
     WHERE conc_key IS NOT NULL
     ORDER BY conc_key, ord DESC
-    ON CONFLICT (key) DO UPDATE SET max = EXCLUDED.max
+    ON CONFLICT (key) DO UPDATE SET max = EXCLUDED.max WHERE s.max <> EXCLUDED.max
+),
+rated AS (
+    INSERT INTO {schema}.rates AS r (key, max, period_us)
+    SELECT DISTINCT ON (rate_key) rate_key, rate_max, rate_period_us FROM following
+    WHERE rate_key IS NOT NULL
+    ORDER BY rate_key, ord DESC
+    ON CONFLICT (key) DO UPDATE SET max = EXCLUDED.max, period_us = EXCLUDED.period_us
+        WHERE r.max <> EXCLUDED.max OR r.period_us <> EXCLUDED.period_us
 ),
 registered AS (
     INSERT INTO {schema}.queues (name)
@@ -64,11 +73,12 @@ registered AS (
 stored AS (
     INSERT INTO {schema}.jobs (id, queue, name, priority, status, max_retries, run_at, seq,
                                scheduled_at, created_at, record, unique_key, unique_at,
-                               conc_key, conc_max)
+                               conc_key, conc_max, rate_key, rate_max, rate_period_us)
     SELECT id, queue, name, priority, 'P', max_retries,
            greatest(coalesce(scheduled_at, now()), now()), nextval('{schema}.job_seq'),
            scheduled_at, created_at, record::jsonb, unique_key,
-           CASE WHEN unique_key IS NOT NULL THEN now() END, conc_key, conc_max
+           CASE WHEN unique_key IS NOT NULL THEN now() END, conc_key, conc_max,
+           rate_key, rate_max, rate_period_us
     FROM following
     ON CONFLICT (id) DO NOTHING
     RETURNING run_at

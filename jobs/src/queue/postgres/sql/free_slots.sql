@@ -8,7 +8,13 @@ freed AS (
                 UNION ALL
                 SELECT qslot FROM {source}) AS held_slots
           WHERE k IS NOT NULL
-          GROUP BY k) AS f
-    WHERE s.key = f.conc_key
+          GROUP BY k) AS f,
+         -- Locked in key order first, as reserve locks them: two
+         -- statements freeing (or taking) several keys cannot deadlock.
+         (SELECT key FROM {schema}.slots
+          WHERE key IN (SELECT conc_key FROM {source} UNION SELECT qslot FROM {source})
+          ORDER BY key
+          FOR UPDATE) AS l
+    WHERE s.key = f.conc_key AND l.key = s.key
     RETURNING s.key
 )
