@@ -21,7 +21,7 @@ use std::time::Duration;
 use jobs::{BackgroundJobWorker, Job, JobId, JobStatus, QueueStats, StopReport};
 use tokio::task::JoinHandle;
 
-pub use jobs_testkit::{child, probe, redis_url, suite, unique_name};
+pub use jobs_testkit::{child, database_url, probe, redis_url, suite, unique_name};
 
 // The README's examples compile as doc tests of this crate.
 #[doc = include_str!("../../README.md")]

@@ -83,6 +83,8 @@ pub use queue::{
     CancelOutcome, Enqueue, Enqueued, JobQueue, Lease, MemoryJobQueue, Outcome, QueueAdmin,
     QueueCounts, QueueInfo, Reservation, Take,
 };
+#[cfg(feature = "postgres")]
+pub use queue::{PostgresJobQueue, PostgresJobQueueBuilder, PostgresTx};
 #[cfg(feature = "redis")]
 pub use queue::{RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore};
 // `JobRegistration`, `DataNeed`, `HandlerFn` and `ScheduleSpec` exist for
@@ -104,6 +106,8 @@ pub use jobs_macros::job;
 
 /// The names most programs need: `use jobs::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "postgres")]
+    pub use crate::PostgresJobQueue;
     #[cfg(feature = "redis")]
     pub use crate::RedisJobQueue;
     pub use crate::{

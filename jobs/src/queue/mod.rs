@@ -30,10 +30,14 @@ use crate::result::JobResult;
 
 pub(crate) mod erased;
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 
 pub use memory::{MemoryJobQueue, MemoryJobQueueBuilder};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresJobQueue, PostgresJobQueueBuilder, PostgresTx};
 #[cfg(feature = "redis")]
 pub use redis::{RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore};
 

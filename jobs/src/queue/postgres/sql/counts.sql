@@ -1,0 +1,7 @@
+-- Jobs per status, and of the waiting ones those due later. A full scan of
+-- the table's status column; fine for dashboards, not for a hot path.
+SELECT status::text AS status,
+       count(*) AS n,
+       count(*) FILTER (WHERE status IN ('P', 'T') AND run_at > now()) AS later
+FROM {schema}.jobs
+GROUP BY status

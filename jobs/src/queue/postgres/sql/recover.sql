@@ -1,0 +1,37 @@
+-- Puts jobs whose lease ran out (their worker died or lost the database)
+-- back in the queue, the attempt counted, or fails them if it was their
+-- last; up to 1,000 per call. Uses jobs_running. Returns how many.
+WITH expired AS (
+    SELECT id
+    FROM {schema}.jobs
+    WHERE status = 'R' AND lease_until < now()
+    ORDER BY lease_until
+    LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+),
+recovered AS (
+    UPDATE {schema}.jobs j
+    SET status = CASE WHEN j.attempts > j.max_retries THEN 'F' ELSE 'T' END,
+        completed_at = CASE WHEN j.attempts > j.max_retries THEN now() END,
+        lease_until = NULL,
+        run_at = now(),
+        seq = nextval('{schema}.job_seq'),
+        last_error = m.message,
+        result = jsonb_build_object('success', false, 'error', m.message,
+                                    'error_type', 'LeaseExpired',
+                                    'retryable', j.attempts <= j.max_retries)
+    FROM expired,
+         LATERAL (SELECT 'the worker running attempt ' || j.attempts
+                         || ' stopped renewing its lease (it crashed or lost the database)'
+                  AS message) AS m
+    WHERE j.id = expired.id
+    RETURNING j.id, j.name, j.status, j.conc_key, j.qslot
+),
+{free_slots_of_recovered}
+SELECT count(*) AS recovered,
+       (SELECT count(*) FROM freed) AS freed,
+       (SELECT pg_notify({channel}, 'w') FROM freed WHERE left(key, 1) = chr(1) LIMIT 1)
+           AS queue_freed,
+       (SELECT count(*) FROM ({events_of_recovered}) AS sent) AS events,
+       (SELECT pg_notify({channel}, 'w') FROM recovered WHERE status = 'T' LIMIT 1) AS woke
+FROM recovered
