@@ -5,15 +5,9 @@
 //! `JOBS_DATABASE_URL` every case prints that it skipped and passes,
 //! unless `JOBS_REQUIRE_POSTGRES` is set.
 //!
-//! Every case of the suite runs here but one, which passes most runs but
-//! not all on a loaded 2-core machine:
-//!
-//! - `recurring_job_runs_repeatedly`: after the 4th run starts, the case
-//!   looks up the 4 runs, lists the live job and cancels it; when the 4th
-//!   run (still running at the list) finishes between the list and the
-//!   cancel, the cancel finds it completed. Each lookup takes about 0.3 ms
-//!   here (0.1 ms on Redis), which widens that window; the series itself
-//!   works (`postgres_queue::finish_stores_the_next_run`).
+//! The cases are listed one by one (each drops its schema after it
+//! passes); `every_case_is_listed` fails if the suite has a case that is
+//! not.
 #![cfg(feature = "postgres")]
 
 use jobs::PostgresJobQueue;
@@ -43,7 +37,20 @@ macro_rules! cases {
                 queue.drop_schema().await.unwrap();
             }
         )*
+
+        /// The cases listed here.
+        const LISTED: &[&str] = &[$(stringify!($case)),*];
     };
+}
+
+/// No case of the suite is left out of the list below.
+#[test]
+fn every_case_is_listed() {
+    let mut listed = LISTED.to_vec();
+    let mut all = jobs_testkit::suite::CASES.to_vec();
+    listed.sort_unstable();
+    all.sort_unstable();
+    assert_eq!(listed, all);
 }
 
 cases! {
@@ -88,4 +95,5 @@ cases! {
     queue_rate_limit_holds,
     cancel_held_job_removes_it,
     nothing_lost_under_limits,
+    recurring_job_runs_repeatedly,
 }
