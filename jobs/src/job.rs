@@ -417,6 +417,10 @@ pub struct Job {
     /// The outcome of the latest finished attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Box<JobResult>>,
+    /// The error of every failed attempt, oldest first (the latest is also
+    /// [`last_error`](Self::last_error)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<AttemptError>,
     /// Free-form labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -449,6 +453,29 @@ pub struct Job {
     /// so every enqueue, refuses the job with it. Never stored.
     #[serde(skip)]
     args_error: Option<Box<str>>,
+}
+
+/// How one failed attempt of a job ended: [`Job::errors`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AttemptError {
+    /// Which attempt (1 for the first).
+    pub attempt: u32,
+    /// When it ended.
+    pub at: DateTime<Utc>,
+    /// The error it ended with.
+    pub error: String,
+}
+
+impl AttemptError {
+    /// Attempt number `attempt` failed at `at` with `error`.
+    pub fn new(attempt: u32, at: DateTime<Utc>, error: impl Into<String>) -> Self {
+        Self {
+            attempt,
+            at,
+            error: error.into(),
+        }
+    }
 }
 
 /// How deeply `args` and each `metadata` value may nest (arrays and
@@ -536,6 +563,7 @@ impl Job {
             completed_at: None,
             last_error: None,
             result: None,
+            errors: Vec::new(),
             tags: Vec::new(),
             metadata: BTreeMap::new(),
             queue: Cow::Borrowed(DEFAULT_QUEUE),

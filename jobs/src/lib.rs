@@ -75,13 +75,14 @@ pub use error::{BackendError, Error, Result};
 pub use events::{JobEvent, JobEventKind};
 pub use flow::{ConcurrencyLimit, QueueLimits, Rate, RateLimit, Unique};
 pub use job::{
-    Backoff, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus,
+    AttemptError, Backoff, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus,
     MAX_QUEUE_NAME, check_queue_name,
 };
 pub use processor::JobProcessor;
 pub use queue::{
-    CancelOutcome, Enqueue, Enqueued, JobQueue, Lease, MemoryJobQueue, Outcome, QueueAdmin,
-    QueueCounts, QueueInfo, Reservation, Take,
+    CancelOutcome, DeleteOutcome, Enqueue, Enqueued, JobFilter, JobPage, JobQueue, Lease,
+    MemoryJobQueue, Outcome, QueueAdmin, QueueCounts, QueueInfo, Reservation, Take, Throughput,
+    WorkerInfo,
 };
 #[cfg(feature = "postgres")]
 pub use queue::{PostgresJobQueue, PostgresJobQueueBuilder, PostgresTx};

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 
 use super::{
     CancelOutcome, Enqueued, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, QueueInfo,
-    Reservation, Take,
+    Reservation, Take, WorkerInfo,
 };
 use crate::error::Result;
 use crate::events::JobEvent;
@@ -52,6 +52,12 @@ pub(crate) trait DynQueue: Send + Sync + 'static {
     fn purge(&self) -> BoxFuture<'_, Result<u64>>;
     fn ping(&self) -> BoxFuture<'_, Result<()>>;
     fn revocations(&self) -> BoxFuture<'_, ()>;
+    fn report_worker<'a>(
+        &'a self,
+        info: &'a WorkerInfo,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<()>>;
+    fn remove_worker<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>>;
 }
 
 impl<Q: JobQueue> DynQueue for Q {
@@ -131,5 +137,15 @@ impl<Q: JobQueue> DynQueue for Q {
     }
     fn revocations(&self) -> BoxFuture<'_, ()> {
         Box::pin(JobQueue::revocations(self))
+    }
+    fn report_worker<'a>(
+        &'a self,
+        info: &'a WorkerInfo,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(JobQueue::report_worker(self, info, ttl))
+    }
+    fn remove_worker<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(JobQueue::remove_worker(self, id))
     }
 }

@@ -17,8 +17,9 @@ use serde_json::Value;
 use tokio::sync::{Notify, broadcast};
 
 use super::{
-    CancelOutcome, DEFAULT_MAX_FINISHED, Enqueue, Enqueued, JobQueue, Lease, Outcome, QueueAdmin,
-    QueueCounts, QueueInfo, Reservation, Take,
+    CancelOutcome, DEFAULT_MAX_FINISHED, DeleteOutcome, Enqueue, Enqueued, JobFilter, JobPage,
+    JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, QueueInfo, Reservation, THROUGHPUT_MINUTES,
+    Take, Throughput, WorkerInfo,
 };
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -83,6 +84,8 @@ pub struct MemoryJobQueue {
 
 struct Inner {
     state: Mutex<State>,
+    /// The workers that reported themselves, with when each report lapses.
+    workers: Mutex<HashMap<String, (WorkerInfo, DateTime<Utc>)>>,
     notify: Notify,
     events: broadcast::Sender<JobEvent>,
     clock: Clock,
@@ -123,6 +126,7 @@ impl MemoryJobQueueBuilder {
         MemoryJobQueue {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::new()),
+                workers: Mutex::new(HashMap::default()),
                 notify: Notify::new(),
                 events: broadcast::channel(1024).0,
                 clock: self.clock,
@@ -535,6 +539,9 @@ struct State {
     /// The last one given at the front of `ready`, counting down from 0.
     front_seq: i64,
     flow: Flow,
+    /// Attempts processed and failed per minute (minutes since the epoch),
+    /// the last [`THROUGHPUT_MINUTES`] that had any, oldest first.
+    minutes: VecDeque<(i64, u64, u64)>,
 }
 
 #[derive(Default)]
@@ -614,7 +621,55 @@ impl State {
             back_seq: 0,
             front_seq: 0,
             flow: Flow::default(),
+            minutes: VecDeque::new(),
         }
+    }
+
+    /// Counts an attempt that ended at `now`, failed or not.
+    fn count_attempt(&mut self, now: DateTime<Utc>, failed: bool) {
+        let minute = now.timestamp().div_euclid(60);
+        match self.minutes.back_mut() {
+            Some(last) if last.0 == minute => {
+                last.1 += 1;
+                last.2 += u64::from(failed);
+            }
+            _ => {
+                self.minutes.push_back((minute, 1, u64::from(failed)));
+                while self
+                    .minutes
+                    .front()
+                    .is_some_and(|first| first.0 <= minute - THROUGHPUT_MINUTES as i64)
+                {
+                    self.minutes.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Takes a job that is not running out of the queue altogether: out of
+    /// its place, its count and the unique key it holds. Returns the
+    /// record and how many workers to wake, or the record back (left in
+    /// place) if it is running.
+    fn remove(&mut self, id: JobId) -> Option<std::result::Result<(Box<Record>, usize), ()>> {
+        let record = self.jobs.get(&id)?;
+        if record.job.status == JobStatus::Running {
+            return Some(Err(()));
+        }
+        let mut record = self.jobs.remove(&id).expect("looked up");
+        let woken = self.unplace(&mut record);
+        self.counts.moved(Some(record.job.status), None);
+        if let Some(unique) = &record.job.unique {
+            if self
+                .flow
+                .uniques
+                .get(&unique.key)
+                .is_some_and(|lock| lock.holder == id)
+            {
+                self.flow.uniques.remove(&unique.key);
+            }
+        }
+        // Its entry in `finished`, if any, is stale now and is skipped.
+        Some(Ok((record, woken)))
     }
 
     fn token(&mut self) -> u64 {
@@ -1101,6 +1156,10 @@ impl JobQueue for MemoryJobQueue {
                 return Ok(false);
             }
             outcome.apply(&mut record.job, now);
+            if !matches!(outcome, Outcome::Snoozed { .. }) {
+                let failed = matches!(outcome, Outcome::Retry { .. } | Outcome::Failed(_));
+                state.count_attempt(now, failed);
+            }
             state
                 .counts
                 .moved(Some(JobStatus::Running), Some(record.job.status));
@@ -1192,6 +1251,22 @@ impl JobQueue for MemoryJobQueue {
         Ok(released)
     }
 
+    async fn report_worker(&self, info: &WorkerInfo, ttl: Duration) -> Result<()> {
+        let lapses = Utc::now() + span(ttl);
+        let mut info = info.clone();
+        info.last_seen = Utc::now();
+        self.inner
+            .workers
+            .lock()
+            .insert(info.id.clone(), (info, lapses));
+        Ok(())
+    }
+
+    async fn remove_worker(&self, id: &str) -> Result<()> {
+        self.inner.workers.lock().remove(id);
+        Ok(())
+    }
+
     async fn recover_expired(&self) -> Result<usize> {
         // Leases of an in-memory queue live as long as the process.
         Ok(0)
@@ -1243,6 +1318,93 @@ impl QueueAdmin for MemoryJobQueue {
         found.truncate(limit);
         found.sort_by(newest_first);
         Ok(found.into_iter().cloned().collect())
+    }
+
+    async fn find_jobs(&self, filter: &JobFilter) -> Result<JobPage> {
+        let state = self.inner.state.lock();
+        let mut found: Vec<&Job> = state
+            .jobs
+            .values()
+            .map(|r| &r.job)
+            .filter(|job| filter.matches(job))
+            .collect();
+        let newest_first = |a: &&Job, b: &&Job| (b.created_at, b.id).cmp(&(a.created_at, a.id));
+        let limit = filter.capped_limit();
+        let end = filter.offset.saturating_add(limit);
+        let more = found.len() > end;
+        if more && end > 0 {
+            found.select_nth_unstable_by(end - 1, newest_first);
+            found.truncate(end);
+        }
+        found.sort_by(newest_first);
+        let jobs = found
+            .into_iter()
+            .skip(filter.offset)
+            .take(limit)
+            .cloned()
+            .collect();
+        Ok(JobPage::new(jobs, more))
+    }
+
+    async fn delete(&self, id: JobId) -> Result<DeleteOutcome> {
+        let woken = {
+            let mut state = self.inner.state.lock();
+            match state.remove(id) {
+                None => return Ok(DeleteOutcome::NotFound),
+                Some(Err(())) => return Ok(DeleteOutcome::Running),
+                Some(Ok((_, woken))) => woken,
+            }
+        };
+        self.wake(woken);
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    async fn purge_status(&self, status: JobStatus) -> Result<u64> {
+        if status == JobStatus::Running {
+            return Err(Error::InvalidArgument(
+                "running jobs cannot be purged: cancel them".into(),
+            ));
+        }
+        let (removed, woken) = {
+            let mut state = self.inner.state.lock();
+            let ids: Vec<JobId> = state
+                .jobs
+                .values()
+                .filter(|r| r.job.status == status)
+                .map(|r| r.job.id)
+                .collect();
+            let mut woken = 0;
+            for &id in &ids {
+                if let Some(Ok((_, w))) = state.remove(id) {
+                    woken += w;
+                }
+            }
+            (ids.len() as u64, woken)
+        };
+        self.wake(woken);
+        Ok(removed)
+    }
+
+    async fn throughput(&self, minutes: usize) -> Result<Vec<Throughput>> {
+        let now = self.inner.clock.now();
+        let state = self.inner.state.lock();
+        let known = state
+            .minutes
+            .iter()
+            .filter_map(|&(minute, processed, failed)| {
+                DateTime::from_timestamp(minute * 60, 0)
+                    .map(|at| Throughput::new(at, processed, failed))
+            });
+        Ok(Throughput::series(now, minutes, known))
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        let now = Utc::now();
+        let mut workers = self.inner.workers.lock();
+        workers.retain(|_, (_, lapses)| *lapses > now);
+        let mut alive: Vec<WorkerInfo> = workers.values().map(|(info, _)| info.clone()).collect();
+        alive.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(alive)
     }
 
     async fn cancel(&self, id: JobId) -> Result<CancelOutcome> {

@@ -25,9 +25,10 @@ use tokio::sync::broadcast;
 use crate::error::{Error, Result};
 use crate::events::JobEvent;
 use crate::flow::QueueLimits;
-use crate::job::{Job, JobId, JobStatus};
+use crate::job::{AttemptError, Job, JobId, JobStatus};
 use crate::result::JobResult;
 
+mod admin;
 pub(crate) mod erased;
 mod memory;
 #[cfg(feature = "postgres")]
@@ -35,6 +36,9 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 
+pub use admin::{
+    DeleteOutcome, JobFilter, JobPage, MAX_PAGE, THROUGHPUT_MINUTES, Throughput, WorkerInfo,
+};
 pub use memory::{MemoryJobQueue, MemoryJobQueueBuilder};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresJobQueue, PostgresJobQueueBuilder, PostgresTx};
@@ -343,11 +347,21 @@ impl Outcome {
             }
             Outcome::Retry { result, at } => {
                 job.last_error.clone_from(&result.error);
+                job.errors.push(AttemptError::new(
+                    job.attempts,
+                    now,
+                    result.error.as_deref().unwrap_or("failed"),
+                ));
                 job.result = Some(Box::new(result.clone()));
                 job.scheduled_at = Some(*at);
             }
             Outcome::Failed(result) => {
                 job.last_error.clone_from(&result.error);
+                job.errors.push(AttemptError::new(
+                    job.attempts,
+                    now,
+                    result.error.as_deref().unwrap_or("failed"),
+                ));
                 job.result = Some(Box::new(result.clone()));
             }
             Outcome::Cancelled => {}
@@ -519,6 +533,26 @@ pub trait JobQueue: Enqueue + QueueAdmin + 'static {
     fn revocations(&self) -> impl Future<Output = ()> + Send {
         std::future::pending()
     }
+
+    /// Records that a worker is alive, as `info` describes it, until `ttl`
+    /// passes without another report ([`QueueAdmin::workers`] lists it
+    /// until then). Workers call it every heartbeat period.
+    fn report_worker(
+        &self,
+        info: &WorkerInfo,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<()>> + Send {
+        // TEMPORARY default until every backend implements it.
+        let _ = (info, ttl);
+        async { Ok(()) }
+    }
+
+    /// Forgets a worker that stopped.
+    fn remove_worker(&self, id: &str) -> impl Future<Output = Result<()>> + Send {
+        // TEMPORARY default until every backend implements it.
+        let _ = id;
+        async { Ok(()) }
+    }
 }
 
 /// What an operator does with a queue's jobs: look them up, list, cancel,
@@ -535,6 +569,69 @@ pub trait QueueAdmin: Send + Sync {
         status: Option<JobStatus>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Job>>> + Send;
+
+    /// One page of the jobs matching `filter` (status, name, queue), newest
+    /// first (by `created_at`, then id); [`JobPage::more`] says whether
+    /// another page follows.
+    fn find_jobs(&self, filter: &JobFilter) -> impl Future<Output = Result<JobPage>> + Send {
+        // TEMPORARY default until every backend implements it.
+        let _ = filter;
+        async {
+            Err(Error::InvalidArgument(
+                "find_jobs is not implemented by this backend yet".into(),
+            ))
+        }
+    }
+
+    /// Removes a job that is not running — waiting, scheduled or finished —
+    /// as if it never existed (a unique key it held is freed). A running job
+    /// is left alone ([`DeleteOutcome::Running`]): cancel it first.
+    fn delete(&self, id: JobId) -> impl Future<Output = Result<DeleteOutcome>> + Send {
+        // TEMPORARY default until every backend implements it.
+        let _ = id;
+        async {
+            Err(Error::InvalidArgument(
+                "delete is not implemented by this backend yet".into(),
+            ))
+        }
+    }
+
+    /// Removes every job with `status`, which must not be `Running`
+    /// (`Err(InvalidArgument)`): e.g. all completed jobs, or every job
+    /// waiting. Returns how many were removed.
+    fn purge_status(&self, status: JobStatus) -> impl Future<Output = Result<u64>> + Send {
+        // TEMPORARY default until every backend implements it.
+        let _ = status;
+        async {
+            Err(Error::InvalidArgument(
+                "purge_status is not implemented by this backend yet".into(),
+            ))
+        }
+    }
+
+    /// Attempts processed and failed per minute, fleet-wide, for the last
+    /// `minutes` minutes (at most [`THROUGHPUT_MINUTES`]), oldest first,
+    /// the current minute last; minutes without any are zeros.
+    fn throughput(&self, minutes: usize) -> impl Future<Output = Result<Vec<Throughput>>> + Send {
+        // TEMPORARY default until every backend implements it.
+        let _ = minutes;
+        async {
+            Err(Error::InvalidArgument(
+                "throughput is not implemented by this backend yet".into(),
+            ))
+        }
+    }
+
+    /// The workers alive: each that reported itself
+    /// ([`JobQueue::report_worker`]) within its time to live, by id.
+    fn workers(&self) -> impl Future<Output = Result<Vec<WorkerInfo>>> + Send {
+        // TEMPORARY default until every backend implements it.
+        async {
+            Err(Error::InvalidArgument(
+                "workers is not implemented by this backend yet".into(),
+            ))
+        }
+    }
 
     /// Cancels a waiting or running job.
     fn cancel(&self, id: JobId) -> impl Future<Output = Result<CancelOutcome>> + Send;

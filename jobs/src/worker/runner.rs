@@ -19,7 +19,7 @@ use crate::context::{HasProgress, JobContext, Progress};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
 use crate::processor::DynProcessor;
-use crate::queue::{Lease, Outcome, Reservation};
+use crate::queue::{Lease, Outcome, Reservation, WorkerInfo};
 use crate::result::{JobError, JobResult};
 use crate::telemetry::{Finish, JobMetrics};
 
@@ -879,18 +879,29 @@ async fn heartbeat_loop(inner: Arc<Inner>, stop: CancellationToken) {
     let period = inner.config.lease / 3;
     let mut ticks: u64 = 0;
     let mut next = tokio::time::Instant::now() + period;
+    // Operators see the worker while its reports keep coming: one each
+    // period, each good for three.
+    let mut me = WorkerInfo::new(inner.id.clone());
+    me.concurrency = u32::try_from(inner.config.max_concurrent_jobs).unwrap_or(u32::MAX);
+    me.queues = inner
+        .lanes
+        .iter()
+        .map(|l| l.take.queue.to_string())
+        .collect();
+    report_worker(&inner, &mut me, period * 3).await;
     loop {
         // A revocation from elsewhere (a job cancelled in another process)
         // brings the lease check forward; the period stays.
         let early = tokio::select! {
             biased;
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => break,
             _ = tokio::time::sleep_until(next) => false,
             _ = inner.queue.revocations() => true,
         };
         if !early {
             next = tokio::time::Instant::now() + period;
             ticks += 1;
+            report_worker(&inner, &mut me, period * 3).await;
         }
         let leases: Vec<Lease> = inner.running.lock().values().map(|c| c.lease).collect();
         if !leases.is_empty() {
@@ -919,6 +930,18 @@ async fn heartbeat_loop(inner: Arc<Inner>, stop: CancellationToken) {
                 }
             }
         }
+    }
+    if let Err(e) = inner.queue.remove_worker(&inner.id).await {
+        tracing::debug!(worker = %inner.id, error = %e, "unregistering the worker failed");
+    }
+}
+
+/// Tells the queue the worker is alive, for `ttl`, with the jobs it runs now.
+async fn report_worker(inner: &Inner, me: &mut WorkerInfo, ttl: Duration) {
+    me.running = u32::try_from(inner.running.lock().len()).unwrap_or(u32::MAX);
+    me.last_seen = chrono::Utc::now();
+    if let Err(e) = inner.queue.report_worker(me, ttl).await {
+        tracing::debug!(worker = %inner.id, error = %e, "reporting the worker failed");
     }
 }
 
