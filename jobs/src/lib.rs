@@ -80,7 +80,7 @@ pub use job::{
 };
 pub use processor::JobProcessor;
 pub use queue::{
-    CancelOutcome, DeleteOutcome, Enqueue, Enqueued, JobFilter, JobPage, JobQueue, Lease,
+    AnyQueue, CancelOutcome, DeleteOutcome, Enqueue, Enqueued, JobFilter, JobPage, JobQueue, Lease,
     MemoryJobQueue, Outcome, QueueAdmin, QueueCounts, QueueInfo, Reservation, Take, Throughput,
     WorkerInfo,
 };

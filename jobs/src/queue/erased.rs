@@ -9,8 +9,8 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::{
-    CancelOutcome, Enqueued, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, QueueInfo,
-    Reservation, Take, WorkerInfo,
+    CancelOutcome, DeleteOutcome, Enqueued, JobFilter, JobPage, JobQueue, Lease, Outcome,
+    QueueAdmin, QueueCounts, QueueInfo, Reservation, Take, Throughput, WorkerInfo,
 };
 use crate::error::Result;
 use crate::events::JobEvent;
@@ -58,6 +58,11 @@ pub(crate) trait DynQueue: Send + Sync + 'static {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<()>>;
     fn remove_worker<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>>;
+    fn find_jobs<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<JobPage>>;
+    fn delete(&self, id: JobId) -> BoxFuture<'_, Result<DeleteOutcome>>;
+    fn purge_status(&self, status: JobStatus) -> BoxFuture<'_, Result<u64>>;
+    fn throughput(&self, minutes: usize) -> BoxFuture<'_, Result<Vec<Throughput>>>;
+    fn workers(&self) -> BoxFuture<'_, Result<Vec<WorkerInfo>>>;
 }
 
 impl<Q: JobQueue> DynQueue for Q {
@@ -147,5 +152,20 @@ impl<Q: JobQueue> DynQueue for Q {
     }
     fn remove_worker<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(JobQueue::remove_worker(self, id))
+    }
+    fn find_jobs<'a>(&'a self, filter: &'a JobFilter) -> BoxFuture<'a, Result<JobPage>> {
+        Box::pin(QueueAdmin::find_jobs(self, filter))
+    }
+    fn delete(&self, id: JobId) -> BoxFuture<'_, Result<DeleteOutcome>> {
+        Box::pin(QueueAdmin::delete(self, id))
+    }
+    fn purge_status(&self, status: JobStatus) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(QueueAdmin::purge_status(self, status))
+    }
+    fn throughput(&self, minutes: usize) -> BoxFuture<'_, Result<Vec<Throughput>>> {
+        Box::pin(QueueAdmin::throughput(self, minutes))
+    }
+    fn workers(&self) -> BoxFuture<'_, Result<Vec<WorkerInfo>>> {
+        Box::pin(QueueAdmin::workers(self))
     }
 }

@@ -29,6 +29,7 @@ use crate::job::{AttemptError, Job, JobId, JobStatus};
 use crate::result::JobResult;
 
 mod admin;
+mod any;
 pub(crate) mod erased;
 mod memory;
 #[cfg(feature = "postgres")]
@@ -39,6 +40,7 @@ pub mod redis;
 pub use admin::{
     DeleteOutcome, JobFilter, JobPage, MAX_PAGE, THROUGHPUT_MINUTES, Throughput, WorkerInfo,
 };
+pub use any::AnyQueue;
 pub use memory::{MemoryJobQueue, MemoryJobQueueBuilder};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresJobQueue, PostgresJobQueueBuilder, PostgresTx};
