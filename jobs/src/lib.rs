@@ -85,7 +85,7 @@ pub use queue::{
     WorkerInfo,
 };
 #[cfg(feature = "postgres")]
-pub use queue::{PostgresJobQueue, PostgresJobQueueBuilder, PostgresTx};
+pub use queue::{PostgresJobQueue, PostgresJobQueueBuilder, PostgresLastRunStore, PostgresTx};
 #[cfg(feature = "redis")]
 pub use queue::{RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore};
 // `JobRegistration`, `DataNeed`, `HandlerFn` and `ScheduleSpec` exist for

@@ -43,7 +43,7 @@ pub use admin::{
 pub use any::AnyQueue;
 pub use memory::{MemoryJobQueue, MemoryJobQueueBuilder};
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresJobQueue, PostgresJobQueueBuilder, PostgresTx};
+pub use postgres::{PostgresJobQueue, PostgresJobQueueBuilder, PostgresLastRunStore, PostgresTx};
 #[cfg(feature = "redis")]
 pub use redis::{RedisJobQueue, RedisJobQueueBuilder, RedisLastRunStore};
 

@@ -23,6 +23,7 @@
 //! | `slots`            | per concurrency key (or limited queue): its max and running jobs   |
 //! | `rates`            | per rate key (or rate-limited queue): its rate and window's starts |
 //! | `queues`           | every named queue that had a job, and whether it is paused         |
+//! | `last_runs`        | per periodic task, the last occurrence run ([`PostgresLastRunStore`]) |
 //! | `job_seq`, `lease_tokens` | sequences: FIFO order, fencing tokens                       |
 //! | `jobs_migrations`  | the migrations applied                                             |
 //!
@@ -70,6 +71,29 @@
 //! [`max_finished`](PostgresJobQueueBuilder::max_finished) and older than
 //! [`finished_ttl`](PostgresJobQueueBuilder::finished_ttl), once a second,
 //! 1,000 rows per statement (no long transactions).
+//!
+//! # Periodic tasks across processes
+//!
+//! Schedulers in several processes may run the same periodic tasks on one
+//! schema: each occurrence is enqueued once (its job id is derived from the
+//! task and the occurrence, and the primary key refuses a taken id, in the
+//! insert itself). Give them [`PostgresJobQueue::last_run_store`] so a
+//! restarted scheduler catches up on missed runs:
+//!
+//! ```no_run
+//! use jobs::prelude::*;
+//!
+//! # #[tokio::main] async fn main() -> Result<(), jobs::Error> {
+//! let queue = PostgresJobQueue::connect("postgres://postgres@127.0.0.1/app").await?;
+//! let scheduler = JobScheduler::builder()
+//!     .last_run_store(queue.last_run_store())
+//!     .build();
+//! let worker = BackgroundJobWorker::builder()
+//!     .queue(queue)
+//!     .scheduler(scheduler)
+//!     .build()?;
+//! # Ok(()) }
+//! ```
 //!
 //! # Unique jobs
 //!
@@ -127,6 +151,7 @@ use crate::events::JobEvent;
 use crate::job::{Job, JobId, JobStatus};
 
 mod builder;
+mod last_run;
 mod listen;
 mod migrate;
 mod row;
@@ -134,6 +159,7 @@ mod sql;
 mod tx;
 
 pub use builder::PostgresJobQueueBuilder;
+pub use last_run::PostgresLastRunStore;
 pub use tx::PostgresTx;
 
 use listen::Wake;
@@ -439,6 +465,14 @@ impl PostgresJobQueue {
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.shared().pool
+    }
+
+    /// A [`PostgresLastRunStore`] in this queue's schema, so that periodic
+    /// tasks catch up on missed runs across restarts.
+    pub fn last_run_store(&self) -> PostgresLastRunStore {
+        PostgresLastRunStore {
+            shared: Arc::clone(&self.inner.shared),
+        }
     }
 
     /// Applies the migrations not applied yet (see the [module

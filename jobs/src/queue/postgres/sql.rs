@@ -28,6 +28,11 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("sql/migrations/0004_queue_concurrency.sql"),
     ),
     (5, "rates", include_str!("sql/migrations/0005_rates.sql")),
+    (
+        6,
+        "last_run",
+        include_str!("sql/migrations/0006_last_run.sql"),
+    ),
 ];
 
 /// The queries of one queue (one schema).
@@ -55,6 +60,8 @@ pub(super) struct Sql {
     pub(super) unhold: Arc<str>,
     pub(super) queue_slots: Arc<str>,
     pub(super) queue_rates: Arc<str>,
+    pub(super) last_run_load: Arc<str>,
+    pub(super) last_run_save: Arc<str>,
 }
 
 /// `name` as a quoted SQL identifier.
@@ -157,6 +164,8 @@ impl Sql {
             unhold: fill_arc(include_str!("sql/unhold.sql")),
             queue_slots: fill_arc(include_str!("sql/queue_slots.sql")),
             queue_rates: fill_arc(include_str!("sql/queue_rates.sql")),
+            last_run_load: fill_arc(include_str!("sql/last_run_load.sql")),
+            last_run_save: fill_arc(include_str!("sql/last_run_save.sql")),
         }
     }
 }
