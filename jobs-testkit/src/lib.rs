@@ -20,7 +20,8 @@
 //! - [`child::ChildProcess`]: the running test binary started again as a
 //!   child process (a second worker, a process to kill).
 //! - [`server::PrivateRedis`]: a `redis-server` of the test's own, to
-//!   freeze, kill and restart.
+//!   freeze, kill and restart; [`server::PrivatePostgres`]: a PostgreSQL
+//!   server of the test's own (`initdb`, `pg_ctl`), to crash and restart.
 //! - [`redis_url`], [`unique_name`]: which server to test against, and names
 //!   no other test uses; [`eventually`]: polls for a state another process
 //!   reaches.
