@@ -2,7 +2,9 @@
 -- back in the queue, the attempt counted, or fails them if it was their
 -- last; up to 1,000 per call. Uses jobs_running. Returns how many.
 WITH expired AS (
-    SELECT id
+    SELECT id,
+           'the worker running attempt ' || attempts
+               || ' stopped renewing its lease (it crashed or lost the database)' AS message
     FROM {schema}.jobs
     WHERE status = 'R' AND lease_until < now()
     ORDER BY lease_until
@@ -16,14 +18,11 @@ recovered AS (
         lease_until = NULL,
         run_at = now(),
         seq = nextval('{schema}.job_seq'),
-        last_error = m.message,
-        result = jsonb_build_object('success', false, 'error', m.message,
+        last_error = expired.message,
+        result = jsonb_build_object('success', false, 'error', expired.message,
                                     'error_type', 'LeaseExpired',
                                     'retryable', j.attempts <= j.max_retries)
-    FROM expired,
-         LATERAL (SELECT 'the worker running attempt ' || j.attempts
-                         || ' stopped renewing its lease (it crashed or lost the database)'
-                  AS message) AS m
+    FROM expired
     WHERE j.id = expired.id
     RETURNING j.id, j.name, j.status, j.conc_key, j.qslot
 ),
