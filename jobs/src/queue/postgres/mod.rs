@@ -150,6 +150,7 @@ use crate::error::{BackendError, Error, Result};
 use crate::events::JobEvent;
 use crate::job::{Job, JobId, JobStatus};
 
+mod batch;
 mod builder;
 mod last_run;
 mod listen;
@@ -193,6 +194,10 @@ pub struct PostgresJobQueue {
 
 struct Inner {
     shared: Arc<Shared>,
+    /// Finish reports, to the task that sends them in batches.
+    finisher: tokio::sync::mpsc::UnboundedSender<batch::FinishRequest>,
+    /// Single enqueues, to the task that sends them in batches.
+    enqueuer: tokio::sync::mpsc::UnboundedSender<batch::EnqueueRequest>,
     /// The wake epoch at the start of the last reserve.
     seen_epoch: AtomicU64,
     /// Stops the listener and the pruner when the last clone goes.
@@ -444,9 +449,15 @@ impl PostgresJobQueue {
         let stop = shared.stop.clone().drop_guard();
         tokio::spawn(listen::listen(shared.clone()));
         tokio::spawn(listen::prune(shared.clone()));
+        let (finisher, finishes) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(batch::flush_finishes(shared.clone(), finishes));
+        let (enqueuer, enqueues) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(batch::flush_enqueues(shared.clone(), enqueues));
         PostgresJobQueue {
             inner: Arc::new(Inner {
                 shared,
+                finisher,
+                enqueuer,
                 seen_epoch: AtomicU64::new(u64::MAX),
                 _stop: stop,
             }),
@@ -581,8 +592,30 @@ impl std::fmt::Debug for PostgresJobQueue {
 }
 
 impl Enqueue for PostgresJobQueue {
+    /// Sent with the other single enqueues that come meanwhile, in one
+    /// statement (see `batch`); a unique job on its own, in a transaction.
     async fn push(&self, job: Job) -> Result<Enqueued> {
         let shared = self.shared();
+        if job.unique.is_none() {
+            // Checked here, so a job that cannot be stored fails alone.
+            Batch::of(std::slice::from_ref(&job))?;
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            if let Err(e) = self.inner.enqueuer.send(batch::EnqueueRequest { job, reply }) {
+                // The batcher is gone (its runtime shut down): store directly.
+                let job = e.0.job;
+                let mut done = shared.insert_pooled(std::slice::from_ref(&job)).await?;
+                return done.pop().ok_or_else(|| {
+                    Error::Backend(BackendError::new("postgres: no answer to enqueue"))
+                });
+            }
+            return match tokio::time::timeout(shared.timeout * 3, answer).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err(Error::Backend(BackendError::new(
+                    "postgres: the enqueue batcher stopped",
+                ))),
+                Err(_) => Err(shared.timed_out("enqueue")),
+            };
+        }
         let mut done = shared.insert_pooled(std::slice::from_ref(&job)).await?;
         done.pop()
             .ok_or_else(|| Error::Backend(BackendError::new("postgres: no answer to enqueue")))
@@ -596,7 +629,7 @@ impl Enqueue for PostgresJobQueue {
 }
 
 /// The outcome code, result, last error and due time `finish.sql` takes.
-type FinishArgs = (
+pub(super) type FinishArgs = (
     &'static str,
     Option<String>,
     Option<String>,
@@ -766,24 +799,25 @@ impl JobQueue for PostgresJobQueue {
             .collect())
     }
 
+    /// Sent with the other finishes that come meanwhile, in one statement
+    /// (see `batch`).
     async fn finish(&self, lease: Lease, outcome: Outcome, next: Option<Job>) -> Result<bool> {
         let shared = self.shared();
-        let (code, result, last_error, at) = finish_args(&outcome)?;
-        let next = Batch::of(next.as_slice())?;
-        let after = vec![*lease.job_id.as_uuid(); next.ids.len()];
-        let query = sqlx::query(sql::safe(&shared.sql.finish))
-            .bind(vec![*lease.job_id.as_uuid()])
-            .bind(vec![lease.token as i64])
-            .bind(vec![code])
-            .bind(vec![result])
-            .bind(vec![last_error])
-            .bind(vec![at])
-            .bind(after);
-        let rows = shared
-            .bounded("finish", next.bind(query).fetch_all(&shared.pool))
-            .await?;
-        shared.unhold_after(&rows).await?;
-        Ok(!rows.is_empty())
+        let (request, reply) = batch::FinishRequest::new(lease, &outcome, next)?;
+        match self.inner.finisher.send(request) {
+            Ok(()) => match tokio::time::timeout(shared.timeout * 2, reply).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err(Error::Backend(BackendError::new(
+                    "postgres: the finish batcher stopped",
+                ))),
+                Err(_) => Err(shared.timed_out("finish")),
+            },
+            // The batcher is gone (its runtime shut down): report directly.
+            Err(tokio::sync::mpsc::error::SendError(request)) => shared
+                .finish_batch(std::slice::from_ref(&request))
+                .await
+                .map(|held| held.first().copied().unwrap_or(false)),
+        }
     }
 
     async fn progress(&self, lease: Lease, progress: serde_json::Value) -> Result<bool> {

@@ -22,7 +22,17 @@
 --             (the caller upserted the row), else NULL
 --   $5 text   the queue's rates key if the take limits its rate (the
 --             caller upserted the row), else NULL
-WITH qslot AS (
+--
+-- Commits without waiting for the WAL flush (`async_commit`): a reserve
+-- lost in a crash only puts its jobs back to waiting, as a lost lease
+-- would (at-least-once either way), and the flush of any later finish —
+-- which waits for it — covers every reserve before it in the WAL, so no
+-- acknowledged outcome depends on a reserve that could be lost. It saves
+-- one flush per reserve, the dominant cost of a reserve on most disks.
+WITH async_commit AS (
+    SELECT set_config('synchronous_commit', 'off', true)
+),
+qslot AS (
     SELECT key, greatest(max - running, 0) AS free
     FROM {schema}.slots
     WHERE key = $4
@@ -134,6 +144,7 @@ taken AS (
 )
 SELECT {columns},
        (SELECT count(*) FROM held) AS held,
-       (SELECT count(*) FROM ({events_of_taken}) AS sent) AS events
+       (SELECT count(*) FROM ({events_of_taken}) AS sent) AS events,
+       (SELECT count(*) FROM async_commit) AS async_commit
 FROM taken
 ORDER BY priority, run_at, seq
