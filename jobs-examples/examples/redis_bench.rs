@@ -40,21 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobs::prelude::*;
-
-struct Noop;
-
-impl JobProcessor for Noop {
-    async fn process(&self, job: &Job) -> JobResult {
-        if let Some(ms) = job.args.get("sleep_ms").and_then(|v| v.as_u64()) {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-        JobResult::success(serde_json::Value::Null)
-    }
-}
-
-fn noop_job() -> Job {
-    Job::new("noop", serde_json::Value::Null)
-}
+use jobs_examples::bench::{Noop, noop_job, process_cpu, rate};
 
 /// The named queues of the flow-control measurement.
 const FLOW_QUEUES: [&str; 3] = ["critical", "default", "mailers"];
@@ -76,10 +62,6 @@ fn limited_job(i: usize) -> Job {
     flow_job(i)
         .concurrency_by(1_000, jobs::flow::key("noop", &serde_json::json!(i % 64)))
         .rate_limit(loose_rate())
-}
-
-fn rate(n: usize, elapsed: Duration) -> f64 {
-    n as f64 / elapsed.as_secs_f64()
 }
 
 /// How a worker process takes jobs.
@@ -405,23 +387,6 @@ async fn redis_cpu(url: &str) -> f64 {
             matches!(k, "used_cpu_sys" | "used_cpu_user").then(|| v.trim().parse::<f64>().ok())?
         })
         .sum()
-}
-
-/// CPU seconds a process has used so far (Linux `/proc`; 0 elsewhere).
-fn process_cpu(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 (1-based, counting the pid and name).
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn used_memory(url: &str) -> u64 {

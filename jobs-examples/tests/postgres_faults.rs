@@ -428,14 +428,15 @@ async fn crash_and_restart_lose_nothing_committed() {
             "job {id}'s finish returned Ok before the crash"
         );
     }
-    for id in manual.lock().iter() {
+    let finished_all = manual.lock().clone();
+    for id in &finished_all {
         assert_eq!(
             queue.get(*id).await.unwrap().map(|j| j.status),
             Some(JobStatus::Completed),
             "job {id}'s finish returned Ok"
         );
     }
-    assert!(manual_ids.len() >= manual.lock().len());
+    assert!(manual_ids.len() >= finished_all.len());
     assert!(executed.load(Ordering::Relaxed) >= n);
     eventually("healthy again", Duration::from_secs(15), || async {
         worker.health_check().await.healthy

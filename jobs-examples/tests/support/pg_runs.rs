@@ -80,6 +80,7 @@ pub(crate) async fn runs_by_pid(pool: &PgPool, schema: &str) -> HashMap<u32, i64
 
 /// A processor that counts each run of a job in the runs table and
 /// succeeds (a failed count is a retryable failure).
+#[allow(dead_code)]
 #[derive(Clone)]
 pub(crate) struct CountRuns {
     pub(crate) pool: PgPool,
