@@ -12,7 +12,7 @@
 //! - [`print_outcome`] and [`print_outcome_as`] print how a job ended (one
 //!   line, [`outcome`]), [`print_stats`] the queue's statistics.
 //!
-//! [`bench`] holds what the backend benchmarks share.
+//! [`bench`](mod@bench) holds what the backend benchmarks share.
 //!
 //! The conformance suite and the multi-process helpers are in
 //! `jobs-testkit`; this crate re-exports the test helpers under their old

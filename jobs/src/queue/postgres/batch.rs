@@ -87,8 +87,10 @@ impl Shared {
             .bounded("finish", next.bind(query).fetch_all(&self.pool))
             .await?;
         self.unhold_after(&rows).await?;
-        let changed: std::collections::HashSet<uuid::Uuid> =
-            rows.iter().map(|row| row.get::<uuid::Uuid, _>("id")).collect();
+        let changed: std::collections::HashSet<uuid::Uuid> = rows
+            .iter()
+            .map(|row| row.get::<uuid::Uuid, _>("id"))
+            .collect();
         Ok(requests
             .iter()
             .map(|r| changed.contains(r.lease.job_id.as_uuid()))

@@ -48,6 +48,16 @@
 //! run is two, in one transaction), so each is atomic, and an enqueue of
 //! many jobs is all or none.
 //!
+//! Finishes that arrive while one is on its way are sent together, in one
+//! statement and one commit; so are concurrent single enqueues of jobs
+//! that are not unique (a batch refused because of one of its jobs is sent
+//! again job by job, so each enqueue is still accepted or refused on its
+//! own). A reserve commits without waiting for its WAL flush: lost in a
+//! crash, it only puts its jobs back to waiting, and the flush of any
+//! later finish covers it. Enqueues and finishes wait for theirs, so with
+//! the default `synchronous_commit` an acknowledged job or outcome
+//! survives a crash of the server.
+//!
 //! # Wake-ups and events
 //!
 //! The statements that make a job ready send one `NOTIFY` per statement
@@ -600,7 +610,11 @@ impl Enqueue for PostgresJobQueue {
             // Checked here, so a job that cannot be stored fails alone.
             Batch::of(std::slice::from_ref(&job))?;
             let (reply, answer) = tokio::sync::oneshot::channel();
-            if let Err(e) = self.inner.enqueuer.send(batch::EnqueueRequest { job, reply }) {
+            if let Err(e) = self
+                .inner
+                .enqueuer
+                .send(batch::EnqueueRequest { job, reply })
+            {
                 // The batcher is gone (its runtime shut down): store directly.
                 let job = e.0.job;
                 let mut done = shared.insert_pooled(std::slice::from_ref(&job)).await?;
