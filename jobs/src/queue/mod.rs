@@ -36,6 +36,8 @@ mod memory;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod wake;
 
 pub use admin::{
     DeleteOutcome, JobFilter, JobPage, MAX_PAGE, THROUGHPUT_MINUTES, Throughput, WorkerInfo,

@@ -136,7 +136,7 @@ mod tx;
 pub use builder::PostgresJobQueueBuilder;
 pub use tx::PostgresTx;
 
-use listen::Wake;
+use super::wake::Wake;
 use row::Batch;
 use sql::Sql;
 
@@ -206,10 +206,6 @@ fn backend(what: &str, e: sqlx::Error) -> Error {
 
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 4)
-}
-
-fn now_us() -> i64 {
-    Utc::now().timestamp_micros()
 }
 
 impl Shared {
@@ -602,7 +598,7 @@ impl JobQueue for PostgresJobQueue {
         let shared = self.shared();
         self.inner
             .seen_epoch
-            .store(shared.wake.epoch.load(Ordering::Acquire), Ordering::Release);
+            .store(shared.wake.epoch(), Ordering::Release);
         let mut out = Vec::new();
         for take in takes {
             crate::job::check_queue_name(&take.queue)?;
@@ -673,35 +669,8 @@ impl JobQueue for PostgresJobQueue {
     }
 
     async fn wait_for_jobs(&self, timeout: Duration) {
-        let wake = &self.shared().wake;
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = wake.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if wake.epoch.load(Ordering::Acquire) != self.inner.seen_epoch.load(Ordering::Acquire) {
-                // Something became ready since the last reserve started.
-                return;
-            }
-            let due = wake.next_due_us.load(Ordering::Acquire);
-            let until = if due == i64::MAX {
-                deadline
-            } else {
-                let wait = Duration::from_micros(u64::try_from(due - now_us()).unwrap_or(0));
-                deadline.min(tokio::time::Instant::now() + wait + Duration::from_millis(1))
-            };
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep_until(until) => {
-                    if until < deadline {
-                        // That job is due: forget the time, reserve.
-                        let _ = wake.next_due_us.compare_exchange(
-                            due, i64::MAX, Ordering::AcqRel, Ordering::Acquire);
-                    }
-                    return;
-                }
-            }
-        }
+        let seen = self.inner.seen_epoch.load(Ordering::Acquire);
+        self.shared().wake.wait(seen, timeout).await
     }
 
     async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>> {

@@ -182,12 +182,12 @@ mod scripts;
 mod tests;
 mod wake;
 
+use super::wake::Wake;
 use batch::{Encoded, EnqueueRequest, FinishEntry, FinishRequest};
 pub use builder::RedisJobQueueBuilder;
 pub use last_run::RedisLastRunStore;
 use record::{Part, Patch};
 use scripts::Scripts;
-use wake::Wake;
 
 /// A queue in Redis, shared by any number of worker processes.
 ///
@@ -491,10 +491,6 @@ impl RedisJobQueue {
     }
 }
 
-fn now_us() -> i64 {
-    Utc::now().timestamp_micros()
-}
-
 fn lease_us(lease: Duration) -> i64 {
     i64::try_from(lease.as_micros()).unwrap_or(i64::MAX / 4)
 }
@@ -581,7 +577,7 @@ impl JobQueue for RedisJobQueue {
         let shared = self.shared();
         self.inner
             .seen_epoch
-            .store(shared.wake.epoch.load(Ordering::Acquire), Ordering::Release);
+            .store(shared.wake.epoch(), Ordering::Release);
         let mut call = shared.common().call(&shared.scripts.reserve);
         call.arg(lease_us(lease));
         for take in takes {
@@ -604,7 +600,7 @@ impl JobQueue for RedisJobQueue {
             .and_then(|d| std::str::from_utf8(&d).ok()?.parse::<f64>().ok())
             .filter(|d| *d >= 0.0)
             .map_or(i64::MAX, |d| d as i64);
-        shared.wake.next_due_us.store(next_due, Ordering::Release);
+        shared.wake.set_next_due(next_due);
         let mut out = Vec::with_capacity(it.len() / 3);
         let mut corrupt = Vec::new();
         while let (Some(id), Some(state), Some(body)) = (it.next(), it.next(), it.next()) {
@@ -622,30 +618,8 @@ impl JobQueue for RedisJobQueue {
 
     async fn wait_for_jobs(&self, timeout: Duration) {
         self.ensure_subscriber();
-        let wake = &self.shared().wake;
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = wake.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if wake.epoch.load(Ordering::Acquire) != self.inner.seen_epoch.load(Ordering::Acquire) {
-                // Something became ready since the last reserve started.
-                return;
-            }
-            // The earliest known time a job becomes due or a rate limit
-            // lets one start (a message may lower it while we wait).
-            let due = wake.next_due_us.load(Ordering::Acquire);
-            let until = if due == i64::MAX {
-                deadline
-            } else {
-                let wait = Duration::from_micros(u64::try_from(due - now_us()).unwrap_or(0));
-                deadline.min(tokio::time::Instant::now() + wait + Duration::from_millis(1))
-            };
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep_until(until) => return,
-            }
-        }
+        let seen = self.inner.seen_epoch.load(Ordering::Acquire);
+        self.shared().wake.wait(seen, timeout).await
     }
 
     async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>> {
