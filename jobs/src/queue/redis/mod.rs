@@ -972,9 +972,9 @@ impl QueueAdmin for RedisJobQueue {
         if let Some(queue) = &filter.queue {
             crate::job::check_queue_name(queue)?;
         }
-        let status = filter
-            .status
-            .map_or(String::new(), |s| char::from(record::status_code(s)).to_string());
+        let status = filter.status.map_or(String::new(), |s| {
+            char::from(record::status_code(s)).to_string()
+        });
         let mut call = shared.common().call(&shared.scripts.find);
         call.arg(status)
             .arg(filter.name.as_deref().unwrap_or(""))
