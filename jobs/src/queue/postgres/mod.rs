@@ -13,16 +13,19 @@
 //!
 //! | table / index      | holds                                                              |
 //! |--------------------|--------------------------------------------------------------------|
-//! | `jobs`             | one row per job: status, attempts, lease token and deadline, times, result, progress; the job as enqueued in `record` (jsonb) |
+//! | `jobs`             | one row per job: status, attempts, lease token and deadline, times, result, progress, the failed attempts' errors (`errors`, the last 25); the job as enqueued in `record` (jsonb) |
 //! | `jobs_waiting`     | partial index `(queue, priority, run_at, seq)` of the waiting jobs: reserve |
 //! | `jobs_running`     | partial index `(lease_until)` of the running jobs: lease recovery  |
 //! | `jobs_finished`    | partial index `(completed_at)` of the finished jobs: retention     |
-//! | `jobs_created`     | `(status, created_at DESC)`: `list`                                |
+//! | `jobs_created`     | `(status, created_at DESC)`: `list`, `find_jobs`                   |
+//! | `jobs_by_name`     | `(status, name, created_at DESC, id DESC)`: `find_jobs` by name    |
 //! | `jobs_unique`      | partial index `(unique_key, seq DESC)`: a unique key's holder      |
 //! | `jobs_held`        | partial index `(held, priority, run_at, seq)` of the held jobs     |
 //! | `slots`            | per concurrency key (or limited queue): its max and running jobs   |
 //! | `rates`            | per rate key (or rate-limited queue): its rate and window's starts |
 //! | `queues`           | every named queue that had a job, and whether it is paused         |
+//! | `throughput`       | attempts ended per minute (and shard: the counting connection), the last 24 hours |
+//! | `workers`          | each worker's latest report and when it lapses                     |
 //! | `job_seq`, `lease_tokens` | sequences: FIFO order, fencing tokens                       |
 //! | `jobs_migrations`  | the migrations applied                                             |
 //!

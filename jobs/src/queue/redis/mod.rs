@@ -73,7 +73,9 @@
 //! priority rank (0 = critical), attempts, max retries, the current lease
 //! token, and the start and finish times (µs), followed by patches: the
 //! results of finished attempts (each `\x1f{"result":..,"last_error":..,
-//! "scheduled_at":..}`, applied in order). Its exact format and limits are
+//! "scheduled_at":..}`, applied in order; a failed attempt's also with its
+//! number and end time, `{"attempt":..,"at_us":..,`, which make
+//! [`Job::errors`], the last 25 kept). Its exact format and limits are
 //! in `record.rs`, whose parser and the Lua one (`lua/prelude.lua`) accept
 //! the same strings. The state is authoritative for those fields; the JSON
 //! is never rewritten by a state change. So the scripts never parse the
