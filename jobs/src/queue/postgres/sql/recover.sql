@@ -3,7 +3,11 @@
 -- last; up to 1,000 per call. The lost attempt is kept among the job's
 -- errors and counted in `throughput`. Uses jobs_running. Returns how many.
 WITH expired AS (
-    SELECT id
+    -- The message is made here, from the locked row: the UPDATE below
+    -- cannot refer to its own target in a LATERAL of its FROM.
+    SELECT id,
+           'the worker running attempt ' || attempts
+               || ' stopped renewing its lease (it crashed or lost the database)' AS message
     FROM {schema}.jobs
     WHERE status = 'R' AND lease_until < now()
     ORDER BY lease_until
@@ -17,18 +21,15 @@ recovered AS (
         lease_until = NULL,
         run_at = now(),
         seq = nextval('{schema}.job_seq'),
-        last_error = m.message,
-        result = jsonb_build_object('success', false, 'error', m.message,
+        last_error = e.message,
+        result = jsonb_build_object('success', false, 'error', e.message,
                                     'error_type', 'LeaseExpired',
                                     'retryable', j.attempts <= j.max_retries),
         errors = {keep_errors}
                  || jsonb_build_array(jsonb_build_object(
-                        'attempt', j.attempts, 'at', now(), 'error', m.message))
-    FROM expired,
-         LATERAL (SELECT 'the worker running attempt ' || j.attempts
-                         || ' stopped renewing its lease (it crashed or lost the database)'
-                  AS message) AS m
-    WHERE j.id = expired.id
+                        'attempt', j.attempts, 'at', now(), 'error', e.message))
+    FROM expired e
+    WHERE j.id = e.id
     RETURNING j.id, j.name, j.status, j.conc_key, j.qslot
 ),
 {free_slots_of_recovered},
