@@ -1352,3 +1352,55 @@ async fn a_subscriber_joining_mid_run_gets_the_events() {
     assert_eq!(seen, want);
     queue.purge().await.unwrap();
 }
+
+/// `purge_status` of a finished status works through the retention list a
+/// chunk per script call: every job of that status goes, the others
+/// between them stay, and the list and the counts agree after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_status_of_finished_jobs_goes_in_chunks() {
+    let Some(url) = redis_url() else { return };
+    let name = unique("purge");
+    let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
+    let total = 2_600;
+    let jobs: Vec<Job> = (0..total)
+        .map(|n| Job::new("ok", json!({ "n": n })).max_retries(0))
+        .collect();
+    queue.enqueue_many(jobs).await.unwrap();
+    let mut finished = 0;
+    let mut failed = 0;
+    loop {
+        let got = take(&queue, &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1000)]).await;
+        if got.is_empty() {
+            break;
+        }
+        for r in got {
+            finished += 1;
+            let outcome = if finished % 10 == 0 {
+                failed += 1;
+                Outcome::Failed(JobResult::error("no"))
+            } else {
+                Outcome::Completed(JobResult::success(json!(null)))
+            };
+            assert!(queue.finish(r.lease, outcome, None).await.unwrap());
+        }
+    }
+    assert_eq!(finished, total);
+    let purged = queue.purge_status(JobStatus::Completed).await.unwrap();
+    assert_eq!(purged, total - failed);
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.completed, counts.failed), (0, failed), "{counts:?}");
+    let mut conn = raw_conn(&url).await;
+    let kept: u64 = conn.llen(format!("jobs:{{{name}}}:done")).await.unwrap();
+    assert_eq!(kept, failed, "only the failed jobs' entries are left");
+    let page = queue
+        .find_jobs(&jobs::JobFilter::new().page(0, 1000))
+        .await
+        .unwrap();
+    assert_eq!(page.jobs.len() as u64, failed);
+    assert!(page.jobs.iter().all(|j| j.status == JobStatus::Failed));
+    assert_eq!(queue.purge_status(JobStatus::Failed).await.unwrap(), failed);
+    let kept: u64 = conn.llen(format!("jobs:{{{name}}}:done")).await.unwrap();
+    assert_eq!(kept, 0);
+    assert_eq!(queue.counts().await.unwrap(), jobs::QueueCounts::default());
+    queue.purge().await.unwrap();
+}

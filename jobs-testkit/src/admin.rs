@@ -85,6 +85,24 @@ pub(crate) async fn find_jobs_filters_and_pages<Q: JobQueue + Clone>(queue: Q) {
     assert_eq!(first.job.id, ids[0]);
     finish(&queue, first.lease, completed()).await;
     let [a0, a1, a2, a3, a4] = [ids[0], ids[1], ids[2], ids[3], ids[4]];
+    // A scheduled job is found with the waiting ones (among which it is
+    // the newest).
+    let mut later = Job::new("gamma", json!({})).delay(Duration::from_secs(3600));
+    later.created_at = base + chrono::Duration::seconds(60);
+    let s = queue.enqueue(later).await.unwrap();
+    assert_eq!(
+        page(
+            &queue,
+            JobFilter::new().status(JobStatus::Pending).page(0, 2)
+        )
+        .await,
+        (vec![s, a4], true)
+    );
+    assert_eq!(
+        page(&queue, JobFilter::new().name("gamma")).await,
+        (vec![s], false)
+    );
+    assert_eq!(queue.delete(s).await.unwrap(), DeleteOutcome::Deleted);
 
     assert_eq!(
         page(&queue, JobFilter::new()).await,
