@@ -3,8 +3,8 @@
 -- (an index edited by hand) is put where it belongs: a waiting one back in
 -- ready, a finished one nowhere; a record that does not parse is
 -- quarantined. A lost attempt is kept among the job's errors and counted
--- as processed and failed for `throughput`. Returns {how many jobs were recovered, 1 if some running
--- job is in no index, else 0}.
+-- as processed and failed for `throughput`. Returns {how many jobs were
+-- recovered, 1 if some running job is in no index, else 0}.
 --
 -- The second value: while the counts are exact, every job counted running
 -- holds an entry in running (reserve and finish change both in one
