@@ -556,4 +556,19 @@ pub(crate) async fn attempt_errors_are_kept<Q: JobQueue + Clone>(queue: Q) {
     assert_eq!(job.errors.last().unwrap().error, "last");
     let at: Vec<DateTime<Utc>> = job.errors.iter().map(|e| e.at).collect();
     assert!(at.windows(2).all(|w| w[0] <= w[1]), "{at:?}");
+
+    // Retried by hand, the job keeps its errors, and the next failure
+    // (attempt 1 again) joins them, the oldest going.
+    assert!(queue.retry(id).await.unwrap());
+    let again = queue.get(id).await.unwrap().unwrap();
+    assert_eq!(again.errors, job.errors);
+    let taken = reserve_one(&queue).await;
+    assert_eq!((taken.job.id, taken.job.attempts), (id, 1));
+    let outcome = Outcome::Failed(JobResult::failure(JobError::permanent("again")));
+    finish(&queue, taken.lease, outcome).await;
+    let job = queue.get(id).await.unwrap().unwrap();
+    assert_eq!(job.errors.len(), MAX_ATTEMPT_ERRORS);
+    assert_eq!(job.errors[0].attempt, first + 1);
+    let last = job.errors.last().unwrap();
+    assert_eq!((last.attempt, last.error.as_str()), (1, "again"));
 }
