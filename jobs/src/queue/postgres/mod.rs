@@ -135,6 +135,8 @@ mod listen;
 mod migrate;
 mod row;
 mod sql;
+#[cfg(test)]
+mod tests;
 mod tx;
 
 pub use builder::PostgresJobQueueBuilder;
