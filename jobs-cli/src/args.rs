@@ -198,11 +198,11 @@ pub struct RetryArgs {
     pub all_failed: bool,
 
     /// With --all-failed: only jobs of this name.
-    #[arg(long, requires = "all_failed")]
+    #[arg(long, conflicts_with = "id")]
     pub name: Option<String>,
 
     /// With --all-failed: only jobs of this named queue.
-    #[arg(long, requires = "all_failed")]
+    #[arg(long, conflicts_with = "id")]
     pub queue: Option<String>,
 
     /// Do not ask for confirmation.

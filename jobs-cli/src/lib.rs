@@ -220,3 +220,6 @@ fn target(cli: &Cli, backend: &str) -> String {
     let namespace = cli.namespace.as_deref().unwrap_or(default);
     format!("{place} ({kind} \"{namespace}\")")
 }
+
+#[cfg(test)]
+mod tests;
