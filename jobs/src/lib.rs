@@ -76,7 +76,7 @@ pub use events::{JobEvent, JobEventKind};
 pub use flow::{ConcurrencyLimit, QueueLimits, Rate, RateLimit, Unique};
 pub use job::{
     AttemptError, Backoff, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus,
-    MAX_QUEUE_NAME, check_queue_name,
+    MAX_ATTEMPT_ERRORS, MAX_QUEUE_NAME, check_queue_name,
 };
 pub use processor::JobProcessor;
 pub use queue::{

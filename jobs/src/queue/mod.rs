@@ -349,21 +349,23 @@ impl Outcome {
             }
             Outcome::Retry { result, at } => {
                 job.last_error.clone_from(&result.error);
-                job.errors.push(AttemptError::new(
+                let error = AttemptError::new(
                     job.attempts,
                     now,
                     result.error.as_deref().unwrap_or("failed"),
-                ));
+                );
+                job.push_error(error);
                 job.result = Some(Box::new(result.clone()));
                 job.scheduled_at = Some(*at);
             }
             Outcome::Failed(result) => {
                 job.last_error.clone_from(&result.error);
-                job.errors.push(AttemptError::new(
+                let error = AttemptError::new(
                     job.attempts,
                     now,
                     result.error.as_deref().unwrap_or("failed"),
-                ));
+                );
+                job.push_error(error);
                 job.result = Some(Box::new(result.clone()));
             }
             Outcome::Cancelled => {}
