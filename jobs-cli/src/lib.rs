@@ -1,4 +1,4 @@
-//! The `jobs` command: look at and steer a [jobs](jobs) queue on Redis or
+//! The `jobs` command: look at and steer a [jobs] queue on Redis or
 //! PostgreSQL from a terminal or a script.
 //!
 //! ```text

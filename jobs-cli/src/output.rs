@@ -171,7 +171,7 @@ pub(crate) fn redact_url(url: &str) -> String {
 /// `stats` for people: counts by status, the named queues, throughput and
 /// workers.
 pub(crate) fn stats(stats: &Stats) -> String {
-    let mut out = format!("{} ({})\n\n", stats.target, stats.backend);
+    let mut out = format!("{}\n\n", stats.target);
     let mut table = Table::new(&["STATUS", "JOBS"]).right(&[1]);
     for status in JobStatus::ALL {
         let mut n = count(stats.counts.get(status));

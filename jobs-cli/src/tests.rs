@@ -50,8 +50,10 @@ impl Ran {
 /// Runs `jobs ARGS` on `queue`; `answer` is typed at the prompt, if any
 /// (`None`: stdin is not a terminal).
 async fn jobs(queue: &AnyQueue, args: &[&str], answer: Option<&str>) -> Ran {
-    let cli = Cli::try_parse_from(std::iter::once("jobs").chain(args.iter().copied()))
+    let mut cli = Cli::try_parse_from(std::iter::once("jobs").chain(args.iter().copied()))
         .unwrap_or_else(|e| panic!("jobs {args:?} does not parse: {e}"));
+    // Not the caller's $JOBS_URL: messages name the in-memory queue.
+    (cli.url, cli.namespace) = (None, None);
     let (out, err) = (Buf::default(), Buf::default());
     let input = std::io::Cursor::new(answer.unwrap_or("").as_bytes().to_vec());
     let mut term = Terminal::new(out.clone(), err.clone(), input).interactive(answer.is_some());
