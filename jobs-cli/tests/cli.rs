@@ -175,6 +175,16 @@ async fn an_unreachable_backend_is_an_error() {
         "{}",
         ran.err
     );
+
+    // Messages name the server, never its password.
+    let secret = jobs("redis://:hunter2@127.0.0.1:1/", "x", &["stats"]).await;
+    assert_eq!(secret.code, 1, "{secret:?}");
+    assert!(
+        secret.err.contains("redis://:***@127.0.0.1:1/"),
+        "{}",
+        secret.err
+    );
+    assert!(!secret.err.contains("hunter2"), "{}", secret.err);
 }
 
 // ---------------------------------------------------------------- Redis
@@ -370,6 +380,27 @@ async fn pause_and_resume_show_in_queues() {
     jobs(&url, &ns, &["resume", "emails"]).await.ok();
     let resumed = emails(jobs(&url, &ns, &["--json", "queues"]).await.ok().json());
     assert_eq!(resumed["paused"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_url_and_namespace_can_come_from_the_environment() {
+    let Some((url, ns, queue)) = redis("env").await else {
+        return;
+    };
+    queue
+        .enqueue(Job::new("a", json!({})).queue("from_env"))
+        .await
+        .unwrap();
+    let mut command = binary();
+    command
+        .env("JOBS_URL", &url)
+        .env("JOBS_NAMESPACE", &ns)
+        .args(["--json", "queues"]);
+    let ran = output(command).await.ok();
+    assert_eq!(
+        ran.json(),
+        json!([{"name": "from_env", "paused": false, "ready": 1}])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
