@@ -433,6 +433,10 @@ impl Ctx<'_> {
 }
 
 /// `jobs web`: checks the address, then says the dashboard is not here.
+///
+/// Serving it means connecting to the queue as the other commands do (see
+/// `run_in`) and serving the dashboard's router on `args.bind`, without
+/// its actions when `args.read_only`, once the address passed this check.
 pub(crate) fn web(args: &WebArgs) -> Done {
     if !args.bind.ip().is_loopback() && !args.public {
         return Err(Failure::error(format!(

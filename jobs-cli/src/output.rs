@@ -174,13 +174,20 @@ pub(crate) fn stats(stats: &Stats) -> String {
     let mut out = format!("{}\n\n", stats.target);
     let mut table = Table::new(&["STATUS", "JOBS"]).right(&[1]);
     for status in JobStatus::ALL {
-        let mut n = count(stats.counts.get(status));
-        if status == JobStatus::Pending && stats.counts.scheduled > 0 {
-            n = format!("{n} ({} scheduled)", count(stats.counts.scheduled));
-        }
-        table.row(vec![status.to_string(), n]);
+        table.row(vec![status.to_string(), count(stats.counts.get(status))]);
     }
     out.push_str(&table.render());
+    match stats.counts.scheduled {
+        0 => {}
+        1 => out.push_str("1 of the waiting jobs is scheduled for later\n"),
+        n => {
+            let _ = writeln!(
+                out,
+                "{} of the waiting jobs are scheduled for later",
+                count(n)
+            );
+        }
+    }
     out.push('\n');
     if stats.queues.is_empty() {
         out.push_str("no named queues yet\n");
@@ -379,6 +386,81 @@ mod tests {
             "NAME     READY  PAUSED\n\
              default      3  no\n\
              emails   1,200  yes\n"
+        );
+    }
+
+    #[test]
+    fn a_job_in_full() {
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let mut job = Job::new("charge", serde_json::json!({"order": 42}))
+            .queue("billing")
+            .max_retries(2);
+        job.status = JobStatus::Failed;
+        job.attempts = 2;
+        job.created_at = at("2026-01-01T10:00:00Z");
+        job.started_at = Some(at("2026-01-01T10:00:05Z"));
+        job.completed_at = Some(at("2026-01-01T10:00:06Z"));
+        job.tags = vec!["vip".into()];
+        job.errors = vec![
+            jobs::AttemptError::new(1, at("2026-01-01T10:00:01Z"), "card declined"),
+            jobs::AttemptError::new(2, at("2026-01-01T10:00:06Z"), "gateway\ntimeout"),
+        ];
+        job.progress = Some(Box::new(serde_json::json!(0.5)));
+        job.metadata
+            .insert("tenant".into(), serde_json::json!("acme"));
+        let id = job.id;
+        assert_eq!(
+            job_details(&job),
+            format!(
+                "id          {id}\n\
+                 name        charge\n\
+                 queue       billing\n\
+                 status      failed\n\
+                 priority    normal\n\
+                 attempts    2 of at most 3\n\
+                 tags        vip\n\
+                 \n\
+                 timeline\n  \
+                 created     2026-01-01T10:00:00Z\n  \
+                 started     2026-01-01T10:00:05Z\n  \
+                 finished    2026-01-01T10:00:06Z\n\
+                 \n\
+                 args\n  \
+                 {{\n    \
+                 \"order\": 42\n  \
+                 }}\n\
+                 \n\
+                 errors\n  \
+                 attempt 1  2026-01-01T10:00:01Z\n    \
+                 card declined\n  \
+                 attempt 2  2026-01-01T10:00:06Z\n    \
+                 gateway\n    \
+                 timeout\n\
+                 \n\
+                 progress\n  \
+                 0.5\n\
+                 \n\
+                 metadata\n  \
+                 tenant: \"acme\"\n"
+            )
+        );
+    }
+
+    #[test]
+    fn workers_show_load_and_age() {
+        let now = "2026-01-01T10:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let mut w = WorkerInfo::new("w-1");
+        w.host = "box".into();
+        w.pid = 42;
+        w.started_at = "2026-01-01T09:00:00Z".parse().unwrap();
+        w.last_seen = "2026-01-01T09:59:57Z".parse().unwrap();
+        w.running = 3;
+        w.concurrency = 16;
+        w.queues = vec!["default".into(), "emails".into()];
+        assert_eq!(
+            workers_table(&[w], now),
+            "ID   HOST  PID  STARTED               RUNNING  QUEUES          LAST SEEN\n\
+             w-1  box    42  2026-01-01T09:00:00Z     3/16  default,emails  3s ago\n"
         );
     }
 
