@@ -47,7 +47,7 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
-    /// How long to wait for the backend, per call (e.g. 500ms, 10s, 2m).
+    /// How long to wait for the backend, per call (e.g. 500ms, 10s, 2m); raise it to purge very many jobs.
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 
