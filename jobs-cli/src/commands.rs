@@ -34,7 +34,8 @@ pub(crate) struct Ctx<'t> {
 type Done = Result<(), Failure>;
 
 impl Ctx<'_> {
-    /// Runs `command` (any but `web`, which needs no queue).
+    /// Runs `command` (`run_in` answers `web` before connecting: it needs
+    /// no queue yet).
     pub(crate) async fn run(&mut self, command: &Command) -> Done {
         match command {
             Command::Stats => self.stats().await,
