@@ -1109,6 +1109,12 @@ async fn locks_go_with_their_holders() {
     take(&queue, &[jobs::Take::new("other", 10)]).await;
     queue.purge().await.unwrap();
     let left: Vec<String> = conn.keys(format!("jobs:{{{name}}}:*")).await.unwrap();
+    // The throughput of the past minutes is history, not jobs: it stays
+    // (it expires on its own), as on the other backends.
+    let left: Vec<String> = left
+        .into_iter()
+        .filter(|k| !k.starts_with(&key("stat:")))
+        .collect();
     assert_eq!(left, vec![key("seq")], "purge leaves only the sequence");
 }
 

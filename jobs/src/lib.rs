@@ -81,8 +81,8 @@ pub use job::{
 pub use processor::JobProcessor;
 pub use queue::{
     AnyQueue, CancelOutcome, DeleteOutcome, Enqueue, Enqueued, JobFilter, JobPage, JobQueue, Lease,
-    MemoryJobQueue, Outcome, QueueAdmin, QueueCounts, QueueInfo, Reservation, Take, Throughput,
-    WorkerInfo,
+    MAX_PAGE, MemoryJobQueue, Outcome, QueueAdmin, QueueCounts, QueueInfo, Reservation,
+    THROUGHPUT_MINUTES, Take, Throughput, WorkerInfo,
 };
 #[cfg(feature = "postgres")]
 pub use queue::{PostgresJobQueue, PostgresJobQueueBuilder, PostgresTx};

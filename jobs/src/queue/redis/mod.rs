@@ -73,7 +73,9 @@
 //! priority rank (0 = critical), attempts, max retries, the current lease
 //! token, and the start and finish times (µs), followed by patches: the
 //! results of finished attempts (each `\x1f{"result":..,"last_error":..,
-//! "scheduled_at":..}`, applied in order). Its exact format and limits are
+//! "scheduled_at":..}`, applied in order; a failed attempt's also with its
+//! number and end time, `{"attempt":..,"at_us":..,`, which make
+//! [`Job::errors`], the last 25 kept). Its exact format and limits are
 //! in `record.rs`, whose parser and the Lua one (`lua/prelude.lua`) accept
 //! the same strings. The state is authoritative for those fields; the JSON
 //! is never rewritten by a state change. So the scripts never parse the
@@ -969,12 +971,17 @@ impl QueueAdmin for RedisJobQueue {
     async fn find_jobs(&self, filter: &JobFilter) -> Result<JobPage> {
         let shared = self.shared();
         let limit = filter.capped_limit();
-        if let Some(queue) = &filter.queue {
-            crate::job::check_queue_name(queue)?;
+        if filter
+            .queue
+            .as_deref()
+            .is_some_and(|q| crate::job::check_queue_name(q).is_err())
+        {
+            // No job can be in a queue of that name (as on every backend).
+            return Ok(JobPage::new(Vec::new(), false));
         }
-        let status = filter
-            .status
-            .map_or(String::new(), |s| char::from(record::status_code(s)).to_string());
+        let status = filter.status.map_or(String::new(), |s| {
+            char::from(record::status_code(s)).to_string()
+        });
         let mut call = shared.common().call(&shared.scripts.find);
         call.arg(status)
             .arg(filter.name.as_deref().unwrap_or(""))
