@@ -537,3 +537,31 @@ async fn postgres_stats() {
     assert_eq!(json["throughput"]["last_hour"]["processed"], 2, "{json}");
     assert!(json["target"].as_str().unwrap().contains(&schema), "{json}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_retry_purge_and_delete() {
+    let Some((url, schema, queue)) = postgres("bulk").await else {
+        return;
+    };
+    let broken = failed(&queue, "a", "boom").await;
+    let done = completed(&queue, "a").await;
+
+    let refused = jobs(&url, &schema, &["purge", "--status", "completed"]).await;
+    assert_eq!(refused.code, 4, "{refused:?}");
+    let retried = jobs(&url, &schema, &["--json", "retry", "--all-failed", "--yes"]).await;
+    assert_eq!(retried.ok().json()["retried"], 1);
+    assert_eq!(status(&queue, broken).await, Some(JobStatus::Pending));
+
+    let purged = jobs(&url, &schema, &["purge", "--status", "completed", "--yes"]).await;
+    assert_eq!(purged.ok().out, "purged 1 completed job\n");
+    assert_eq!(status(&queue, done).await, None);
+
+    // The retried job, reserved again: running, so not deleted.
+    queue
+        .reserve("cli-test", &[Take::new(jobs::DEFAULT_QUEUE, 1)], LEASE)
+        .await
+        .unwrap();
+    let running = jobs(&url, &schema, &["delete", &broken.to_string()]).await;
+    assert_eq!(running.code, 4, "{running:?}");
+    assert_eq!(status(&queue, broken).await, Some(JobStatus::Running));
+}
