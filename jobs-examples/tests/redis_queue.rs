@@ -667,6 +667,21 @@ async fn expired_lease_is_fenced() {
     let recovered = b.get(id).await.unwrap().unwrap();
     assert_eq!(recovered.status, JobStatus::Retrying);
     assert_eq!(recovered.attempts, 1);
+    // The lost attempt is a failed one: kept among the errors, counted.
+    assert_eq!(recovered.errors.len(), 1, "{:?}", recovered.errors);
+    assert_eq!(recovered.errors[0].attempt, 1);
+    assert!(
+        recovered.errors[0]
+            .error
+            .contains("stopped renewing its lease"),
+        "{:?}",
+        recovered.errors
+    );
+    let minutes = b.throughput(3).await.unwrap();
+    let counted: (u64, u64) = minutes
+        .iter()
+        .fold((0, 0), |(p, f), t| (p + t.processed, f + t.failed));
+    assert_eq!(counted, (1, 1), "{minutes:?}");
     let second = b
         .reserve(
             "b",
