@@ -11,7 +11,7 @@
 //! ```
 //!
 //! The queue is reached by URL (`--url` or `$JOBS_URL`) with
-//! [`AnyQueue::connect_to`]; `--namespace` (or `$JOBS_NAMESPACE`) is the
+//! [`AnyQueue::open`]; `--namespace` (or `$JOBS_NAMESPACE`) is the
 //! Redis queue name or the PostgreSQL schema. Every command uses only the
 //! queue's public admin API ([`QueueAdmin`](jobs::QueueAdmin)).
 //!
@@ -147,7 +147,7 @@ pub async fn run_in(cli: &Cli, term: &mut Terminal) -> Exit {
         return finish(term, Err(failure));
     };
     let target = target(cli, backend_of(url));
-    let connect = AnyQueue::connect_to(url, cli.namespace.as_deref());
+    let connect = AnyQueue::open(url, cli.namespace.as_deref());
     let queue = match tokio::time::timeout(cli.timeout, connect).await {
         Ok(Ok(queue)) => queue,
         Ok(Err(e)) => {

@@ -56,8 +56,16 @@ async fn postgres_url_connects_in_the_schema() {
         return;
     };
     let schema = jobs_examples::unique_name("any");
+    // `open` refuses a schema that does not exist, and creates nothing.
+    let err = AnyQueue::open(&url, Some(&schema)).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument(m) if m.contains(&schema)),
+        "{err}"
+    );
     let queue = AnyQueue::connect_to(&url, Some(&schema)).await.unwrap();
     assert_eq!(queue.backend(), "postgres");
+    // Once it exists, `open` finds it.
+    AnyQueue::open(&url, Some(&schema)).await.unwrap();
     let id = queue
         .enqueue(Job::new("hello", json!({"n": 3})))
         .await
