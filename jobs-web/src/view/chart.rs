@@ -96,7 +96,7 @@ pub(crate) fn chart(caption: &str, buckets: &[Bucket], label_every: usize) -> Ma
                 }
             }
             svg viewBox={"0 0 " (WIDTH) " " (HEIGHT)} role="img" aria-label=(label)
-                preserveAspectRatio="none" class="plot" {
+                class="plot" {
                 // Gridlines and the value axis.
                 @for tick in 0..=4u64 {
                     @let v = tick * step;

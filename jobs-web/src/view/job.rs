@@ -26,6 +26,28 @@ pub(crate) fn page(ctx: &Ctx, job: &Job, flash: Option<Flash>) -> Markup {
                 }
                 (actions(ctx, job))
             }
+            @if !job.errors.is_empty() {
+                section.panel #errors {
+                    h2 { "Errors " span.count-pill { (job.errors.len()) } }
+                    table.table.errors {
+                        thead { tr { th.num { "Attempt" } th { "At" } th { "Error" } } }
+                        tbody {
+                            @for e in job.errors.iter().rev() {
+                                tr {
+                                    td.num { (e.attempt) }
+                                    td { time datetime=(e.at.to_rfc3339()) title=(relative(e.at, ctx.now)) { (absolute(e.at)) } }
+                                    td { pre.error { (e.error) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            } @else if let Some(error) = &job.last_error {
+                section.panel #errors {
+                    h2 { "Last error" }
+                    pre.error { (error) }
+                }
+            }
             div.detail-grid {
                 section.panel {
                     h2 { "Details" }
@@ -92,34 +114,14 @@ pub(crate) fn page(ctx: &Ctx, job: &Job, flash: Option<Flash>) -> Markup {
                         dt { "Outcome" } dd { @if result.success { "succeeded" } @else { "failed" } }
                         @if let Some(t) = result.execution_time { dt { "Ran for" } dd { (duration(t)) } }
                         @if let Some(kind) = &result.error_type { dt { "Error type" } dd { code { (kind) } } }
-                        @if let Some(error) = &result.error { dt { "Error" } dd { pre.error { (error) } } }
+                        @if let Some(error) = result.error.as_ref().filter(|_| job.errors.is_empty()) {
+                            dt { "Error" } dd { pre.error { (error) } }
+                        }
                         @if !result.success { dt { "Retryable" } dd { @if result.retryable { "yes" } @else { "no" } } }
                     }
                     @if let Some(value) = &result.result {
                         pre.json data-field="result" { (pretty(value)) }
                     }
-                }
-            }
-            @if !job.errors.is_empty() {
-                section.panel #errors {
-                    h2 { "Errors " span.count-pill { (job.errors.len()) } }
-                    table.table.errors {
-                        thead { tr { th.num { "Attempt" } th { "At" } th { "Error" } } }
-                        tbody {
-                            @for e in job.errors.iter().rev() {
-                                tr {
-                                    td.num { (e.attempt) }
-                                    td { time datetime=(e.at.to_rfc3339()) title=(relative(e.at, ctx.now)) { (absolute(e.at)) } }
-                                    td { pre.error { (e.error) } }
-                                }
-                            }
-                        }
-                    }
-                }
-            } @else if let Some(error) = &job.last_error {
-                section.panel #errors {
-                    h2 { "Last error" }
-                    pre.error { (error) }
                 }
             }
             @if !job.metadata.is_empty() {
