@@ -18,11 +18,66 @@ use crate::dashboard::Dashboard;
 use crate::guard::{self, CSRF_FIELD};
 use crate::view::jobs_list::{Filters, PAGE_SIZE};
 use crate::view::overview::{self, Overview};
-use crate::view::{self, Ctx, Flash, backend_error, error_response, page_response};
+use crate::view::{self, Ctx, Flash, error_response, page_response};
 
 /// The most failed jobs one "Retry all failed" puts back; the flash says
 /// when more remain.
 const RETRY_ALL_MAX: usize = 10_000;
+
+/// Why a request got an error page instead: rendered with the request's
+/// [`Ctx`] by [`Failure::render`].
+struct Failure {
+    status: StatusCode,
+    heading: &'static str,
+    message: String,
+}
+
+impl Failure {
+    fn bad_request(heading: &'static str, message: impl Into<String>) -> Self {
+        Failure {
+            status: StatusCode::BAD_REQUEST,
+            heading,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(heading: &'static str, message: impl Into<String>) -> Self {
+        Failure {
+            status: StatusCode::NOT_FOUND,
+            heading,
+            message: message.into(),
+        }
+    }
+
+    fn no_page() -> Self {
+        Failure::not_found("Page not found", "There is no such page in this dashboard.")
+    }
+
+    fn no_job(id: JobId) -> Self {
+        Failure::not_found(
+            "No such job",
+            format!("There is no job {id}: it may have been deleted or dropped from retention."),
+        )
+    }
+
+    /// A backend call that failed: a 503 saying which and why.
+    fn backend(what: impl std::fmt::Display, error: &jobs::Error) -> Self {
+        Failure {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            heading: "Queue backend unavailable",
+            message: format!("Could not {what}: {error}"),
+        }
+    }
+
+    fn render(self, ctx: &Ctx) -> Response {
+        error_response(ctx, self.status, self.heading, &self.message)
+    }
+}
+
+/// The response of a handler's body, its failure rendered as a page.
+fn respond(ctx: &Ctx, result: Result<Response, Failure>) -> Response {
+    result.unwrap_or_else(|failure| failure.render(ctx))
+}
 
 pub(crate) fn router(dashboard: Dashboard) -> Router {
     Router::new()
@@ -78,7 +133,7 @@ fn see_other(base: &Base, path: &str, flash: Option<Flash>) -> Response {
     response
 }
 
-async fn overview_data(dashboard: &Dashboard, ctx: &Ctx) -> Result<Overview, Response> {
+async fn overview_data(dashboard: &Dashboard) -> Result<Overview, Failure> {
     let queue = &dashboard.queue;
     let (counts, queues, workers, throughput) = tokio::join!(
         queue.counts(),
@@ -86,11 +141,9 @@ async fn overview_data(dashboard: &Dashboard, ctx: &Ctx) -> Result<Overview, Res
         queue.workers(),
         queue.throughput(overview::MINUTES)
     );
-    let counts = counts.map_err(|e| backend_error(ctx, "count the jobs", &e))?;
-    let queues = queues.map_err(|e| backend_error(ctx, "list the queues", &e))?;
     Ok(Overview {
-        counts,
-        queues,
+        counts: counts.map_err(|e| Failure::backend("count the jobs", &e))?,
+        queues: queues.map_err(|e| Failure::backend("list the queues", &e))?,
         workers: workers.map_err(|e| e.to_string()),
         throughput: throughput.map_err(|e| e.to_string()),
     })
@@ -102,27 +155,29 @@ async fn overview_page(
     RawQuery(query): RawQuery,
 ) -> Response {
     let ctx = Ctx::new(&dashboard, base);
-    match overview_data(&dashboard, &ctx).await {
-        Ok(data) => page_response(
-            StatusCode::OK,
-            overview::page(&ctx, &data, flash(&params(query))),
-        ),
-        Err(response) => response,
-    }
+    let data = overview_data(&dashboard).await;
+    respond(
+        &ctx,
+        data.map(|data| {
+            page_response(
+                StatusCode::OK,
+                overview::page(&ctx, &data, flash(&params(query))),
+            )
+        }),
+    )
 }
 
 async fn overview_live(State(dashboard): State<Dashboard>, base: Base) -> Response {
     let ctx = Ctx::new(&dashboard, base);
-    match overview_data(&dashboard, &ctx).await {
-        Ok(data) => page_response(StatusCode::OK, overview::live(&ctx, &data)),
-        Err(response) => response,
-    }
+    let data = overview_data(&dashboard).await;
+    respond(
+        &ctx,
+        data.map(|data| page_response(StatusCode::OK, overview::live(&ctx, &data))),
+    )
 }
 
-/// The list's filters from the query string; a bad one is a 400 page.
-fn filters(ctx: &Ctx, params: &HashMap<String, String>) -> Result<Filters, Response> {
-    let bad =
-        |message: String| error_response(ctx, StatusCode::BAD_REQUEST, "Bad request", &message);
+/// The list's filters from the query string.
+fn filters(params: &HashMap<String, String>) -> Result<Filters, Failure> {
     let text = |key: &str| {
         params
             .get(key)
@@ -131,13 +186,21 @@ fn filters(ctx: &Ctx, params: &HashMap<String, String>) -> Result<Filters, Respo
     };
     let status = match text("status") {
         None => None,
-        Some(s) => Some(s.parse::<JobStatus>().map_err(|e| bad(e.to_string()))?),
+        Some(s) => Some(
+            s.parse::<JobStatus>()
+                .map_err(|e| Failure::bad_request("Bad request", e.to_string()))?,
+        ),
     };
     let page = match text("page") {
         None => 1,
         Some(p) => match p.parse::<usize>() {
-            Ok(p) if p >= 1 && p <= usize::MAX / PAGE_SIZE => p,
-            _ => return Err(bad(format!("invalid page `{p}`: pages count from 1"))),
+            Ok(n) if (1..=usize::MAX / PAGE_SIZE).contains(&n) => n,
+            _ => {
+                return Err(Failure::bad_request(
+                    "Bad request",
+                    format!("invalid page `{p}`: pages count from 1"),
+                ));
+            }
         },
     };
     Ok(Filters {
@@ -171,48 +234,29 @@ async fn jobs_page(
 ) -> Response {
     let ctx = Ctx::new(&dashboard, base);
     let params = params(query);
-    let filters = match filters(&ctx, &params) {
-        Ok(f) => f,
-        Err(response) => return response,
+    let result = async {
+        let filters = filters(&params)?;
+        let filter = filters.job_filter((filters.page - 1) * PAGE_SIZE, PAGE_SIZE);
+        let (found, counts) =
+            tokio::join!(dashboard.queue.find_jobs(&filter), dashboard.queue.counts());
+        let found = found.map_err(|e| Failure::backend("list the jobs", &e))?;
+        let counts = counts.map_err(|e| Failure::backend("count the jobs", &e))?;
+        Ok(page_response(
+            StatusCode::OK,
+            view::jobs_list::page(&ctx, &filters, &found, &counts, flash(&params)),
+        ))
     };
-    let filter = filters.job_filter((filters.page - 1) * PAGE_SIZE, PAGE_SIZE);
-    let (found, counts) =
-        tokio::join!(dashboard.queue.find_jobs(&filter), dashboard.queue.counts());
-    let found = match found {
-        Ok(found) => found,
-        Err(e) => return backend_error(&ctx, "list the jobs", &e),
-    };
-    let counts = match counts {
-        Ok(counts) => counts,
-        Err(e) => return backend_error(&ctx, "count the jobs", &e),
-    };
-    page_response(
-        StatusCode::OK,
-        view::jobs_list::page(&ctx, &filters, &found, &counts, flash(&params)),
-    )
+    respond(&ctx, result.await)
 }
 
-/// A job id from the path; a malformed one is a 400 page.
-fn job_id(ctx: &Ctx, raw: &str) -> Result<JobId, Response> {
+/// A job id from the path or a form.
+fn job_id(raw: &str) -> Result<JobId, Failure> {
     raw.parse::<JobId>().map_err(|_| {
-        error_response(
-            ctx,
-            StatusCode::BAD_REQUEST,
+        Failure::bad_request(
             "Not a job id",
-            &format!(
-                "`{raw}` is not a job id: ids look like 0b5d6f4e-9c1a-4e4b-8f43-2a9e1c7d3b10."
-            ),
+            format!("`{raw}` is not a job id: ids look like 0b5d6f4e-9c1a-4e4b-8f43-2a9e1c7d3b10."),
         )
     })
-}
-
-fn no_such_job(ctx: &Ctx, id: JobId) -> Response {
-    error_response(
-        ctx,
-        StatusCode::NOT_FOUND,
-        "No such job",
-        &format!("There is no job {id}: it may have been deleted or dropped from retention."),
-    )
 }
 
 async fn job_page(
@@ -222,18 +266,18 @@ async fn job_page(
     RawQuery(query): RawQuery,
 ) -> Response {
     let ctx = Ctx::new(&dashboard, base);
-    let id = match job_id(&ctx, &raw) {
-        Ok(id) => id,
-        Err(response) => return response,
+    let result = async {
+        let id = job_id(&raw)?;
+        match dashboard.queue.get(id).await {
+            Ok(Some(job)) => Ok(page_response(
+                StatusCode::OK,
+                view::job::page(&ctx, &job, flash(&params(query))),
+            )),
+            Ok(None) => Err(Failure::no_job(id)),
+            Err(e) => Err(Failure::backend("read the job", &e)),
+        }
     };
-    match dashboard.queue.get(id).await {
-        Ok(Some(job)) => page_response(
-            StatusCode::OK,
-            view::job::page(&ctx, &job, flash(&params(query))),
-        ),
-        Ok(None) => no_such_job(&ctx, id),
-        Err(e) => backend_error(&ctx, "read the job", &e),
-    }
+    respond(&ctx, result.await)
 }
 
 async fn search(
@@ -247,10 +291,8 @@ async fn search(
     if raw.is_empty() {
         return see_other(&ctx.base, "/jobs", None);
     }
-    match job_id(&ctx, raw) {
-        Ok(id) => see_other(&ctx.base, &format!("/jobs/{id}"), None),
-        Err(response) => response,
-    }
+    let found = job_id(raw).map(|id| see_other(&ctx.base, &format!("/jobs/{id}"), None));
+    respond(&ctx, found)
 }
 
 /// An action's form fields, or `None` when the body is no form.
@@ -260,20 +302,15 @@ fn form(body: &Bytes) -> Option<HashMap<String, String>> {
         .map(|pairs| pairs.into_iter().collect())
 }
 
-/// The form if its CSRF token checks out, else the 403 page.
+/// The form, if its CSRF token checks out.
 fn checked_form(
     dashboard: &Dashboard,
-    base: &Base,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<HashMap<String, String>, Response> {
+) -> Option<HashMap<String, String>> {
     let fields = form(body).unwrap_or_default();
     let token = fields.get(CSRF_FIELD).map(String::as_str);
-    if guard::csrf_ok(dashboard, headers, token) {
-        Ok(fields)
-    } else {
-        Err(guard::forbidden_csrf(dashboard, base))
-    }
+    guard::csrf_ok(dashboard, headers, token).then_some(fields)
 }
 
 async fn job_action(
@@ -283,50 +320,44 @@ async fn job_action(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = checked_form(&dashboard, &base, &headers, &body) {
-        return response;
+    if checked_form(&dashboard, &headers, &body).is_none() {
+        return guard::forbidden_csrf(&dashboard, &base);
     }
     let ctx = Ctx::new(&dashboard, base);
-    let id = match job_id(&ctx, &raw) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let queue = &dashboard.queue;
-    let page = format!("/jobs/{id}");
-    let result = match action.as_str() {
-        "retry" => queue.retry(id).await.map(|retried| {
-            if retried {
-                Some(Flash::Retried)
-            } else {
-                Some(Flash::NotRetryable)
+    let result = async {
+        let id = job_id(&raw)?;
+        let queue = &dashboard.queue;
+        let page = format!("/jobs/{id}");
+        let failed = |e: jobs::Error| Failure::backend(format_args!("{action} job {id}"), &e);
+        let flash = match action.as_str() {
+            "retry" => {
+                if queue.retry(id).await.map_err(failed)? {
+                    Flash::Retried
+                } else {
+                    // Refused: not in a state to retry, or gone.
+                    match queue.get(id).await.map_err(failed)? {
+                        Some(_) => Flash::NotRetryable,
+                        None => return Err(Failure::no_job(id)),
+                    }
+                }
             }
-        }),
-        "cancel" => queue.cancel(id).await.map(|outcome| match outcome {
-            CancelOutcome::Cancelled | CancelOutcome::CancelledRunning => Some(Flash::Cancelled),
-            CancelOutcome::NotFound => None,
-            _ => Some(Flash::AlreadyFinished),
-        }),
-        "delete" => match queue.delete(id).await {
-            Ok(DeleteOutcome::Deleted) => {
-                return see_other(&ctx.base, "/jobs", Some(Flash::Deleted));
-            }
-            Ok(DeleteOutcome::Running) => Ok(Some(Flash::DeleteRunning)),
-            Ok(_) => Ok(None),
-            Err(e) => Err(e),
-        },
-        _ => return not_found_page(&ctx),
+            "cancel" => match queue.cancel(id).await.map_err(failed)? {
+                CancelOutcome::Cancelled | CancelOutcome::CancelledRunning => Flash::Cancelled,
+                CancelOutcome::NotFound => return Err(Failure::no_job(id)),
+                _ => Flash::AlreadyFinished,
+            },
+            "delete" => match queue.delete(id).await.map_err(failed)? {
+                DeleteOutcome::Deleted => {
+                    return Ok(see_other(&ctx.base, "/jobs", Some(Flash::Deleted)));
+                }
+                DeleteOutcome::Running => Flash::DeleteRunning,
+                _ => return Err(Failure::no_job(id)),
+            },
+            _ => return Err(Failure::no_page()),
+        };
+        Ok(see_other(&ctx.base, &page, Some(flash)))
     };
-    match result {
-        // A retry refused may also mean the job is gone.
-        Ok(Some(Flash::NotRetryable)) => match queue.get(id).await {
-            Ok(Some(_)) => see_other(&ctx.base, &page, Some(Flash::NotRetryable)),
-            Ok(None) => no_such_job(&ctx, id),
-            Err(e) => backend_error(&ctx, "read the job", &e),
-        },
-        Ok(Some(flash)) => see_other(&ctx.base, &page, Some(flash)),
-        Ok(None) => no_such_job(&ctx, id),
-        Err(e) => backend_error(&ctx, &format!("{action} the job"), &e),
-    }
+    respond(&ctx, result.await)
 }
 
 async fn retry_failed(
@@ -335,9 +366,8 @@ async fn retry_failed(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fields = match checked_form(&dashboard, &base, &headers, &body) {
-        Ok(fields) => fields,
-        Err(response) => return response,
+    let Some(fields) = checked_form(&dashboard, &headers, &body) else {
+        return guard::forbidden_csrf(&dashboard, &base);
     };
     let ctx = Ctx::new(&dashboard, base);
     let text = |key: &str| {
@@ -352,44 +382,49 @@ async fn retry_failed(
         queue: text("queue"),
         page: 1,
     };
-    // Ids first, then retries: retrying moves jobs out of the list being
-    // paged through.
-    let mut ids = Vec::new();
-    let mut more = false;
-    loop {
-        let filter = filters.job_filter(ids.len(), MAX_PAGE.min(RETRY_ALL_MAX - ids.len()));
-        let page = match dashboard.queue.find_jobs(&filter).await {
-            Ok(page) => page,
-            Err(e) => return backend_error(&ctx, "list the failed jobs", &e),
+    let result = async {
+        // Ids first, then retries: retrying moves jobs out of the list
+        // being paged through.
+        let mut ids = Vec::new();
+        let mut more = false;
+        loop {
+            let filter = filters.job_filter(ids.len(), MAX_PAGE.min(RETRY_ALL_MAX - ids.len()));
+            let page = dashboard
+                .queue
+                .find_jobs(&filter)
+                .await
+                .map_err(|e| Failure::backend("list the failed jobs", &e))?;
+            let got = page.jobs.len();
+            ids.extend(page.jobs.into_iter().map(|j| j.id));
+            if !page.more || got == 0 {
+                break;
+            }
+            if ids.len() >= RETRY_ALL_MAX {
+                more = true;
+                break;
+            }
+        }
+        let mut retried = 0u64;
+        for id in ids {
+            let done = dashboard
+                .queue
+                .retry(id)
+                .await
+                .map_err(|e| Failure::backend(format_args!("retry job {id}"), &e))?;
+            retried += u64::from(done);
+        }
+        let flash = if more {
+            Flash::RetriedSome(retried)
+        } else {
+            Flash::RetriedAll(retried)
         };
-        let got = page.jobs.len();
-        ids.extend(page.jobs.into_iter().map(|j| j.id));
-        if !page.more || got == 0 {
-            break;
-        }
-        if ids.len() >= RETRY_ALL_MAX {
-            more = true;
-            break;
-        }
-    }
-    let mut retried = 0u64;
-    for id in ids {
-        match dashboard.queue.retry(id).await {
-            Ok(true) => retried += 1,
-            Ok(false) => {}
-            Err(e) => return backend_error(&ctx, &format!("retry job {id}"), &e),
-        }
-    }
-    let flash = if more {
-        Flash::RetriedSome(retried)
-    } else {
-        Flash::RetriedAll(retried)
+        Ok(see_other(
+            &ctx.base,
+            &format!("/jobs?{}", filters.query(1)),
+            Some(flash),
+        ))
     };
-    see_other(
-        &ctx.base,
-        &format!("/jobs?{}", filters.query(1)),
-        Some(flash),
-    )
+    respond(&ctx, result.await)
 }
 
 async fn queue_action(
@@ -399,51 +434,31 @@ async fn queue_action(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(response) = checked_form(&dashboard, &base, &headers, &body) {
-        return response;
+    if checked_form(&dashboard, &headers, &body).is_none() {
+        return guard::forbidden_csrf(&dashboard, &base);
     }
     let ctx = Ctx::new(&dashboard, base);
-    if let Err(e) = jobs::check_queue_name(&name) {
-        return error_response(
-            &ctx,
-            StatusCode::BAD_REQUEST,
-            "Not a queue name",
-            &e.to_string(),
-        );
-    }
-    let queue = &dashboard.queue;
-    let flash = match action.as_str() {
-        "pause" => queue.pause_queue(&name).await.map(|done| {
-            if done {
-                Flash::Paused
-            } else {
-                Flash::AlreadyPaused
-            }
-        }),
-        "resume" => queue.resume_queue(&name).await.map(|done| {
-            if done {
-                Flash::Resumed
-            } else {
-                Flash::NotPaused
-            }
-        }),
-        _ => return not_found_page(&ctx),
+    let result = async {
+        jobs::check_queue_name(&name)
+            .map_err(|e| Failure::bad_request("Not a queue name", e.to_string()))?;
+        let queue = &dashboard.queue;
+        let failed = |e: jobs::Error| Failure::backend(format_args!("{action} queue {name}"), &e);
+        let flash = match action.as_str() {
+            "pause" => match queue.pause_queue(&name).await.map_err(failed)? {
+                true => Flash::Paused,
+                false => Flash::AlreadyPaused,
+            },
+            "resume" => match queue.resume_queue(&name).await.map_err(failed)? {
+                true => Flash::Resumed,
+                false => Flash::NotPaused,
+            },
+            _ => return Err(Failure::no_page()),
+        };
+        Ok(see_other(&ctx.base, "/", Some(flash)))
     };
-    match flash {
-        Ok(flash) => see_other(&ctx.base, "/", Some(flash)),
-        Err(e) => backend_error(&ctx, &format!("{action} queue {name}"), &e),
-    }
-}
-
-fn not_found_page(ctx: &Ctx) -> Response {
-    error_response(
-        ctx,
-        StatusCode::NOT_FOUND,
-        "Page not found",
-        "There is no such page in this dashboard.",
-    )
+    respond(&ctx, result.await)
 }
 
 async fn not_found(State(dashboard): State<Dashboard>, base: Base) -> Response {
-    not_found_page(&Ctx::new(&dashboard, base))
+    Failure::no_page().render(&Ctx::new(&dashboard, base))
 }

@@ -21,14 +21,6 @@ pub(crate) struct Base {
 }
 
 impl Base {
-    #[cfg(test)]
-    pub(crate) fn new(prefix: &str) -> Self {
-        Base {
-            prefix: prefix.to_owned(),
-            slash_home: false,
-        }
-    }
-
     /// From the path the request arrived with and the one the router sees.
     fn from_paths(original: &str, inner: &str, slash_home: bool) -> Self {
         let prefix = match original.strip_suffix(inner) {

@@ -317,16 +317,6 @@ pub(crate) fn error_response(
     page_response(status, markup)
 }
 
-/// The 503 page of a backend call that failed: says which and why.
-pub(crate) fn backend_error(ctx: &Ctx, what: &str, error: &jobs::Error) -> Response {
-    error_response(
-        ctx,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Queue backend unavailable",
-        &format!("Could not {what}: {error}"),
-    )
-}
-
 /// A status as a coloured label.
 pub(crate) fn badge(status: JobStatus) -> Markup {
     html! { span class={"badge s-" (status.as_str())} { (status.as_str()) } }
