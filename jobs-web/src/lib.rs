@@ -3,7 +3,7 @@
 //! job and its attempts' errors; and the actions an operator needs —
 //! retry, cancel, delete, retry all failed, pause and resume a queue.
 //!
-//! It is an [axum](axum) [`Router`](axum::Router) you mount in your own
+//! It is an [axum] [`Router`](axum::Router) you mount in your own
 //! app, behind your own authentication, under any prefix; or served on its
 //! own with [`serve`] (which is what `jobs web` does). Pages are rendered
 //! on the server, the charts are SVG drawn on the server, and the one
