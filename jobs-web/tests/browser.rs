@@ -141,14 +141,20 @@ async fn save_screenshot(client: &Client, name: &str) {
     eprintln!("screenshot: {}", path.display());
 }
 
+/// The rendered text of the element `css`, read in one script call (the
+/// live region may be swapped between a find and a read).
 async fn text(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
+    let found = client
+        .execute(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+            vec![Value::from(css)],
+        )
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+        .unwrap();
+    match found {
+        Value::String(text) => text.trim().to_owned(),
+        _ => panic!("no {css} on {}", client.current_url().await.unwrap()),
+    }
 }
 
 /// Reloads `url` until the element `css` reads `want`.
@@ -279,6 +285,29 @@ async fn scenarios(client: Client, queue: MemoryJobQueue, base: String, flaky: J
     assert_eq!(text(&client, "a[data-count=completed] .count").await, "25");
     assert!(text(&client, "#workers").await.contains("web-test-worker"));
     save_screenshot(&client, "dashboard-overview.png").await;
+
+    // The numbers refresh in place: a job enqueued now shows up without a
+    // reload (the script fetches the live fragment every 5 s).
+    let before = text(&client, "a[data-count=pending] .count").await;
+    queue
+        .enqueue(Job::new("nightly_report", json!({"day": 9})).delay(Duration::from_secs(3600)))
+        .await
+        .unwrap();
+    let want = (before.parse::<u64>().unwrap() + 1).to_string();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let now = text(&client, "a[data-count=pending] .count").await;
+        if now == want {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the overview still shows {now} pending, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let refreshed = client.find(Locator::Css("[data-live]")).await.unwrap();
+    assert!(refreshed.attr("data-refreshed").await.unwrap().is_some());
 
     // Failed count → failed list → the flaky job's page.
     client
