@@ -17,17 +17,12 @@ pub(crate) struct Bucket {
 }
 
 /// `series` (per minute, oldest first) summed into buckets of `size`
-/// minutes, the last bucket ending with the last minute.
+/// minutes, aligned on the clock (a 30-minute bucket starts at :00 or :30
+/// UTC); the first and last may be partial.
 pub(crate) fn buckets(series: &[Throughput], size: usize) -> Vec<Bucket> {
-    let size = size.max(1);
-    // Align on the newest minute: a partial bucket, if any, is the oldest.
-    let skip = series.len() % size;
-    let mut out = Vec::with_capacity(series.len() / size + 1);
-    if skip > 0 {
-        out.push(sum(&series[..skip]));
-    }
-    out.extend(series[skip..].chunks(size).map(sum));
-    out
+    let size = size.max(1) as i64;
+    let key = |t: &Throughput| (t.minute.timestamp() / 60).div_euclid(size);
+    series.chunk_by(|a, b| key(a) == key(b)).map(sum).collect()
 }
 
 fn sum(minutes: &[Throughput]) -> Bucket {
@@ -65,8 +60,9 @@ fn f(x: f64) -> String {
     format!("{x:.1}")
 }
 
-/// One chart of `buckets`, a time label under every `label_every`-th bar.
-pub(crate) fn chart(caption: &str, buckets: &[Bucket], label_every: usize) -> Markup {
+/// One chart of `buckets`, a time label under each bar that starts at a
+/// multiple of `label_minutes` (UTC).
+pub(crate) fn chart(caption: &str, buckets: &[Bucket], label_minutes: i64) -> Markup {
     let max = buckets.iter().map(|b| b.processed).max().unwrap_or(0);
     let step = nice_step(max);
     let top = step * 4;
@@ -119,7 +115,8 @@ pub(crate) fn chart(caption: &str, buckets: &[Bucket], label_every: usize) -> Ma
                                 height=(f(y(ok) - y(b.processed.max(b.failed)))) {}
                         }
                     }
-                    @if label_every > 0 && i % label_every == 0 {
+                    // Not too close to "now" at the right end.
+                    @if labelled(b, label_minutes) && (i as f64) < buckets.len() as f64 * 0.9 {
                         text.xlabel x=(f(LEFT + i as f64 * slot)) y=(f(HEIGHT - 8.0)) text-anchor="start" {
                             (b.start.format("%H:%M"))
                         }
@@ -134,6 +131,10 @@ pub(crate) fn chart(caption: &str, buckets: &[Bucket], label_every: usize) -> Ma
             }
         }
     }
+}
+
+fn labelled(b: &Bucket, every: i64) -> bool {
+    every > 0 && (b.start.timestamp() / 60).rem_euclid(every) == 0
 }
 
 fn bar_title(b: &Bucket) -> String {
@@ -166,16 +167,15 @@ mod tests {
     }
 
     #[test]
-    fn buckets_end_with_the_newest_minute() {
+    fn buckets_follow_the_clock() {
         let day = buckets(&series(1440), 30);
         assert_eq!(day.len(), 48);
         assert_eq!(day[0].processed, (0..30).sum::<u64>());
         assert_eq!(day[47].failed, 30);
-        let odd = buckets(&series(65), 30);
-        assert_eq!(
-            odd.iter().map(|b| b.minutes).collect::<Vec<_>>(),
-            [5, 30, 30]
-        );
+        assert_eq!(day[1].start.format("%H:%M").to_string(), "00:30");
+        let minutes = |b: Vec<Bucket>| b.iter().map(|b| b.minutes).collect::<Vec<_>>();
+        assert_eq!(minutes(buckets(&series(65), 30)), [30, 30, 5]);
+        assert_eq!(minutes(buckets(&series(75)[10..], 30)), [20, 30, 15]);
     }
 
     #[test]
@@ -193,7 +193,8 @@ mod tests {
         assert!(markup.contains("<svg"), "{markup}");
         assert!(markup.contains("class=\"ok\""));
         assert!(markup.contains("class=\"fail\""));
-        assert!(markup.contains(">00:15<"));
+        assert!(markup.contains(">00:15<") && markup.contains(">00:30<"));
+        assert!(!markup.contains(">00:05<"));
         assert!(markup.contains("1,770 processed"), "{markup}");
     }
 }

@@ -127,7 +127,7 @@ fn charts(throughput: &Result<Vec<Throughput>, String>) -> Markup {
                     @let hour = &series[series.len().saturating_sub(60)..];
                     div.chart-grid {
                         (chart::chart("Last hour, per minute", &buckets(hour, 1), 15))
-                        (chart::chart("Last 24 hours, per 30 minutes", &buckets(series, 30), 12))
+                        (chart::chart("Last 24 hours, per 30 minutes", &buckets(series, 30), 360))
                     }
                 }
                 Err(why) => p.unavailable { "Throughput is not available: " (why) }
