@@ -142,18 +142,60 @@ async fn save_screenshot(client: &Client, name: &str) {
 }
 
 /// The rendered text of the element `css`, read in one script call (the
-/// live region may be swapped between a find and a read).
+/// live region may be swapped between a find and a read); waits for the
+/// element while a page is still loading.
 async fn text(client: &Client, css: &str) -> String {
-    let found = client
-        .execute(
-            "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
-            vec![Value::from(css)],
-        )
-        .await
-        .unwrap();
-    match found {
-        Value::String(text) => text.trim().to_owned(),
-        _ => panic!("no {css} on {}", client.current_url().await.unwrap()),
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let found = client
+            .execute(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+                vec![Value::from(css)],
+            )
+            .await
+            .unwrap();
+        if let Value::String(text) = found {
+            return text.trim().to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {css} on {}",
+            client.current_url().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the browser is at a URL ending with `want`.
+async fn arrive(client: &Client, want: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let url = client.current_url().await.unwrap();
+        if url.as_str().ends_with(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "at {url}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the element `css` (after a click, on the page it led to)
+/// reads something containing `needle`.
+async fn see(client: &Client, css: &str, needle: &str) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let got = text(client, css).await;
+        if got.contains(needle) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{css} reads {got:?}, without {needle:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -317,14 +359,7 @@ async fn scenarios(client: Client, queue: MemoryJobQueue, base: String, flaky: J
         .click()
         .await
         .unwrap();
-    assert!(
-        client
-            .current_url()
-            .await
-            .unwrap()
-            .as_str()
-            .ends_with("/jobs?status=failed")
-    );
+    arrive(&client, "/jobs?status=failed").await;
     save_screenshot(&client, "dashboard-failed.png").await;
     client
         .find(Locator::XPath(
@@ -336,7 +371,7 @@ async fn scenarios(client: Client, queue: MemoryJobQueue, base: String, flaky: J
         .await
         .unwrap();
     let job_url = format!("{base}/jobs/{flaky}");
-    assert_eq!(client.current_url().await.unwrap().as_str(), job_url);
+    arrive(&client, &job_url).await;
     assert_eq!(text(&client, "[data-field=status]").await, "failed");
     assert!(
         text(&client, "#errors")
@@ -353,11 +388,7 @@ async fn scenarios(client: Client, queue: MemoryJobQueue, base: String, flaky: J
         .click()
         .await
         .unwrap();
-    assert!(
-        text(&client, ".flash")
-            .await
-            .contains("waiting to run again")
-    );
+    see(&client, ".flash", "waiting to run again").await;
     reload_until(&client, &job_url, "[data-field=status]", "completed").await;
     assert!(
         text(&client, "[data-field=result]")
@@ -377,15 +408,8 @@ async fn scenarios(client: Client, queue: MemoryJobQueue, base: String, flaky: J
         .click()
         .await
         .unwrap();
-    assert!(
-        text(&client, ".flash")
-            .await
-            .contains("The queue is paused")
-    );
-    assert_eq!(
-        text(&client, "tr[data-queue=mailers] .badge").await,
-        "paused"
-    );
+    see(&client, ".flash", "The queue is paused").await;
+    see(&client, "tr[data-queue=mailers] .badge", "paused").await;
     let mut mailers = Vec::new();
     let mut others = Vec::new();
     for i in 0..3 {
@@ -425,11 +449,7 @@ async fn scenarios(client: Client, queue: MemoryJobQueue, base: String, flaky: J
         .click()
         .await
         .unwrap();
-    assert!(
-        text(&client, ".flash")
-            .await
-            .contains("The queue is resumed")
-    );
+    see(&client, ".flash", "The queue is resumed").await;
     for id in &mailers {
         assert_eq!(wait_final(&queue, *id).await, JobStatus::Completed);
     }
