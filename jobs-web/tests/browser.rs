@@ -348,12 +348,19 @@ async fn scenarios(client: Client, queue: MemoryJobQueue, base: String, flaky: J
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let refreshed = client.find(Locator::Css("[data-live]")).await.unwrap();
+    let refreshed = client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("[data-live]"))
+        .await
+        .unwrap();
     assert!(refreshed.attr("data-refreshed").await.unwrap().is_some());
 
     // Failed count → failed list → the flaky job's page.
     client
-        .find(Locator::Css("a[data-count=failed]"))
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("a[data-count=failed]"))
         .await
         .unwrap()
         .click()
@@ -362,7 +369,9 @@ async fn scenarios(client: Client, queue: MemoryJobQueue, base: String, flaky: J
     arrive(&client, "/jobs?status=failed").await;
     save_screenshot(&client, "dashboard-failed.png").await;
     client
-        .find(Locator::XPath(
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::XPath(
             "//tr[td[@class='name' and text()='flaky']]//a[@class='id']",
         ))
         .await
@@ -382,7 +391,9 @@ async fn scenarios(client: Client, queue: MemoryJobQueue, base: String, flaky: J
 
     // Retry: the worker runs it again, and this time it completes.
     client
-        .find(Locator::Css("form[action$='/retry'] button"))
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("form[action$='/retry'] button"))
         .await
         .unwrap()
         .click()
@@ -400,7 +411,9 @@ async fn scenarios(client: Client, queue: MemoryJobQueue, base: String, flaky: J
     // default queue's run; Resume, and they run too.
     client.goto(&format!("{base}/")).await.unwrap();
     client
-        .find(Locator::Css(
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(
             "tr[data-queue=mailers] form[action$='/pause'] button",
         ))
         .await
@@ -441,7 +454,9 @@ async fn scenarios(client: Client, queue: MemoryJobQueue, base: String, flaky: J
     )
     .await;
     client
-        .find(Locator::Css(
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(
             "tr[data-queue=mailers] form[action$='/resume'] button",
         ))
         .await
