@@ -412,7 +412,9 @@ async fn actions_need_the_form_token() {
         .unwrap();
     assert_eq!(send(&router, cross).await.status, StatusCode::FORBIDDEN);
 
-    let done = post(&router, &retry, Some(&cookie), &format!("csrf={token}")).await;
+    // The cookie among others, as a browser sends it.
+    let cookies = format!("theme=dark; {cookie}; session=abc");
+    let done = post(&router, &retry, Some(&cookies), &format!("csrf={token}")).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
     assert_eq!(
         done.header(header::LOCATION),
@@ -627,6 +629,15 @@ async fn works_nested_under_a_prefix() {
     let missing = get(&app, "/admin/jobs/nowhere").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.body.contains("href=\"/admin/jobs\""));
+}
+
+#[tokio::test]
+async fn head_requests_get_headers_only() {
+    let router = jobs_web::router(MemoryJobQueue::new());
+    let head = send(&router, Request::head("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    assert_eq!(head.header(header::X_FRAME_OPTIONS), "DENY");
 }
 
 #[tokio::test]
