@@ -2,11 +2,14 @@
 //! router with `oneshot`, over a `MemoryJobQueue` driven by hand (reserve,
 //! finish) so every state is exact.
 
+mod common;
+
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
+use common::{act, get, post, run, send};
 use jobs::queue::Take;
 use jobs::{
     AnyQueue, Enqueue, Job, JobId, JobPriority, JobQueue, JobResult, JobStatus, MemoryJobQueue,
@@ -14,118 +17,8 @@ use jobs::{
 };
 use jobs_web::Dashboard;
 use serde_json::json;
-use tower::ServiceExt;
 
 const XSS: &str = "<script>alert(1)</script>";
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: header::HeaderName) -> &str {
-        self.headers
-            .get(&name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
-    }
-
-    /// The CSRF token the page's forms carry.
-    fn token(&self) -> String {
-        let marker = "name=\"csrf\" value=\"";
-        let at = self
-            .body
-            .find(marker)
-            .unwrap_or_else(|| panic!("no form token in page:\n{}", self.body))
-            + marker.len();
-        self.body[at..at + 64].to_owned()
-    }
-
-    /// The `name=value` of the CSRF cookie the response sets.
-    fn cookie(&self) -> String {
-        let set = self.header(header::SET_COOKIE);
-        set.split(';').next().unwrap().to_owned()
-    }
-
-    /// The count on the overview's card for `key`.
-    fn card(&self, key: &str) -> String {
-        let at = self
-            .body
-            .find(&format!("data-count=\"{key}\""))
-            .unwrap_or_else(|| panic!("no {key} card"));
-        let rest = &self.body[at..];
-        let start = rest.find("class=\"count\">").unwrap() + "class=\"count\">".len();
-        let end = rest[start..].find('<').unwrap();
-        rest[start..start + end].to_owned()
-    }
-
-    /// How many job rows the list shows.
-    fn rows(&self) -> usize {
-        self.body.matches("class=\"id\" href=").count()
-    }
-}
-
-async fn send(router: &Router, request: Request<Body>) -> Reply {
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), 10 << 20)
-        .await
-        .unwrap();
-    Reply {
-        status,
-        headers,
-        body: String::from_utf8(bytes.to_vec()).unwrap(),
-    }
-}
-
-async fn get(router: &Router, path: &str) -> Reply {
-    send(router, Request::get(path).body(Body::empty()).unwrap()).await
-}
-
-async fn post(router: &Router, path: &str, cookie: Option<&str>, form: &str) -> Reply {
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, cookie);
-    }
-    send(router, request.body(Body::from(form.to_owned())).unwrap()).await
-}
-
-/// Loads `page` and posts its form token (and cookie) to `action`.
-async fn act(router: &Router, page: &str, action: &str, extra: &str) -> Reply {
-    let page = get(router, page).await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    let form = format!("csrf={}{extra}", page.token());
-    post(router, action, Some(&page.cookie()), &form).await
-}
-
-/// Runs `job`'s attempts to the outcomes given, in order (each attempt
-/// reserved and finished by hand); other ready jobs are handed back.
-async fn run(queue: &MemoryJobQueue, job: Job, outcomes: Vec<Outcome>) -> JobId {
-    let id = queue.enqueue(job).await.unwrap();
-    for outcome in outcomes {
-        let queue_name = queue.get(id).await.unwrap().unwrap().queue.to_string();
-        let reserved = queue
-            .reserve(
-                "test",
-                &[Take::new(queue_name, 1_000)],
-                Duration::from_secs(60),
-            )
-            .await
-            .unwrap();
-        let (mine, others): (Vec<_>, Vec<_>) = reserved.into_iter().partition(|r| r.job.id == id);
-        let others: Vec<_> = others.iter().map(|r| r.lease).collect();
-        queue.release(&others).await.unwrap();
-        let lease = mine.first().expect("the job was not ready").lease;
-        assert!(queue.finish(lease, outcome, None).await.unwrap());
-    }
-    id
-}
 
 fn failed(error: &str) -> Outcome {
     Outcome::Failed(JobResult::error(error).with_retryable(false))
