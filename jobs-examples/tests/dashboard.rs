@@ -116,6 +116,25 @@ async fn walk<Q: JobQueue + Clone>(queue: Q) {
     assert_eq!(overview.card("pending"), "1");
     assert!(overview.body.contains("data-queue=\"default\""));
 
+    // The failed list shows what the backend's `find_jobs` finds; where
+    // the backend cannot list yet, the page says so with a 503.
+    let list = get(&router, "/jobs?status=failed").await;
+    match queue
+        .find_jobs(&jobs::JobFilter::new().status(JobStatus::Failed))
+        .await
+    {
+        Ok(found) => {
+            assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+            assert_eq!(found.jobs.len(), 1);
+            assert!(list.body.contains(&format!("href=\"/jobs/{failing}\"")));
+            assert!(list.body.contains("card declined"));
+        }
+        Err(e) => {
+            assert_eq!(list.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert!(list.body.contains(&e.to_string()), "{}", list.body);
+        }
+    }
+
     let page = format!("/jobs/{failing}");
     let shown = get(&router, &page).await;
     assert_eq!(shown.status, StatusCode::OK);
