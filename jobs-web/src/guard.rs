@@ -1,7 +1,6 @@
 //! What stands in front of every route: basic auth, read-only mode, the
 //! CSRF check of actions, and the security headers of every response.
 
-use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Method, StatusCode};
@@ -43,10 +42,7 @@ const SECURITY_HEADERS: [(HeaderName, &str); 6] = [
 
 /// Adds the security headers and, on pages, `no-store` and the CSRF
 /// cookie.
-fn finish(dashboard: &Dashboard, base: &Base, method: &Method, mut response: Response) -> Response {
-    if method == Method::HEAD {
-        *response.body_mut() = Body::empty();
-    }
+fn finish(dashboard: &Dashboard, base: &Base, mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
         headers.insert(name, HeaderValue::from_static(value));
@@ -172,5 +168,5 @@ pub(crate) async fn guard(
     } else {
         next.run(Request::from_parts(parts, body)).await
     };
-    finish(&dashboard, &base, &method, response.into_response())
+    finish(&dashboard, &base, response.into_response())
 }
