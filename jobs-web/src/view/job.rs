@@ -118,10 +118,11 @@ pub(crate) fn page(ctx: &Ctx, job: &Job, flash: Option<Flash>) -> Markup {
                             dt { "Error" } dd { pre.error { (error) } }
                         }
                         @if !result.success { dt { "Retryable" } dd { @if result.retryable { "yes" } @else { "no" } } }
+                        @if let Some(value) = &result.result {
+                            dt { "Value" } dd { pre.json data-field="result" { (pretty(value)) } }
+                        }
                     }
-                    @if let Some(value) = &result.result {
-                        pre.json data-field="result" { (pretty(value)) }
-                    }
+
                 }
             }
             @if !job.metadata.is_empty() {

@@ -150,7 +150,8 @@ pub(crate) fn page(
                                     }
                                     td.num { (job.attempts) " / " (job.max_retries.saturating_add(1)) }
                                     td { (when(ctx, job.created_at)) }
-                                    td.error {
+                                    // An error a later attempt got past is shown muted.
+                                    td.error.past[job.status == JobStatus::Completed] {
                                         @if let Some(e) = &job.last_error { span title=(truncate(e, 500)) { (truncate(e, 80)) } }
                                     }
                                 }
