@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use jobs::{Job, JobStatus};
 use maud::{Markup, html};
 
-use super::{Ctx, Flash, Nav, absolute, badge, duration, layout, pretty, relative};
+use super::{Ctx, Flash, Nav, absolute, badge, duration, layout, pretty, queue_url, relative};
 
 /// The page.
 pub(crate) fn page(ctx: &Ctx, job: &Job, flash: Option<Flash>) -> Markup {
@@ -52,7 +52,7 @@ pub(crate) fn page(ctx: &Ctx, job: &Job, flash: Option<Flash>) -> Markup {
                 section.panel {
                     h2 { "Details" }
                     dl.fields {
-                        dt { "Queue" } dd { a href=(ctx.base.url(&format!("/jobs?queue={}", job.queue))) { code { (job.queue) } } }
+                        dt { "Queue" } dd { a href=(queue_url(ctx, &job.queue)) { code { (job.queue) } } }
                         dt { "Status" } dd data-field="status" { (badge(job.status)) }
                         dt { "Priority" } dd { (job.priority.as_str()) }
                         dt { "Attempts" } dd data-field="attempts" { (job.attempts) " of at most " (job.max_retries.saturating_add(1)) }

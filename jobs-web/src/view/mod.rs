@@ -401,6 +401,26 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
     out
 }
 
+/// `text` percent-encoded for a URL's path segment or query value: all but
+/// the unreserved characters.
+pub(crate) fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The job list of the named queue `queue`.
+pub(crate) fn queue_url(ctx: &Ctx, queue: &str) -> String {
+    ctx.base.url(&format!("/jobs?queue={}", encode(queue)))
+}
+
 /// JSON, indented.
 pub(crate) fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
@@ -427,6 +447,12 @@ mod tests {
         assert_eq!(duration(std::time::Duration::from_millis(1500)), "1.5s");
         assert_eq!(duration(std::time::Duration::from_secs(125)), "2m 5s");
         assert_eq!(duration(std::time::Duration::from_secs(7200)), "2h");
+    }
+
+    #[test]
+    fn encoding_keeps_only_unreserved_characters() {
+        assert_eq!(encode("mailers"), "mailers");
+        assert_eq!(encode("a b/c:d?é"), "a%20b%2Fc%3Ad%3F%C3%A9");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use jobs::{JobStatus, QueueCounts, QueueInfo, Throughput, WorkerInfo};
 use maud::{Markup, html};
 
 use super::chart::{self, buckets};
-use super::{Ctx, Flash, Nav, layout, number, when};
+use super::{Ctx, Flash, Nav, encode, layout, number, queue_url, when};
 
 /// What the overview shows. The workers and throughput may be missing
 /// (a backend without them): their panels say why.
@@ -151,7 +151,7 @@ fn queues(ctx: &Ctx, queues: &[QueueInfo]) -> Markup {
                     tbody {
                         @for q in queues {
                             tr data-queue=(q.name) {
-                                td { a href=(ctx.base.url(&format!("/jobs?queue={}", q.name))) { code { (q.name) } } }
+                                td { a href=(queue_url(ctx, &q.name)) { code { (q.name) } } }
                                 td.num { (number(q.ready)) }
                                 td {
                                     @if q.paused { span.badge.paused { "paused" } }
@@ -160,9 +160,9 @@ fn queues(ctx: &Ctx, queues: &[QueueInfo]) -> Markup {
                                 @if !ctx.read_only {
                                     td.actions {
                                         @if q.paused {
-                                            (ctx.action(&format!("/queues/{}/resume", q.name), "Resume", "primary", &[]))
+                                            (ctx.action(&format!("/queues/{}/resume", encode(&q.name)), "Resume", "primary", &[]))
                                         } @else {
-                                            (ctx.action(&format!("/queues/{}/pause", q.name), "Pause", "", &[]))
+                                            (ctx.action(&format!("/queues/{}/pause", encode(&q.name)), "Pause", "", &[]))
                                         }
                                     }
                                 }
