@@ -85,6 +85,7 @@ pub(crate) fn router(dashboard: Dashboard) -> Router {
         .route("/live", get(overview_live))
         .route("/jobs", get(jobs_page))
         .route("/jobs/retry-failed", post(retry_failed))
+        .route("/jobs/purge", post(purge))
         .route("/jobs/{id}", get(job_page))
         .route("/jobs/{id}/{action}", post(job_action))
         .route("/queues/{name}/{action}", post(queue_action))
@@ -422,6 +423,46 @@ async fn retry_failed(
             &ctx.base,
             &format!("/jobs?{}", filters.query(1)),
             Some(flash),
+        ))
+    };
+    respond(&ctx, result.await)
+}
+
+/// Deletes every job of one final status.
+async fn purge(
+    State(dashboard): State<Dashboard>,
+    base: Base,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(fields) = checked_form(&dashboard, &headers, &body) else {
+        return guard::forbidden_csrf(&dashboard, &base);
+    };
+    let ctx = Ctx::new(&dashboard, base);
+    let result = async {
+        let raw = fields.get("status").map(String::as_str).unwrap_or("");
+        let status = raw
+            .parse::<JobStatus>()
+            .ok()
+            .filter(|s| s.is_final())
+            .ok_or_else(|| {
+                Failure::bad_request(
+                    "Bad request",
+                    format!(
+                        "`{raw}` is not a final status: only completed, failed, cancelled or \
+                         expired jobs are deleted in bulk"
+                    ),
+                )
+            })?;
+        let n = dashboard
+            .queue
+            .purge_status(status)
+            .await
+            .map_err(|e| Failure::backend(format_args!("delete the {status} jobs"), &e))?;
+        Ok(see_other(
+            &ctx.base,
+            &format!("/jobs?status={status}"),
+            Some(Flash::Purged(n)),
         ))
     };
     respond(&ctx, result.await)

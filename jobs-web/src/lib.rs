@@ -1,7 +1,8 @@
 //! A web dashboard for [`jobs`] queues: counts by status, throughput
 //! charts, queues and workers; job lists with filters; every field of a
 //! job and its attempts' errors; and the actions an operator needs —
-//! retry, cancel, delete, retry all failed, pause and resume a queue.
+//! retry, cancel, delete, retry all failed, delete all of a finished
+//! status, pause and resume a queue.
 //!
 //! It is an [axum] [`Router`](axum::Router) you mount in your own
 //! app, behind your own authentication, under any prefix; or served on its
@@ -90,7 +91,7 @@
 //! | Path | What |
 //! |------|------|
 //! | `/` | counts by status, throughput for the last hour and day, queues (pause, resume), workers |
-//! | `/jobs?status=failed&name=..&queue=..&page=2` | a filtered page of jobs, newest first; "Retry all failed" on the failed list |
+//! | `/jobs?status=failed&name=..&queue=..&page=2` | a filtered page of jobs, newest first; "Retry all failed" on the failed list, "Delete all" on a finished status's |
 //! | `/jobs/{id}` | one job: arguments, status, attempts and their errors, result, timeline, progress, tags, metadata, limits; Retry, Cancel, Delete |
 //! | `/search?id=..` | jumps to a job by id |
 

@@ -408,6 +408,74 @@ async fn retry_all_failed_of_one_name() {
 }
 
 #[tokio::test]
+async fn delete_all_of_a_final_status() {
+    let queue = MemoryJobQueue::new();
+    let mut done = Vec::new();
+    for _ in 0..3 {
+        let job = Job::new("report", json!({}));
+        done.push(
+            run(
+                &queue,
+                job,
+                vec![Outcome::Completed(JobResult::success(json!(1)))],
+            )
+            .await,
+        );
+    }
+    let failed_id = run(&queue, Job::new("flaky", json!({})), vec![failed("boom")]).await;
+    let waiting = queue.enqueue(Job::new("later", json!({}))).await.unwrap();
+    let router = jobs_web::router(queue.clone());
+
+    let list = get(&router, "/jobs?status=completed").await;
+    assert!(
+        list.body.contains("action=\"/jobs/purge\""),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("Delete all 3 completed jobs for good?"));
+    // Not offered for waiting jobs, nor on a filtered list.
+    assert!(
+        !get(&router, "/jobs?status=pending")
+            .await
+            .body
+            .contains("/jobs/purge")
+    );
+    assert!(
+        !get(&router, "/jobs?status=completed&name=report")
+            .await
+            .body
+            .contains("/jobs/purge")
+    );
+
+    let purged = act(
+        &router,
+        "/jobs?status=completed",
+        "/jobs/purge",
+        "&status=completed",
+    )
+    .await;
+    assert_eq!(purged.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        purged.header(header::LOCATION),
+        "/jobs?status=completed&flash=purged&n=3"
+    );
+    for id in done {
+        assert_eq!(status(&queue, id).await, None);
+    }
+    assert_eq!(status(&queue, failed_id).await, Some(JobStatus::Failed));
+    assert!(
+        get(&router, purged.header(header::LOCATION))
+            .await
+            .body
+            .contains("3 jobs were deleted")
+    );
+
+    let refused = act(&router, "/", "/jobs/purge", "&status=pending").await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(status(&queue, waiting).await, Some(JobStatus::Pending));
+}
+
+#[tokio::test]
 async fn read_only_shows_no_buttons_and_refuses_posts() {
     let queue = MemoryJobQueue::new();
     let id = run(&queue, Job::new("flaky", json!({})), vec![failed("boom")]).await;

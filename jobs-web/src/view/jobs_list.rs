@@ -89,7 +89,10 @@ pub(crate) fn page(
         (layout(ctx, &heading, nav, flash, html! {
             div.page-head {
                 h1 { (heading) }
-                (retry_all(ctx, filters, found))
+                div.job-actions {
+                    (retry_all(ctx, filters, found))
+                    (delete_all(ctx, filters, found, counts))
+                }
             }
             nav.tabs aria-label="Status" {
                 a href=(filters.with_status(None).url(ctx, 1)) class=[filters.status.is_none().then_some("active")] {
@@ -200,6 +203,30 @@ fn retry_all(ctx: &Ctx, filters: &Filters, found: &JobPage) -> Markup {
         "primary",
         &extra,
         Some("Put every failed job of this list back in its queue?"),
+    )
+}
+
+/// "Delete all" on the list of a final status, unfiltered: every job
+/// with that status goes (`purge_status`).
+fn delete_all(ctx: &Ctx, filters: &Filters, found: &JobPage, counts: &QueueCounts) -> Markup {
+    let Some(status) = filters.status.filter(|s| s.is_final()) else {
+        return html! {};
+    };
+    if found.jobs.is_empty() || filters.name.is_some() || filters.queue.is_some() {
+        return html! {};
+    }
+    let n = counts.get(status);
+    let question = format!(
+        "Delete all {} {} jobs for good?",
+        number(n),
+        status.as_str()
+    );
+    ctx.action_confirm(
+        "/jobs/purge",
+        &format!("Delete all {}", status.as_str()),
+        "danger",
+        &[("status", status.as_str())],
+        Some(&question),
     )
 }
 

@@ -102,6 +102,7 @@ pub(crate) enum Flash {
     DeleteRunning,
     RetriedAll(u64),
     RetriedSome(u64),
+    Purged(u64),
     Paused,
     AlreadyPaused,
     Resumed,
@@ -114,6 +115,7 @@ impl Flash {
         match self {
             Flash::RetriedAll(n) => format!("flash=retried-all&n={n}"),
             Flash::RetriedSome(n) => format!("flash=retried-some&n={n}"),
+            Flash::Purged(n) => format!("flash=purged&n={n}"),
             other => format!("flash={}", other.code()),
         }
     }
@@ -128,6 +130,7 @@ impl Flash {
             Flash::DeleteRunning => "delete-running",
             Flash::RetriedAll(_) => "retried-all",
             Flash::RetriedSome(_) => "retried-some",
+            Flash::Purged(_) => "purged",
             Flash::Paused => "paused",
             Flash::AlreadyPaused => "already-paused",
             Flash::Resumed => "resumed",
@@ -147,6 +150,7 @@ impl Flash {
             "delete-running" => Flash::DeleteRunning,
             "retried-all" => Flash::RetriedAll(n),
             "retried-some" => Flash::RetriedSome(n),
+            "purged" => Flash::Purged(n),
             "paused" => Flash::Paused,
             "already-paused" => Flash::AlreadyPaused,
             "resumed" => Flash::Resumed,
@@ -185,6 +189,14 @@ impl Flash {
                     "{} failed {} waiting to run again; more remain: retry again for the rest.",
                     number(n),
                     plural(n, "job is", "jobs are")
+                ),
+            ),
+            Flash::Purged(n) => (
+                true,
+                format!(
+                    "{} {} deleted.",
+                    number(n),
+                    plural(n, "job was", "jobs were")
                 ),
             ),
             Flash::Paused => (
