@@ -27,6 +27,7 @@ pub(crate) fn page(ctx: &Ctx, data: &Overview, flash: Option<Flash>) -> Markup {
         Nav::Overview,
         flash,
         html! {
+            h1.sr { "Overview" }
             div.live data-live=(ctx.base.url("/live")) {
                 (live(ctx, data))
             }
