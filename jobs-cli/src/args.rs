@@ -153,9 +153,11 @@ pub enum Command {
         queue: String,
     },
 
-    /// Serves the web dashboard.
+    /// Serves the web dashboard over this queue until Ctrl-C.
     ///
-    /// Binds to a loopback address unless --public is given.
+    /// Binds to a loopback address unless --public is given. With
+    /// JOBS_WEB_USER and JOBS_WEB_PASSWORD set, every request needs those
+    /// credentials (basic auth); --read-only leaves out every action.
     #[command(after_help = "Examples:\n  \
         jobs web\n  \
         jobs web --bind 127.0.0.1:9000 --read-only")]

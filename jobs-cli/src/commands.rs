@@ -34,8 +34,7 @@ pub(crate) struct Ctx<'t> {
 type Done = Result<(), Failure>;
 
 impl Ctx<'_> {
-    /// Runs `command` (`run_in` answers `web` before connecting: it needs
-    /// no queue yet).
+    /// Runs `command`.
     pub(crate) async fn run(&mut self, command: &Command) -> Done {
         match command {
             Command::Stats => self.stats().await,
@@ -49,7 +48,7 @@ impl Ctx<'_> {
             Command::Purge(args) => self.purge(args).await,
             Command::Pause { queue } => self.pause(queue, true).await,
             Command::Resume { queue } => self.pause(queue, false).await,
-            Command::Web(args) => web(args),
+            Command::Web(args) => self.web(args).await,
         }
     }
 
@@ -433,12 +432,9 @@ impl Ctx<'_> {
     }
 }
 
-/// `jobs web`: checks the address, then says the dashboard is not here.
-///
-/// Serving it means connecting to the queue as the other commands do (see
-/// `run_in`) and serving the dashboard's router on `args.bind`, without
-/// its actions when `args.read_only`, once the address passed this check.
-pub(crate) fn web(args: &WebArgs) -> Done {
+/// `jobs web`'s address check, made before connecting: a non-loopback
+/// address needs `--public`.
+pub(crate) fn check_bind(args: &WebArgs) -> Done {
     if !args.bind.ip().is_loopback() && !args.public {
         return Err(Failure::error(format!(
             "{} is not a loopback address: the dashboard would be reachable from other \
@@ -446,10 +442,59 @@ pub(crate) fn web(args: &WebArgs) -> Done {
             args.bind
         )));
     }
-    Err(Failure {
-        exit: Exit::Usage,
-        message: "the dashboard is not built into this binary yet".to_owned(),
-    })
+    Ok(())
+}
+
+impl Ctx<'_> {
+    /// `jobs web`: serves the dashboard over this queue on `args.bind`
+    /// until Ctrl-C (or SIGTERM), with basic auth when `JOBS_WEB_USER` and
+    /// `JOBS_WEB_PASSWORD` are set.
+    async fn web(&mut self, args: &WebArgs) -> Done {
+        check_bind(args)?;
+        let dashboard = jobs_web::Dashboard::new(self.queue.clone())
+            .read_only(args.read_only)
+            .basic_auth_from_env()
+            .map_err(|e| Failure::error(e.to_string()))?;
+        let listener = tokio::net::TcpListener::bind(args.bind)
+            .await
+            .map_err(|e| Failure::error(format!("cannot listen on {}: {e}", args.bind)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Failure::error(format!("cannot listen on {}: {e}", args.bind)))?;
+        let mode = if args.read_only { ", read-only" } else { "" };
+        let auth = if std::env::var_os("JOBS_WEB_USER").is_some() {
+            ", basic auth"
+        } else {
+            ""
+        };
+        self.print(&format!(
+            "dashboard for {} on http://{addr}/{mode}{auth} (Ctrl-C stops it)\n",
+            self.target
+        ));
+        jobs_web::serve_with_shutdown(dashboard, listener, stop_signal())
+            .await
+            .map_err(|e| Failure::error(format!("the dashboard stopped: {e}")))
+    }
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// What `stats` reports.

@@ -134,8 +134,10 @@ pub async fn run(cli: Cli) -> Exit {
 /// [`run`], writing to and reading from `term`.
 pub async fn run_in(cli: &Cli, term: &mut Terminal) -> Exit {
     if let Command::Web(args) = &cli.command {
-        // The dashboard is served from here once it is built in.
-        return finish(term, commands::web(args));
+        // A refused address fails before anything connects.
+        if let Err(failure) = commands::check_bind(args) {
+            return finish(term, Err(failure));
+        }
     }
     let Some(url) = cli.url.as_deref() else {
         let failure = Failure {

@@ -565,3 +565,84 @@ async fn postgres_retry_purge_and_delete() {
     assert_eq!(running.code, 4, "{running:?}");
     assert_eq!(status(&queue, broken).await, Some(JobStatus::Running));
 }
+
+/// One HTTP/1.1 GET on `addr`, answered whole (the server closes the
+/// connection): the status code and the body.
+async fn get(addr: &str, path: &str, auth: Option<&str>) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: Basic {a}\r\n"));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    (status, response)
+}
+
+/// `jobs web` serves the dashboard over the queue at `--url` on a loopback
+/// port (0: any free one, printed), with basic auth from the environment,
+/// and stops on SIGINT with exit code 0.
+#[tokio::test]
+async fn web_serves_the_dashboard_until_interrupted() {
+    let Some((url, ns, queue)) = redis("web").await else {
+        return;
+    };
+    failed(&queue, "resize_image", "out of memory").await;
+    let mut child = binary()
+        .args([
+            "--url",
+            &url,
+            "--namespace",
+            &ns,
+            "web",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .env("JOBS_WEB_USER", "ops")
+        .env("JOBS_WEB_PASSWORD", "s3cret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    assert!(line.contains("basic auth"), "{line}");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+
+    let (status, _) = get(&addr, "/", None).await;
+    assert_eq!(status, 401);
+    // "ops:s3cret"
+    let auth = Some("b3BzOnMzY3JldA==");
+    let (status, body) = get(&addr, "/", auth).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(&addr, "/jobs?status=failed", auth).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("resize_image"), "{body}");
+
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
