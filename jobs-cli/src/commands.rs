@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::args::{Command, ListArgs, PurgeArgs, RetryArgs, WebArgs};
 use crate::output::{self, count, plural};
 use crate::terminal::Terminal;
-use crate::{Exit, Failure};
+use crate::Failure;
 
 /// One command's run: the queue, how to reach and describe it, and where
 /// to write.
