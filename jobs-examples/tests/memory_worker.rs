@@ -74,6 +74,12 @@ impl JobQueue for Counting {
     async fn recover_expired(&self) -> jobs::Result<usize> {
         self.queue.recover_expired().await
     }
+    async fn report_worker(&self, info: &jobs::WorkerInfo, ttl: Duration) -> jobs::Result<()> {
+        self.queue.report_worker(info, ttl).await
+    }
+    async fn remove_worker(&self, id: &str) -> jobs::Result<()> {
+        self.queue.remove_worker(id).await
+    }
 }
 
 impl QueueAdmin for Counting {
@@ -94,6 +100,21 @@ impl QueueAdmin for Counting {
     }
     async fn purge(&self) -> jobs::Result<u64> {
         self.queue.purge().await
+    }
+    async fn find_jobs(&self, filter: &jobs::JobFilter) -> jobs::Result<jobs::JobPage> {
+        self.queue.find_jobs(filter).await
+    }
+    async fn delete(&self, id: JobId) -> jobs::Result<jobs::DeleteOutcome> {
+        self.queue.delete(id).await
+    }
+    async fn purge_status(&self, status: JobStatus) -> jobs::Result<u64> {
+        self.queue.purge_status(status).await
+    }
+    async fn throughput(&self, minutes: usize) -> jobs::Result<Vec<jobs::Throughput>> {
+        self.queue.throughput(minutes).await
+    }
+    async fn workers(&self) -> jobs::Result<Vec<jobs::WorkerInfo>> {
+        self.queue.workers().await
     }
     async fn pause_queue(&self, queue: &str) -> jobs::Result<bool> {
         self.queue.pause_queue(queue).await

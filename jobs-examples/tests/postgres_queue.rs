@@ -85,6 +85,44 @@ async fn lookups_are_quick() {
     queue.drop_schema().await.unwrap();
 }
 
+/// A lease lost with its worker is a failed attempt: the job keeps its
+/// error, and throughput counts it as processed and failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_is_a_failed_attempt() {
+    let Some(queue) = queue().await else { return };
+    let id = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
+    let taken = queue
+        .reserve(
+            "a",
+            &[Take::new(jobs::DEFAULT_QUEUE, 1)],
+            Duration::from_millis(50),
+        )
+        .await
+        .unwrap();
+    assert_eq!(taken[0].job.id, id);
+    jobs_testkit::eventually(
+        "the lease expires and is recovered",
+        Duration::from_secs(10),
+        || async { queue.recover_expired().await.unwrap() == 1 },
+    )
+    .await;
+    let job = queue.get(id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Retrying);
+    assert_eq!(job.errors.len(), 1, "{:?}", job.errors);
+    assert_eq!(job.errors[0].attempt, 1);
+    assert!(
+        job.errors[0].error.contains("stopped renewing its lease"),
+        "{:?}",
+        job.errors
+    );
+    let minutes = queue.throughput(3).await.unwrap();
+    let counted: (u64, u64) = minutes
+        .iter()
+        .fold((0, 0), |(p, f), t| (p + t.processed, f + t.failed));
+    assert_eq!(counted, (1, 1), "{minutes:?}");
+    queue.drop_schema().await.unwrap();
+}
+
 /// Migrations run again (as every `connect` does), also concurrently,
 /// change nothing and keep the jobs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,7 +146,7 @@ async fn migrations_are_idempotent() {
     .fetch_all(queue.pool())
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
     queue.drop_schema().await.unwrap();
 }
 

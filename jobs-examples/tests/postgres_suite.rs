@@ -96,4 +96,10 @@ cases! {
     cancel_held_job_removes_it,
     nothing_lost_under_limits,
     recurring_job_runs_repeatedly,
+    find_jobs_filters_and_pages,
+    delete_removes_waiting_and_finished_not_running,
+    purge_status_removes_only_that_status,
+    throughput_counts_processed_and_failed,
+    workers_lists_running_worker_and_forgets_stopped,
+    attempt_errors_are_kept,
 }

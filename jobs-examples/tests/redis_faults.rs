@@ -284,6 +284,10 @@ async fn wrong_type_keys_change_nothing() {
         );
         refused(queue.release(&[held.lease]).await.unwrap_err());
         refused(queue.cancel(waiting).await.unwrap_err());
+        refused(queue.delete(waiting).await.unwrap_err());
+        refused(queue.delete(done).await.unwrap_err());
+        refused(queue.purge_status(JobStatus::Pending).await.unwrap_err());
+        refused(queue.purge_status(JobStatus::Completed).await.unwrap_err());
         assert_eq!(
             snapshot(&mut conn, &name).await,
             before,

@@ -667,6 +667,21 @@ async fn expired_lease_is_fenced() {
     let recovered = b.get(id).await.unwrap().unwrap();
     assert_eq!(recovered.status, JobStatus::Retrying);
     assert_eq!(recovered.attempts, 1);
+    // The lost attempt is a failed one: kept among the errors, counted.
+    assert_eq!(recovered.errors.len(), 1, "{:?}", recovered.errors);
+    assert_eq!(recovered.errors[0].attempt, 1);
+    assert!(
+        recovered.errors[0]
+            .error
+            .contains("stopped renewing its lease"),
+        "{:?}",
+        recovered.errors
+    );
+    let minutes = b.throughput(3).await.unwrap();
+    let counted: (u64, u64) = minutes
+        .iter()
+        .fold((0, 0), |(p, f), t| (p + t.processed, f + t.failed));
+    assert_eq!(counted, (1, 1), "{minutes:?}");
     let second = b
         .reserve(
             "b",
@@ -1109,6 +1124,12 @@ async fn locks_go_with_their_holders() {
     take(&queue, &[jobs::Take::new("other", 10)]).await;
     queue.purge().await.unwrap();
     let left: Vec<String> = conn.keys(format!("jobs:{{{name}}}:*")).await.unwrap();
+    // The throughput of the past minutes is history, not jobs: it stays
+    // (it expires on its own), as on the other backends.
+    let left: Vec<String> = left
+        .into_iter()
+        .filter(|k| !k.starts_with(&key("stat:")))
+        .collect();
     assert_eq!(left, vec![key("seq")], "purge leaves only the sequence");
 }
 
@@ -1329,5 +1350,57 @@ async fn a_subscriber_joining_mid_run_gets_the_events() {
         }
     }
     assert_eq!(seen, want);
+    queue.purge().await.unwrap();
+}
+
+/// `purge_status` of a finished status works through the retention list a
+/// chunk per script call: every job of that status goes, the others
+/// between them stay, and the list and the counts agree after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_status_of_finished_jobs_goes_in_chunks() {
+    let Some(url) = redis_url() else { return };
+    let name = unique("purge");
+    let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
+    let total = 2_600;
+    let jobs: Vec<Job> = (0..total)
+        .map(|n| Job::new("ok", json!({ "n": n })).max_retries(0))
+        .collect();
+    queue.enqueue_many(jobs).await.unwrap();
+    let mut finished = 0;
+    let mut failed = 0;
+    loop {
+        let got = take(&queue, &[jobs::Take::new(jobs::DEFAULT_QUEUE, 1000)]).await;
+        if got.is_empty() {
+            break;
+        }
+        for r in got {
+            finished += 1;
+            let outcome = if finished % 10 == 0 {
+                failed += 1;
+                Outcome::Failed(JobResult::error("no"))
+            } else {
+                Outcome::Completed(JobResult::success(json!(null)))
+            };
+            assert!(queue.finish(r.lease, outcome, None).await.unwrap());
+        }
+    }
+    assert_eq!(finished, total);
+    let purged = queue.purge_status(JobStatus::Completed).await.unwrap();
+    assert_eq!(purged, total - failed);
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.completed, counts.failed), (0, failed), "{counts:?}");
+    let mut conn = raw_conn(&url).await;
+    let kept: u64 = conn.llen(format!("jobs:{{{name}}}:done")).await.unwrap();
+    assert_eq!(kept, failed, "only the failed jobs' entries are left");
+    let page = queue
+        .find_jobs(&jobs::JobFilter::new().page(0, 1000))
+        .await
+        .unwrap();
+    assert_eq!(page.jobs.len() as u64, failed);
+    assert!(page.jobs.iter().all(|j| j.status == JobStatus::Failed));
+    assert_eq!(queue.purge_status(JobStatus::Failed).await.unwrap(), failed);
+    let kept: u64 = conn.llen(format!("jobs:{{{name}}}:done")).await.unwrap();
+    assert_eq!(kept, 0);
+    assert_eq!(queue.counts().await.unwrap(), jobs::QueueCounts::default());
     queue.purge().await.unwrap();
 }

@@ -26,6 +26,7 @@
 //!   no other test uses; [`eventually`]: polls for a state another process
 //!   reaches.
 
+mod admin;
 pub mod child;
 mod flow;
 pub mod probe;

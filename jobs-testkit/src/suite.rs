@@ -22,6 +22,7 @@ use jobs::{
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::admin::*;
 use crate::flow::*;
 use crate::probe::Probe;
 
@@ -124,6 +125,13 @@ define_suite! {$
     wait_for_returns_final_job,
     cancel_held_job_removes_it,
     nothing_lost_under_limits,
+    // Operator tools (`admin.rs`).
+    find_jobs_filters_and_pages,
+    delete_removes_waiting_and_finished_not_running,
+    purge_status_removes_only_that_status,
+    throughput_counts_processed_and_failed,
+    workers_lists_running_worker_and_forgets_stopped,
+    attempt_errors_are_kept,
 }
 
 fn worker<Q: JobQueue + Clone>(queue: &Q, probe: &Probe) -> jobs::WorkerBuilder {

@@ -363,6 +363,10 @@ pub struct Job {
     pub id: JobId,
     /// The handler this job routes to.
     pub name: Cow<'static, str>,
+    /// When it was created. (Serialised right after `id` and `name`, so a
+    /// reader of the stored JSON, such as the Redis scripts ordering jobs
+    /// by age, finds it at the start.)
+    pub created_at: DateTime<Utc>,
     /// The arguments, as a JSON object of named values (like keyword arguments).
     #[serde(default)]
     pub args: Value,
@@ -403,8 +407,6 @@ pub struct Job {
         skip_serializing_if = "Option::is_none"
     )]
     pub every: Option<Duration>,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
     /// When its latest attempt started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
@@ -417,8 +419,9 @@ pub struct Job {
     /// The outcome of the latest finished attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<Box<JobResult>>,
-    /// The error of every failed attempt, oldest first (the latest is also
-    /// [`last_error`](Self::last_error)).
+    /// The error of each failed attempt, oldest first (the latest is also
+    /// [`last_error`](Self::last_error)): the last [`MAX_ATTEMPT_ERRORS`]
+    /// attempts' at most, on every backend.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<AttemptError>,
     /// Free-form labels.
@@ -466,6 +469,10 @@ pub struct AttemptError {
     /// The error it ended with.
     pub error: String,
 }
+
+/// How many failed attempts' errors a job keeps ([`Job::errors`]): the
+/// latest ones; older ones are dropped as new ones come.
+pub const MAX_ATTEMPT_ERRORS: usize = 25;
 
 impl AttemptError {
     /// Attempt number `attempt` failed at `at` with `error`.
@@ -540,6 +547,21 @@ fn default_max_retries() -> u32 {
 }
 
 impl Job {
+    /// Adds a failed attempt's error to [`errors`](Self::errors), dropping
+    /// the oldest beyond [`MAX_ATTEMPT_ERRORS`].
+    pub(crate) fn push_error(&mut self, error: AttemptError) {
+        self.errors.push(error);
+        self.keep_last_errors();
+    }
+
+    /// Drops the oldest of [`errors`](Self::errors) beyond
+    /// [`MAX_ATTEMPT_ERRORS`].
+    pub(crate) fn keep_last_errors(&mut self) {
+        let over = self.errors.len().saturating_sub(MAX_ATTEMPT_ERRORS);
+        if over > 0 {
+            self.errors.drain(..over);
+        }
+    }
     /// A pending job for handler `name` with the given arguments (a JSON
     /// object of named values; `Value::Null` for none), with the defaults:
     /// normal priority, 3 retries, exponential backoff,

@@ -76,13 +76,13 @@ pub use events::{JobEvent, JobEventKind};
 pub use flow::{ConcurrencyLimit, QueueLimits, Rate, RateLimit, Unique};
 pub use job::{
     AttemptError, Backoff, DEFAULT_MAX_RETRIES, DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus,
-    MAX_QUEUE_NAME, check_queue_name,
+    MAX_ATTEMPT_ERRORS, MAX_QUEUE_NAME, check_queue_name,
 };
 pub use processor::JobProcessor;
 pub use queue::{
     AnyQueue, CancelOutcome, DeleteOutcome, Enqueue, Enqueued, JobFilter, JobPage, JobQueue, Lease,
-    MemoryJobQueue, Outcome, QueueAdmin, QueueCounts, QueueInfo, Reservation, Take, Throughput,
-    WorkerInfo,
+    MAX_PAGE, MemoryJobQueue, Outcome, QueueAdmin, QueueCounts, QueueInfo, Reservation,
+    THROUGHPUT_MINUTES, Take, Throughput, WorkerInfo,
 };
 #[cfg(feature = "postgres")]
 pub use queue::{PostgresJobQueue, PostgresJobQueueBuilder, PostgresLastRunStore, PostgresTx};

@@ -147,10 +147,11 @@ pub struct Throughput {
     /// The start of the minute (UTC, whole minute).
     pub minute: DateTime<Utc>,
     /// Attempts that ended, however they ended (completed, failed,
-    /// retried, cancelled or expired while running; not snoozed).
+    /// retried, cancelled or expired while running, or lost with their
+    /// worker on a networked backend; not snoozed).
     pub processed: u64,
     /// Of those, attempts that ended in an error (failed for good, or to be
-    /// retried).
+    /// retried, a lost one included).
     pub failed: u64,
 }
 

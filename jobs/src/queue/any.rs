@@ -69,10 +69,23 @@ impl AnyQueue {
     /// Like [`connect`](Self::connect), in `namespace` when given: the
     /// Redis queue name (its keys' prefix) or the PostgreSQL schema.
     pub async fn connect_to(url: &str, namespace: Option<&str>) -> Result<Self> {
+        Self::connect_with(url, namespace, true).await
+    }
+
+    /// Like [`connect_to`](Self::connect_to), for a queue that must exist
+    /// already, as operator tools want: on PostgreSQL a schema without the
+    /// jobs tables is `Err(InvalidArgument)` naming it, instead of being
+    /// created (an existing one still gets the migrations it lacks). On
+    /// Redis, where nothing needs creating, it is `connect_to`.
+    pub async fn open(url: &str, namespace: Option<&str>) -> Result<Self> {
+        Self::connect_with(url, namespace, false).await
+    }
+
+    async fn connect_with(url: &str, namespace: Option<&str>, create: bool) -> Result<Self> {
         let scheme = url.split_once("://").map(|(scheme, _)| scheme);
         match scheme {
             Some("redis" | "rediss" | "redis+unix" | "unix") => connect_redis(url, namespace).await,
-            Some("postgres" | "postgresql") => connect_postgres(url, namespace).await,
+            Some("postgres" | "postgresql") => connect_postgres(url, namespace, create).await,
             _ => Err(Error::InvalidArgument(format!(
                 "unsupported queue URL {url:?}: use redis://host:port/db or postgres://user@host/db"
             ))),
@@ -112,16 +125,24 @@ async fn connect_redis(_url: &str, _namespace: Option<&str>) -> Result<AnyQueue>
 }
 
 #[cfg(feature = "postgres")]
-async fn connect_postgres(url: &str, namespace: Option<&str>) -> Result<AnyQueue> {
+async fn connect_postgres(url: &str, namespace: Option<&str>, create: bool) -> Result<AnyQueue> {
     let mut builder = super::PostgresJobQueue::builder(url);
     if let Some(schema) = namespace {
         builder = builder.schema(schema);
     }
-    Ok(AnyQueue::new(builder.connect().await?))
+    let queue = builder.migrate(false).connect().await?;
+    if !create && !queue.schema_exists().await? {
+        return Err(Error::InvalidArgument(format!(
+            "no jobs schema {:?} in this database: check the schema name (a worker's `connect` creates it)",
+            queue.schema()
+        )));
+    }
+    queue.migrate().await?;
+    Ok(AnyQueue::new(queue))
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn connect_postgres(_url: &str, _namespace: Option<&str>) -> Result<AnyQueue> {
+async fn connect_postgres(_url: &str, _namespace: Option<&str>, _create: bool) -> Result<AnyQueue> {
     Err(Error::InvalidArgument(
         "a postgres:// URL needs jobs built with feature `postgres`".into(),
     ))

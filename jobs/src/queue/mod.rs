@@ -36,6 +36,8 @@ mod memory;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod wake;
 
 pub use admin::{
     DeleteOutcome, JobFilter, JobPage, MAX_PAGE, THROUGHPUT_MINUTES, Throughput, WorkerInfo,
@@ -349,21 +351,23 @@ impl Outcome {
             }
             Outcome::Retry { result, at } => {
                 job.last_error.clone_from(&result.error);
-                job.errors.push(AttemptError::new(
+                let error = AttemptError::new(
                     job.attempts,
                     now,
                     result.error.as_deref().unwrap_or("failed"),
-                ));
+                );
+                job.push_error(error);
                 job.result = Some(Box::new(result.clone()));
                 job.scheduled_at = Some(*at);
             }
             Outcome::Failed(result) => {
                 job.last_error.clone_from(&result.error);
-                job.errors.push(AttemptError::new(
+                let error = AttemptError::new(
                     job.attempts,
                     now,
                     result.error.as_deref().unwrap_or("failed"),
-                ));
+                );
+                job.push_error(error);
                 job.result = Some(Box::new(result.clone()));
             }
             Outcome::Cancelled => {}
@@ -543,18 +547,10 @@ pub trait JobQueue: Enqueue + QueueAdmin + 'static {
         &self,
         info: &WorkerInfo,
         ttl: Duration,
-    ) -> impl Future<Output = Result<()>> + Send {
-        // TEMPORARY default until every backend implements it.
-        let _ = (info, ttl);
-        async { Ok(()) }
-    }
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Forgets a worker that stopped.
-    fn remove_worker(&self, id: &str) -> impl Future<Output = Result<()>> + Send {
-        // TEMPORARY default until every backend implements it.
-        let _ = id;
-        async { Ok(()) }
-    }
+    fn remove_worker(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// What an operator does with a queue's jobs: look them up, list, cancel,
@@ -575,65 +571,26 @@ pub trait QueueAdmin: Send + Sync {
     /// One page of the jobs matching `filter` (status, name, queue), newest
     /// first (by `created_at`, then id); [`JobPage::more`] says whether
     /// another page follows.
-    fn find_jobs(&self, filter: &JobFilter) -> impl Future<Output = Result<JobPage>> + Send {
-        // TEMPORARY default until every backend implements it.
-        let _ = filter;
-        async {
-            Err(Error::InvalidArgument(
-                "find_jobs is not implemented by this backend yet".into(),
-            ))
-        }
-    }
+    fn find_jobs(&self, filter: &JobFilter) -> impl Future<Output = Result<JobPage>> + Send;
 
     /// Removes a job that is not running — waiting, scheduled or finished —
     /// as if it never existed (a unique key it held is freed). A running job
     /// is left alone ([`DeleteOutcome::Running`]): cancel it first.
-    fn delete(&self, id: JobId) -> impl Future<Output = Result<DeleteOutcome>> + Send {
-        // TEMPORARY default until every backend implements it.
-        let _ = id;
-        async {
-            Err(Error::InvalidArgument(
-                "delete is not implemented by this backend yet".into(),
-            ))
-        }
-    }
+    fn delete(&self, id: JobId) -> impl Future<Output = Result<DeleteOutcome>> + Send;
 
     /// Removes every job with `status`, which must not be `Running`
     /// (`Err(InvalidArgument)`): e.g. all completed jobs, or every job
     /// waiting. Returns how many were removed.
-    fn purge_status(&self, status: JobStatus) -> impl Future<Output = Result<u64>> + Send {
-        // TEMPORARY default until every backend implements it.
-        let _ = status;
-        async {
-            Err(Error::InvalidArgument(
-                "purge_status is not implemented by this backend yet".into(),
-            ))
-        }
-    }
+    fn purge_status(&self, status: JobStatus) -> impl Future<Output = Result<u64>> + Send;
 
     /// Attempts processed and failed per minute, fleet-wide, for the last
     /// `minutes` minutes (at most [`THROUGHPUT_MINUTES`]), oldest first,
     /// the current minute last; minutes without any are zeros.
-    fn throughput(&self, minutes: usize) -> impl Future<Output = Result<Vec<Throughput>>> + Send {
-        // TEMPORARY default until every backend implements it.
-        let _ = minutes;
-        async {
-            Err(Error::InvalidArgument(
-                "throughput is not implemented by this backend yet".into(),
-            ))
-        }
-    }
+    fn throughput(&self, minutes: usize) -> impl Future<Output = Result<Vec<Throughput>>> + Send;
 
     /// The workers alive: each that reported itself
     /// ([`JobQueue::report_worker`]) within its time to live, by id.
-    fn workers(&self) -> impl Future<Output = Result<Vec<WorkerInfo>>> + Send {
-        // TEMPORARY default until every backend implements it.
-        async {
-            Err(Error::InvalidArgument(
-                "workers is not implemented by this backend yet".into(),
-            ))
-        }
-    }
+    fn workers(&self) -> impl Future<Output = Result<Vec<WorkerInfo>>> + Send;
 
     /// Cancels a waiting or running job.
     fn cancel(&self, id: JobId) -> impl Future<Output = Result<CancelOutcome>> + Send;

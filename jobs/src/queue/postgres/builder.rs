@@ -6,10 +6,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::listen::Wake;
 use super::sql::Sql;
 use super::{DEFAULT_SCHEMA, PostgresJobQueue, Shared, backend};
 use crate::error::{Error, Result};
+use crate::queue::wake::Wake;
 
 /// The longest schema name: the channel `<schema>_jobs` must fit
 /// PostgreSQL's 63-byte identifiers.

@@ -7,45 +7,12 @@
 //! (re)connection wakes the workers once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use tokio::sync::Notify;
 
 use super::Shared;
-use crate::events::{JobEvent, JobEventKind};
-use crate::job::JobId;
-
-/// Wake-ups for idle workers, fed by the listener.
-pub(super) struct Wake {
-    pub(super) notify: Notify,
-    /// Bumped on every wake message (and on each (re)connection).
-    pub(super) epoch: AtomicU64,
-    /// The earliest known due time of a scheduled job (µs), or `i64::MAX`.
-    pub(super) next_due_us: AtomicI64,
-}
-
-impl Wake {
-    pub(super) fn new() -> Self {
-        Wake {
-            notify: Notify::new(),
-            epoch: AtomicU64::new(0),
-            next_due_us: AtomicI64::new(i64::MAX),
-        }
-    }
-
-    /// Wakes the waiting workers (`due_us == 0`: a job is ready), or tells
-    /// them of a time a job becomes due.
-    pub(super) fn wake(&self, due_us: i64) {
-        if due_us > 0 {
-            self.next_due_us.fetch_min(due_us, Ordering::AcqRel);
-        } else {
-            self.epoch.fetch_add(1, Ordering::AcqRel);
-        }
-        self.notify.notify_waiters();
-    }
-}
+use crate::queue::wake::{ProgressField, decode_events};
 
 /// Listens on the channel until the queue is dropped; reconnects with
 /// backoff when the connection is lost.
@@ -121,28 +88,11 @@ fn relay(shared: &Shared, payload: &str) {
     if shared.events.receiver_count() == 0 {
         return;
     }
-    let Ok(list) = serde_json::from_str::<Vec<Vec<serde_json::Value>>>(payload) else {
+    let Some(events) = decode_events(payload.as_bytes(), ProgressField::Value) else {
         tracing::debug!(schema = %shared.schema, "an event notification that does not parse");
         return;
     };
-    for mut fields in list {
-        let progress = (fields.len() > 3).then(|| fields.swap_remove(3));
-        let kind = fields
-            .first()
-            .cloned()
-            .and_then(|k| serde_json::from_value::<JobEventKind>(k).ok());
-        let id = fields
-            .get(1)
-            .and_then(|v| v.as_str())
-            .and_then(|v| v.parse::<JobId>().ok());
-        let (Some(kind), Some(id)) = (kind, id) else {
-            continue;
-        };
-        let name = fields.get(2).and_then(|v| v.as_str()).unwrap_or_default();
-        let mut event = JobEvent::new(id, name.to_owned(), kind);
-        if let Some(progress) = progress {
-            event = event.with_progress(progress);
-        }
+    for event in events {
         let _ = shared.events.send(event);
     }
 }

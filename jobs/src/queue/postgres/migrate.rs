@@ -65,3 +65,20 @@ pub(super) async fn run(pool: &PgPool, schema: &str) -> Result<usize> {
     }
     Ok(applied)
 }
+
+impl super::PostgresJobQueue {
+    /// Whether the queue's schema holds the jobs tables: a migration ran in
+    /// it before. [`AnyQueue::open`](crate::AnyQueue::open) uses it so an
+    /// operator tool with a mistyped schema name says so instead of
+    /// creating an empty schema.
+    pub async fn schema_exists(&self) -> Result<bool> {
+        let shared = self.shared();
+        let table = format!("{}.jobs_migrations", ident(&shared.schema));
+        let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+            .bind(table)
+            .fetch_one(&shared.pool)
+            .await
+            .map_err(|e| backend("schema_exists", e))?;
+        Ok(found.is_some())
+    }
+}

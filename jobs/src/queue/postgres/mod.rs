@@ -13,17 +13,20 @@
 //!
 //! | table / index      | holds                                                              |
 //! |--------------------|--------------------------------------------------------------------|
-//! | `jobs`             | one row per job: status, attempts, lease token and deadline, times, result, progress; the job as enqueued in `record` (jsonb) |
+//! | `jobs`             | one row per job: status, attempts, lease token and deadline, times, result, progress, the failed attempts' errors (`errors`, the last 25); the job as enqueued in `record` (jsonb) |
 //! | `jobs_waiting`     | partial index `(queue, priority, run_at, seq)` of the waiting jobs: reserve |
 //! | `jobs_running`     | partial index `(lease_until)` of the running jobs: lease recovery  |
 //! | `jobs_finished`    | partial index `(completed_at)` of the finished jobs: retention     |
-//! | `jobs_created`     | `(status, created_at DESC)`: `list`                                |
+//! | `jobs_created`     | `(status, created_at DESC)`: `list`, `find_jobs`                   |
+//! | `jobs_by_name`     | `(status, name, created_at DESC, id DESC)`: `find_jobs` by name    |
 //! | `jobs_unique`      | partial index `(unique_key, seq DESC)`: a unique key's holder      |
 //! | `jobs_held`        | partial index `(held, priority, run_at, seq)` of the held jobs     |
 //! | `slots`            | per concurrency key (or limited queue): its max and running jobs   |
 //! | `rates`            | per rate key (or rate-limited queue): its rate and window's starts |
 //! | `queues`           | every named queue that had a job, and whether it is paused         |
 //! | `last_runs`        | per periodic task, the last occurrence run ([`PostgresLastRunStore`]) |
+//! | `throughput`       | attempts ended per minute (and shard: the counting connection), the last 24 hours |
+//! | `workers`          | each worker's latest report and when it lapses                     |
 //! | `job_seq`, `lease_tokens` | sequences: FIFO order, fencing tokens                       |
 //! | `jobs_migrations`  | the migrations applied                                             |
 //!
@@ -153,8 +156,9 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
-    CancelOutcome, Enqueue, Enqueued, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, QueueInfo,
-    Reservation, Take,
+    CancelOutcome, DeleteOutcome, Enqueue, Enqueued, JobFilter, JobPage, JobQueue, Lease, Outcome,
+    QueueAdmin, QueueCounts, QueueInfo, Reservation, THROUGHPUT_MINUTES, Take, Throughput,
+    WorkerInfo,
 };
 use crate::error::{BackendError, Error, Result};
 use crate::events::JobEvent;
@@ -167,13 +171,15 @@ mod listen;
 mod migrate;
 mod row;
 mod sql;
+#[cfg(test)]
+mod tests;
 mod tx;
 
 pub use builder::PostgresJobQueueBuilder;
 pub use last_run::PostgresLastRunStore;
 pub use tx::PostgresTx;
 
-use listen::Wake;
+use super::wake::Wake;
 use row::Batch;
 use sql::Sql;
 
@@ -247,10 +253,6 @@ fn backend(what: &str, e: sqlx::Error) -> Error {
 
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 4)
-}
-
-fn now_us() -> i64 {
-    Utc::now().timestamp_micros()
 }
 
 impl Shared {
@@ -683,7 +685,7 @@ impl JobQueue for PostgresJobQueue {
         let shared = self.shared();
         self.inner
             .seen_epoch
-            .store(shared.wake.epoch.load(Ordering::Acquire), Ordering::Release);
+            .store(shared.wake.epoch(), Ordering::Release);
         let mut out = Vec::new();
         for take in takes {
             crate::job::check_queue_name(&take.queue)?;
@@ -754,35 +756,8 @@ impl JobQueue for PostgresJobQueue {
     }
 
     async fn wait_for_jobs(&self, timeout: Duration) {
-        let wake = &self.shared().wake;
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = wake.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if wake.epoch.load(Ordering::Acquire) != self.inner.seen_epoch.load(Ordering::Acquire) {
-                // Something became ready since the last reserve started.
-                return;
-            }
-            let due = wake.next_due_us.load(Ordering::Acquire);
-            let until = if due == i64::MAX {
-                deadline
-            } else {
-                let wait = Duration::from_micros(u64::try_from(due - now_us()).unwrap_or(0));
-                deadline.min(tokio::time::Instant::now() + wait + Duration::from_millis(1))
-            };
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep_until(until) => {
-                    if until < deadline {
-                        // That job is due: forget the time, reserve.
-                        let _ = wake.next_due_us.compare_exchange(
-                            due, i64::MAX, Ordering::AcqRel, Ordering::Acquire);
-                    }
-                    return;
-                }
-            }
-        }
+        let seen = self.inner.seen_epoch.load(Ordering::Acquire);
+        self.shared().wake.wait(seen, timeout).await
     }
 
     async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>> {
@@ -897,6 +872,42 @@ impl JobQueue for PostgresJobQueue {
     async fn revocations(&self) {
         self.shared().revoked.notified().await;
     }
+
+    /// Upserts the report in the `workers` table, lapsing after `ttl` by
+    /// the database's clock.
+    async fn report_worker(&self, info: &WorkerInfo, ttl: Duration) -> Result<()> {
+        let mut info = info.clone();
+        info.last_seen = Utc::now();
+        let report = serde_json::to_string(&info).map_err(|e| Error::Serialize {
+            name: "worker report".into(),
+            message: e.to_string(),
+        })?;
+        let shared = self.shared();
+        shared
+            .bounded(
+                "report_worker",
+                sqlx::query(sql::safe(&shared.sql.report_worker))
+                    .bind(&info.id)
+                    .bind(report)
+                    .bind(micros(ttl))
+                    .execute(&shared.pool),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn remove_worker(&self, id: &str) -> Result<()> {
+        let shared = self.shared();
+        shared
+            .bounded(
+                "remove_worker",
+                sqlx::query(sql::safe(&shared.sql.remove_worker))
+                    .bind(id)
+                    .execute(&shared.pool),
+            )
+            .await?;
+        Ok(())
+    }
 }
 
 impl QueueAdmin for PostgresJobQueue {
@@ -932,6 +943,142 @@ impl QueueAdmin for PostgresJobQueue {
             .await
             .into_iter()
             .map(|(job, _)| job)
+            .collect())
+    }
+
+    /// One statement (`find.sql`): per status wanted, its newest
+    /// `offset + limit + 1` matching rows in index order (`jobs_created`,
+    /// or `jobs_by_name` with a name filter), merged. So a page reads about
+    /// `offset + limit` rows per status; a queue filter, which no index
+    /// serves, reads on until enough rows match.
+    async fn find_jobs(&self, filter: &JobFilter) -> Result<JobPage> {
+        let shared = self.shared();
+        let limit = filter.capped_limit();
+        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX / 4);
+        let codes: Vec<&str> = match filter.status {
+            Some(status) => vec![row::status_code(status)],
+            None => JobStatus::ALL
+                .iter()
+                .map(|s| row::status_code(*s))
+                .collect(),
+        };
+        let text = match filter.name {
+            Some(_) => &shared.sql.find_by_name,
+            None => &shared.sql.find,
+        };
+        let rows = shared
+            .bounded(
+                "find_jobs",
+                sqlx::query(sql::safe(text))
+                    .bind(codes)
+                    .bind(filter.name.as_deref())
+                    .bind(filter.queue.as_deref())
+                    .bind(offset.saturating_add(limit as i64 + 1))
+                    .bind(offset)
+                    .bind(limit as i64 + 1)
+                    .fetch_all(&shared.pool),
+            )
+            .await?;
+        let mut jobs: Vec<Job> = self
+            .decode_all(rows)
+            .await
+            .into_iter()
+            .map(|(job, _)| job)
+            .collect();
+        let more = jobs.len() > limit;
+        jobs.truncate(limit);
+        Ok(JobPage::new(jobs, more))
+    }
+
+    /// One statement: the row is locked, then deleted unless running.
+    async fn delete(&self, id: JobId) -> Result<DeleteOutcome> {
+        let shared = self.shared();
+        let row = shared
+            .bounded(
+                "delete",
+                sqlx::query(sql::safe(&shared.sql.delete))
+                    .bind(*id.as_uuid())
+                    .fetch_optional(&shared.pool),
+            )
+            .await?;
+        Ok(match row {
+            None => DeleteOutcome::NotFound,
+            Some(row) if row.get::<i64, _>("deleted") > 0 => DeleteOutcome::Deleted,
+            Some(_) => DeleteOutcome::Running,
+        })
+    }
+
+    /// In statements of up to 5,000 rows each (short transactions), until
+    /// none is left.
+    async fn purge_status(&self, status: JobStatus) -> Result<u64> {
+        if status == JobStatus::Running {
+            return Err(Error::InvalidArgument(
+                "running jobs cannot be purged: cancel them".into(),
+            ));
+        }
+        const CHUNK: i64 = 5_000;
+        let shared = self.shared();
+        let mut removed = 0;
+        loop {
+            let row = shared
+                .bounded(
+                    "purge_status",
+                    sqlx::query(sql::safe(&shared.sql.purge_status))
+                        .bind(row::status_code(status))
+                        .bind(CHUNK)
+                        .fetch_one(&shared.pool),
+                )
+                .await?;
+            let n = row.get::<i64, _>("removed").max(0);
+            removed += n as u64;
+            if n < CHUNK {
+                return Ok(removed);
+            }
+        }
+    }
+
+    /// Counted by the finish and lease recovery statements, once each, in
+    /// the `throughput` table; the minutes are those of the database's
+    /// clock.
+    async fn throughput(&self, minutes: usize) -> Result<Vec<Throughput>> {
+        let minutes = minutes.min(THROUGHPUT_MINUTES);
+        let shared = self.shared();
+        let rows = shared
+            .bounded(
+                "throughput",
+                sqlx::query(sql::safe(&shared.sql.throughput))
+                    .bind(minutes as i32)
+                    .fetch_all(&shared.pool),
+            )
+            .await?;
+        let now = rows
+            .first()
+            .map(|r| r.get::<DateTime<Utc>, _>("now"))
+            .unwrap_or_else(Utc::now);
+        let known = rows.iter().filter_map(|r| {
+            let minute: Option<DateTime<Utc>> = r.get("minute");
+            let processed: i64 = r.get::<Option<i64>, _>("processed").unwrap_or(0);
+            let failed: i64 = r.get::<Option<i64>, _>("failed").unwrap_or(0);
+            Some(Throughput::new(
+                minute?,
+                processed.max(0) as u64,
+                failed.max(0) as u64,
+            ))
+        });
+        Ok(Throughput::series(now, minutes, known))
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        let shared = self.shared();
+        let rows = shared
+            .bounded(
+                "workers",
+                sqlx::query(sql::safe(&shared.sql.workers)).fetch_all(&shared.pool),
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| serde_json::from_str(&r.get::<String, _>("report")).ok())
             .collect())
     }
 

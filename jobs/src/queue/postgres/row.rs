@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use crate::error::{Error, Result};
-use crate::job::{Job, JobId, JobStatus};
+use crate::job::{AttemptError, Job, JobId, JobStatus};
 
 /// The one-letter code of a status in the `status` column.
 pub(super) fn status_code(status: JobStatus) -> &'static str {
@@ -198,6 +198,13 @@ pub(super) fn decode(row: &PgRow) -> std::result::Result<(Job, u64), String> {
         job.progress = Some(Box::new(
             serde_json::from_str(&progress).map_err(|e| format!("progress: {e}"))?,
         ));
+    }
+    if let Some(errors) = row.try_get::<Option<String>, _>("errors").map_err(get)? {
+        // After those the record holds (from before a retry).
+        let errors: Vec<AttemptError> =
+            serde_json::from_str(&errors).map_err(|e| format!("errors: {e}"))?;
+        job.errors.extend(errors);
+        job.keep_last_errors();
     }
     let token: i64 = row.try_get("token").map_err(get)?;
     Ok((job, u64::try_from(token).unwrap_or(0)))

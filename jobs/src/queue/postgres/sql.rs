@@ -10,7 +10,12 @@ use sqlx::AssertSqlSafe;
 /// `super::row::decode`).
 const COLUMNS: &str = "id, status::text AS status, attempts, max_retries, token, scheduled_at, \
      started_at, completed_at, result::text AS result, last_error, progress::text AS progress, \
-     record::text AS record";
+     errors::text AS errors, record::text AS record";
+
+/// A job's `errors` with room for one more within 25 (`MAX_ATTEMPT_ERRORS`):
+/// the oldest dropped when full (`finish.sql`, `recover.sql`, on row `j`).
+const KEEP_ERRORS: &str = "CASE WHEN jsonb_array_length(coalesce(j.errors, '[]'::jsonb)) >= 25 \
+     THEN j.errors - 0 ELSE coalesce(j.errors, '[]'::jsonb) END";
 
 /// The migrations, in order: (version, name, SQL). Forward only; a version
 /// once released is never edited.
@@ -33,6 +38,7 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "last_run",
         include_str!("sql/migrations/0006_last_run.sql"),
     ),
+    (7, "admin", include_str!("sql/migrations/0007_admin.sql")),
 ];
 
 /// The queries of one queue (one schema).
@@ -62,6 +68,14 @@ pub(super) struct Sql {
     pub(super) queue_rates: Arc<str>,
     pub(super) last_run_load: Arc<str>,
     pub(super) last_run_save: Arc<str>,
+    pub(super) find: Arc<str>,
+    pub(super) find_by_name: Arc<str>,
+    pub(super) delete: Arc<str>,
+    pub(super) purge_status: Arc<str>,
+    pub(super) throughput: Arc<str>,
+    pub(super) report_worker: Arc<str>,
+    pub(super) remove_worker: Arc<str>,
+    pub(super) workers: Arc<str>,
 }
 
 /// `name` as a quoted SQL identifier.
@@ -135,6 +149,7 @@ impl Sql {
                     "{events_of_cancelled}",
                     &events("cancelled", "'cancelled'", "NULL::jsonb"),
                 )
+                .replace("{keep_errors}", KEEP_ERRORS)
                 .replace("{columns}", COLUMNS)
                 .replace("{schema}", &schema)
                 .replace("{channel}", &channel)
@@ -166,6 +181,18 @@ impl Sql {
             queue_rates: fill_arc(include_str!("sql/queue_rates.sql")),
             last_run_load: fill_arc(include_str!("sql/last_run_load.sql")),
             last_run_save: fill_arc(include_str!("sql/last_run_save.sql")),
+            find: fill_arc(
+                &include_str!("sql/find.sql").replace("{name_filter}", "$2::text IS NULL"),
+            ),
+            find_by_name: fill_arc(
+                &include_str!("sql/find.sql").replace("{name_filter}", "j.name = $2::text"),
+            ),
+            delete: fill_arc(include_str!("sql/delete.sql")),
+            purge_status: fill_arc(include_str!("sql/purge_status.sql")),
+            throughput: fill_arc(include_str!("sql/throughput.sql")),
+            report_worker: fill_arc(include_str!("sql/report_worker.sql")),
+            remove_worker: fill_arc("DELETE FROM {schema}.workers WHERE id = $1"),
+            workers: fill_arc(include_str!("sql/workers.sql")),
         }
     }
 }

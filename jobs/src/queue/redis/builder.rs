@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::conn::backend;
 use super::scripts::Scripts;
-use super::wake::Wake;
 use super::{Keys, RedisJobQueue, Shared};
 use crate::error::{BackendError, Error, Result};
+use crate::queue::wake::Wake;
 
 /// Builds a [`RedisJobQueue`] with non-default settings; get one with
 /// [`RedisJobQueue::builder`].

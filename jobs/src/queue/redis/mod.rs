@@ -31,6 +31,9 @@
 //! | `jobs:{NAME}:unique`    | hash       | unique key → `<holder id>\|<enqueued µs>` (the lock)         |
 //! | `jobs:{NAME}:keys`      | set        | the `held`, `rheld`, `rate` and `started` keys made (for purge, list) |
 //! | `jobs:{NAME}:events`    | channel    | pub/sub: job events, one JSON array per script call (while anyone listens) |
+//! | `jobs:{NAME}:stat:<m>`  | string     | attempts ended in minute `m` (since the epoch): processed × 2³² + failed; expires after 25 h |
+//! | `jobs:{NAME}:workers`   | hash       | worker id → its latest report ([`WorkerInfo`] as JSON)      |
+//! | `jobs:{NAME}:worker_lapses` | sorted set | worker id → when its report lapses (µs, Redis clock)     |
 //!
 //! # Flow control
 //!
@@ -70,7 +73,9 @@
 //! priority rank (0 = critical), attempts, max retries, the current lease
 //! token, and the start and finish times (µs), followed by patches: the
 //! results of finished attempts (each `\x1f{"result":..,"last_error":..,
-//! "scheduled_at":..}`, applied in order). Its exact format and limits are
+//! "scheduled_at":..}`, applied in order; a failed attempt's also with its
+//! number and end time, `{"attempt":..,"at_us":..,`, which make
+//! [`Job::errors`], the last 25 kept). Its exact format and limits are
 //! in `record.rs`, whose parser and the Lua one (`lua/prelude.lua`) accept
 //! the same strings. The state is authoritative for those fields; the JSON
 //! is never rewritten by a state change. So the scripts never parse the
@@ -166,8 +171,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
-    CancelOutcome, Enqueue, Enqueued, JobQueue, Lease, Outcome, QueueAdmin, QueueCounts, QueueInfo,
-    Reservation, Take,
+    CancelOutcome, DeleteOutcome, Enqueue, Enqueued, JobFilter, JobPage, JobQueue, Lease, Outcome,
+    QueueAdmin, QueueCounts, QueueInfo, Reservation, THROUGHPUT_MINUTES, Take, Throughput,
+    WorkerInfo,
 };
 use crate::error::{BackendError, Error, Result};
 use crate::job::{Job, JobId, JobStatus};
@@ -182,12 +188,12 @@ mod scripts;
 mod tests;
 mod wake;
 
+use super::wake::Wake;
 use batch::{Encoded, EnqueueRequest, FinishEntry, FinishRequest};
 pub use builder::RedisJobQueueBuilder;
 pub use last_run::RedisLastRunStore;
 use record::{Part, Patch};
 use scripts::Scripts;
-use wake::Wake;
 
 /// A queue in Redis, shared by any number of worker processes.
 ///
@@ -275,6 +281,8 @@ struct Keys {
     unique: String,
     keys: String,
     events: String,
+    workers: String,
+    worker_lapses: String,
 }
 
 impl Keys {
@@ -299,6 +307,8 @@ impl Keys {
             unique: key("unique"),
             keys: key("keys"),
             events: key("events"),
+            workers: key("workers"),
+            worker_lapses: key("worker_lapses"),
         }
     }
 
@@ -430,6 +440,16 @@ impl RedisJobQueue {
         &self.inner.shared
     }
 
+    /// A call of `lua/workers.lua` doing `op`.
+    fn workers_call(&self, op: &str) -> redis::ScriptInvocation<'_> {
+        let shared = self.shared();
+        let mut call = shared.scripts.workers.prepare_invoke();
+        call.key(&shared.keys.workers)
+            .key(&shared.keys.worker_lapses)
+            .arg(op);
+        call
+    }
+
     fn finisher(&self) -> &mpsc::UnboundedSender<FinishRequest> {
         self.inner.finisher.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -491,9 +511,13 @@ impl RedisJobQueue {
     }
 }
 
-fn now_us() -> i64 {
-    Utc::now().timestamp_micros()
-}
+/// How many entries beyond the first `offset + limit + 1` matches
+/// `find_jobs` looks at per index, at most.
+const FIND_SCAN: usize = 10_000;
+
+/// How many jobs one `purge_status` script call deletes at most (and how
+/// many entries it looks at).
+const PURGE_CHUNK: usize = 1_000;
 
 fn lease_us(lease: Duration) -> i64 {
     i64::try_from(lease.as_micros()).unwrap_or(i64::MAX / 4)
@@ -581,7 +605,7 @@ impl JobQueue for RedisJobQueue {
         let shared = self.shared();
         self.inner
             .seen_epoch
-            .store(shared.wake.epoch.load(Ordering::Acquire), Ordering::Release);
+            .store(shared.wake.epoch(), Ordering::Release);
         let mut call = shared.common().call(&shared.scripts.reserve);
         call.arg(lease_us(lease));
         for take in takes {
@@ -604,7 +628,7 @@ impl JobQueue for RedisJobQueue {
             .and_then(|d| std::str::from_utf8(&d).ok()?.parse::<f64>().ok())
             .filter(|d| *d >= 0.0)
             .map_or(i64::MAX, |d| d as i64);
-        shared.wake.next_due_us.store(next_due, Ordering::Release);
+        shared.wake.set_next_due(next_due);
         let mut out = Vec::with_capacity(it.len() / 3);
         let mut corrupt = Vec::new();
         while let (Some(id), Some(state), Some(body)) = (it.next(), it.next(), it.next()) {
@@ -622,30 +646,8 @@ impl JobQueue for RedisJobQueue {
 
     async fn wait_for_jobs(&self, timeout: Duration) {
         self.ensure_subscriber();
-        let wake = &self.shared().wake;
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = wake.notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if wake.epoch.load(Ordering::Acquire) != self.inner.seen_epoch.load(Ordering::Acquire) {
-                // Something became ready since the last reserve started.
-                return;
-            }
-            // The earliest known time a job becomes due or a rate limit
-            // lets one start (a message may lower it while we wait).
-            let due = wake.next_due_us.load(Ordering::Acquire);
-            let until = if due == i64::MAX {
-                deadline
-            } else {
-                let wait = Duration::from_micros(u64::try_from(due - now_us()).unwrap_or(0));
-                deadline.min(tokio::time::Instant::now() + wait + Duration::from_millis(1))
-            };
-            tokio::select! {
-                _ = notified => {}
-                _ = tokio::time::sleep_until(until) => return,
-            }
-        }
+        let seen = self.inner.seen_epoch.load(Ordering::Acquire);
+        self.shared().wake.wait(seen, timeout).await
     }
 
     async fn heartbeat(&self, leases: &[Lease], lease: Duration) -> Result<Vec<Lease>> {
@@ -680,7 +682,7 @@ impl JobQueue for RedisJobQueue {
                     result: Some(Cow::Borrowed(result)),
                     last_error: result.error.as_deref().map(Cow::Borrowed),
                     scheduled_at: Some(*at),
-                    progress: None,
+                    ..Patch::default()
                 },
                 record::micros_ceil(*at),
             ),
@@ -785,6 +787,28 @@ impl JobQueue for RedisJobQueue {
     async fn revocations(&self) {
         self.ensure_subscriber();
         self.shared().revoked.notified().await;
+    }
+
+    /// Stores the report in `jobs:{NAME}:workers`, lapsing after `ttl` by
+    /// the Redis clock (`jobs:{NAME}:worker_lapses`).
+    async fn report_worker(&self, info: &WorkerInfo, ttl: Duration) -> Result<()> {
+        let mut info = info.clone();
+        info.last_seen = Utc::now();
+        let json = serde_json::to_vec(&info).map_err(|e| Error::Serialize {
+            name: "worker report".into(),
+            message: e.to_string(),
+        })?;
+        let mut call = self.workers_call("report");
+        call.arg(&info.id).arg(json).arg(lease_us(ttl));
+        let _: i64 = self.shared().call("report_worker", &call).await?;
+        Ok(())
+    }
+
+    async fn remove_worker(&self, id: &str) -> Result<()> {
+        let mut call = self.workers_call("remove");
+        call.arg(id);
+        let _: i64 = self.shared().call("remove_worker", &call).await?;
+        Ok(())
     }
 }
 
@@ -898,6 +922,129 @@ impl QueueAdmin for RedisJobQueue {
         found.sort_by_key(|job| std::cmp::Reverse(job.created_at));
         found.truncate(limit);
         Ok(found)
+    }
+
+    /// Reads the candidates from the indexes in one script call (one
+    /// consistent snapshot) and returns only the page. The candidates are
+    /// the first `offset + limit + 1` matching jobs of each index in its
+    /// own order — each named queue's ready jobs per priority (last ready
+    /// first), the jobs limits hold back, the scheduled ones (latest due
+    /// first), the running ones, the finished ones kept (last finished
+    /// first) — sorted by creation time. So the page is exact where those
+    /// orders agree with creation order (jobs that became ready when
+    /// created and were not retried, and for the newest finished ones);
+    /// a waiting job retried long after it was created may be missed on a
+    /// deep page.
+    ///
+    /// The cost is O(candidates): about `offset + limit` per index, the
+    /// JSON of each read. A status or queue filter that rejects entries
+    /// makes an index be read further; a name filter reads each entry's
+    /// JSON to check it; each index is read for at most 10,000 entries
+    /// beyond the first `offset + limit + 1` matches (so a name matching
+    /// fewer jobs than that, far back in a long index, may be missed).
+    async fn find_jobs(&self, filter: &JobFilter) -> Result<JobPage> {
+        let shared = self.shared();
+        let limit = filter.capped_limit();
+        if filter
+            .queue
+            .as_deref()
+            .is_some_and(|q| crate::job::check_queue_name(q).is_err())
+        {
+            // No job can be in a queue of that name (as on every backend).
+            return Ok(JobPage::new(Vec::new(), false));
+        }
+        let status = filter.status.map_or(String::new(), |s| {
+            char::from(record::status_code(s)).to_string()
+        });
+        let mut call = shared.common().call(&shared.scripts.find);
+        call.arg(status)
+            .arg(filter.name.as_deref().unwrap_or(""))
+            .arg(filter.queue.as_deref().unwrap_or(""))
+            .arg(filter.offset.min(1 << 40))
+            .arg(limit)
+            .arg(FIND_SCAN);
+        let mut reply: Vec<Vec<u8>> = shared.call("find_jobs", &call).await?;
+        if reply.is_empty() {
+            return Ok(JobPage::new(Vec::new(), false));
+        }
+        let more = reply.remove(0) == b"1";
+        Ok(JobPage::new(self.decode_all(reply), more))
+    }
+
+    /// One script call: the job's records and its place in every index go
+    /// together, and its unique lock is freed.
+    async fn delete(&self, id: JobId) -> Result<DeleteOutcome> {
+        let shared = self.shared();
+        let mut call = shared.common().call(&shared.scripts.delete);
+        call.arg(id.to_string());
+        let code: String = shared.call("delete", &call).await?;
+        Ok(match code.as_str() {
+            "D" => DeleteOutcome::Deleted,
+            "R" => DeleteOutcome::Running,
+            _ => DeleteOutcome::NotFound,
+        })
+    }
+
+    /// Deletes up to 1,000 jobs per script call, as many calls as it
+    /// takes, so that Redis serves other clients in between: finished jobs
+    /// found in the retention list, waiting ones by a scan of every job's
+    /// state (O(jobs) in all). Jobs that reach the status while it runs
+    /// may stay.
+    async fn purge_status(&self, status: JobStatus) -> Result<u64> {
+        if status == JobStatus::Running {
+            return Err(Error::InvalidArgument(
+                "running jobs cannot be purged: cancel them".into(),
+            ));
+        }
+        let shared = self.shared();
+        let letter = char::from(record::status_code(status)).to_string();
+        let mut cursor = "0".to_owned();
+        let mut removed = 0;
+        loop {
+            let mut call = shared.common().call(&shared.scripts.purge_status);
+            call.arg(&letter).arg(&cursor).arg(PURGE_CHUNK);
+            let (n, next): (u64, String) = shared.call("purge_status", &call).await?;
+            removed += n;
+            if next.is_empty() {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Counted by the finish and lease recovery scripts, once per call,
+    /// in per-minute keys that expire after 25 hours; the minutes are those
+    /// of the Redis clock.
+    async fn throughput(&self, minutes: usize) -> Result<Vec<Throughput>> {
+        let minutes = minutes.min(THROUGHPUT_MINUTES);
+        let shared = self.shared();
+        let mut call = shared.common().call(&shared.scripts.throughput);
+        call.arg(minutes);
+        let reply: Vec<String> = shared.call("throughput", &call).await?;
+        let mut it = reply.into_iter();
+        let current: i64 = it.next().and_then(|m| m.parse().ok()).unwrap_or_default();
+        let now = chrono::DateTime::from_timestamp(current * 60, 0).unwrap_or_else(Utc::now);
+        let known = it.enumerate().filter_map(|(back, packed)| {
+            let packed: i64 = packed.parse().ok()?;
+            let at = chrono::DateTime::from_timestamp((current - back as i64) * 60, 0)?;
+            Some(Throughput::new(
+                at,
+                (packed >> 32).max(0) as u64,
+                (packed & 0xffff_ffff) as u64,
+            ))
+        });
+        Ok(Throughput::series(now, minutes, known))
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        let call = self.workers_call("list");
+        let reports: Vec<Vec<u8>> = self.shared().call("workers", &call).await?;
+        let mut alive: Vec<WorkerInfo> = reports
+            .iter()
+            .filter_map(|json| serde_json::from_slice(json).ok())
+            .collect();
+        alive.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(alive)
     }
 
     async fn cancel(&self, id: JobId) -> Result<CancelOutcome> {

@@ -13,7 +13,10 @@
 //! [`PATCH_SEP`]. The state is authoritative for the status, attempts and
 //! times; the JSON is the job as enqueued (or as put back by `retry`); each
 //! patch (appended by `finish`, lease recovery or quarantine) sets `result`,
-//! `last_error` and `scheduled_at`, in order. So the scripts never parse or
+//! `last_error` and `scheduled_at`, in order; the patch of a failed attempt
+//! also carries its number and end time (`attempt`, `at_us`, put in front
+//! by the scripts), and adds an entry to `Job::errors` (the scripts keep
+//! the last 25 such patches). So the scripts never parse or
 //! re-encode the job's JSON, and the hot ones only touch the short state.
 //!
 //! [`parse_state`] here and `header` in `lua/prelude.lua` are the two
@@ -25,7 +28,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
-use crate::job::{Job, JobId, JobStatus};
+use crate::job::{AttemptError, Job, JobId, JobStatus};
 use crate::result::JobResult;
 
 /// Starts each patch in a state (a control character, never raw in JSON
@@ -74,11 +77,26 @@ pub(super) struct Patch<'a> {
     /// as a patch of this field only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) progress: Option<serde_json::Value>,
+    /// Set (with `at_us`) by the scripts on the patch of a failed attempt:
+    /// its number. The attempt's error is the patch's `last_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) attempt: Option<u32>,
+    /// When the failed attempt ended (µs since the epoch, Redis clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) at_us: Option<i64>,
 }
 
 impl Patch<'_> {
     /// Lays this attempt's outcome over the job; later patches win.
     fn apply(self, job: &mut Job) {
+        if let Some(attempt) = self.attempt {
+            let at = self
+                .at_us
+                .and_then(DateTime::<Utc>::from_timestamp_micros)
+                .unwrap_or(job.created_at);
+            let error = self.last_error.as_deref().unwrap_or("failed");
+            job.errors.push(AttemptError::new(attempt, at, error));
+        }
         if let Some(result) = self.result {
             job.result = Some(Box::new(result.into_owned()));
         }
@@ -332,6 +350,7 @@ pub(super) fn decode(id: JobId, state: &[u8], body: &[u8]) -> Result<(Job, u64),
     for patch in patches(results) {
         patch.apply(&mut job);
     }
+    job.keep_last_errors();
     job.id = id;
     job.status = header.status;
     job.attempts = header.attempts;

@@ -44,7 +44,12 @@ pub(super) struct Scripts {
     pub(super) repair: Script,
     pub(super) progress: Script,
     pub(super) queues: Script,
+    pub(super) find: Script,
+    pub(super) delete: Script,
+    pub(super) purge_status: Script,
+    pub(super) throughput: Script,
     pub(super) save_last_run: Script,
+    pub(super) workers: Script,
 }
 
 /// A queue script: the prelude, then the script's own file, with the
@@ -107,7 +112,12 @@ impl Scripts {
             repair: queue_script(include_str!("lua/repair.lua")),
             progress: queue_script(include_str!("lua/progress.lua")),
             queues: queue_script(include_str!("lua/queues.lua")),
+            find: queue_script(include_str!("lua/find.lua")),
+            delete: queue_script(include_str!("lua/delete.lua")),
+            purge_status: queue_script(include_str!("lua/purge_status.lua")),
+            throughput: queue_script(include_str!("lua/throughput.lua")),
             save_last_run: Script::new(include_str!("lua/save_last_run.lua")),
+            workers: Script::new(include_str!("lua/workers.lua")),
         }
     }
 }
@@ -164,6 +174,10 @@ mod tests {
             include_str!("lua/finish.lua"),
             include_str!("lua/enqueue.lua"),
             include_str!("lua/purge.lua"),
+            include_str!("lua/find.lua"),
+            include_str!("lua/delete.lua"),
+            include_str!("lua/purge_status.lua"),
+            include_str!("lua/throughput.lua"),
         ] {
             let src = join(body);
             for name in [

@@ -130,6 +130,13 @@ async fn every_status_reads_the_same_in_lua_and_rust() {
         assert_eq!((job.id, job.status), (id, status));
         if matches!(status, JobStatus::Retrying | JobStatus::Failed) {
             assert_eq!(job.last_error.as_deref(), Some(error));
+            // The attempt number the script put in front of the patch.
+            let errors: Vec<_> = job
+                .errors
+                .iter()
+                .map(|e| (e.attempt, &e.error[..]))
+                .collect();
+            assert_eq!(errors, [(1, error)], "{status:?}");
         }
     }
     queue.purge().await.unwrap();

@@ -8,47 +8,14 @@
 //! local subscribers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::RedisError;
-use tokio::sync::Notify;
 
 use super::Shared;
-use crate::events::{JobEvent, JobEventKind};
-use crate::job::JobId;
-
-/// Wake-ups for idle workers, fed by the subscription.
-pub(super) struct Wake {
-    pub(super) notify: Notify,
-    /// Bumped on every wake message (and on each (re)subscription).
-    pub(super) epoch: AtomicU64,
-    /// The earliest known due time of a scheduled job (µs), or `i64::MAX`.
-    pub(super) next_due_us: AtomicI64,
-}
-
-impl Wake {
-    pub(super) fn new() -> Self {
-        Wake {
-            notify: Notify::new(),
-            epoch: AtomicU64::new(0),
-            next_due_us: AtomicI64::new(i64::MAX),
-        }
-    }
-
-    /// Wakes the waiting workers (`due_us == 0`: a job is ready), or tells
-    /// them of a time a job becomes due (`due_us > 0`), so they sleep no
-    /// longer than that.
-    fn wake(&self, due_us: i64) {
-        if due_us > 0 {
-            self.next_due_us.fetch_min(due_us, Ordering::AcqRel);
-        } else {
-            self.epoch.fetch_add(1, Ordering::AcqRel);
-        }
-        self.notify.notify_waiters();
-    }
-}
+use crate::queue::wake::{ProgressField, decode_events};
 
 /// Keeps a pub/sub subscription to the queue's wake channel and turns its
 /// messages into wake-ups and revocations; resubscribes with backoff when
@@ -123,29 +90,11 @@ fn relay(shared: &Shared, payload: &[u8]) {
     if shared.events.receiver_count() == 0 {
         return;
     }
-    let Ok(list) = serde_json::from_slice::<Vec<Vec<serde_json::Value>>>(payload) else {
+    let Some(events) = decode_events(payload, ProgressField::Text) else {
         tracing::debug!(queue = %shared.name, "an event message that does not parse");
         return;
     };
-    for fields in list {
-        let kind = fields
-            .first()
-            .cloned()
-            .and_then(|k| serde_json::from_value::<JobEventKind>(k).ok());
-        let id = fields
-            .get(1)
-            .and_then(|v| v.as_str())
-            .and_then(|v| v.parse::<JobId>().ok());
-        let (Some(kind), Some(id)) = (kind, id) else {
-            continue;
-        };
-        let name = fields.get(2).and_then(|v| v.as_str()).unwrap_or_default();
-        let mut event = JobEvent::new(id, name.to_owned(), kind);
-        if let Some(progress) = fields.get(3).and_then(|v| v.as_str()) {
-            if let Ok(value) = serde_json::from_str(progress) {
-                event = event.with_progress(value);
-            }
-        }
+    for event in events {
         let _ = shared.events.send(event);
     }
 }

@@ -3,7 +3,9 @@
 -- Returns the ids of the jobs changed. Sends one event per job, and a
 -- wake-up for the earliest retry or snooze time (`d` + µs). Stores the next
 -- runs of recurring jobs whose finish took effect, in the same statement
--- (a next run whose id is taken is there already: skipped).
+-- (a next run whose id is taken is there already: skipped). A failed
+-- attempt (T, F) adds its error to `errors`; the attempts that ended (all
+-- but snoozes) are counted in `throughput`, of them T and F as failed.
 --
 --   $1 uuid[]        ids
 --   $2 int8[]        tokens
@@ -33,12 +35,28 @@ done AS (
         seq = CASE WHEN i.at IS NULL THEN j.seq ELSE nextval('{schema}.job_seq') END,
         started_at = CASE WHEN i.code = 'S' THEN NULL ELSE j.started_at END,
         completed_at = CASE WHEN i.code IN ('C', 'F', 'X', 'E') THEN now() END,
-        lease_until = NULL
+        lease_until = NULL,
+        errors = CASE WHEN i.code IN ('T', 'F') THEN
+                     {keep_errors}
+                     || jsonb_build_array(jsonb_build_object(
+                            'attempt', j.attempts, 'at', now(),
+                            'error', coalesce(i.last_error, 'failed')))
+                 ELSE j.errors END
     FROM input i
     WHERE j.id = i.id AND j.token = i.token AND j.status = 'R'
     RETURNING j.id, j.name, i.code, i.at, j.conc_key, j.qslot
 ),
 {free_slots_of_done},
+-- One upsert per statement, on the row of this minute and connection.
+counted AS (
+    INSERT INTO {schema}.throughput AS t (minute, shard, processed, failed)
+    SELECT date_trunc('minute', now()), (pg_backend_pid() % 16)::smallint,
+           count(*) FILTER (WHERE code <> 'S'), count(*) FILTER (WHERE code IN ('T', 'F'))
+    FROM done
+    HAVING count(*) FILTER (WHERE code <> 'S') > 0
+    ON CONFLICT (minute, shard) DO UPDATE
+        SET processed = t.processed + EXCLUDED.processed, failed = t.failed + EXCLUDED.failed
+),
 following AS (
     SELECT t.*
     FROM unnest($7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::int2[], $12::int4[],

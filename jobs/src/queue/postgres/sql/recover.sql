@@ -1,7 +1,10 @@
 -- Puts jobs whose lease ran out (their worker died or lost the database)
 -- back in the queue, the attempt counted, or fails them if it was their
--- last; up to 1,000 per call. Uses jobs_running. Returns how many.
+-- last; up to 1,000 per call. The lost attempt is kept among the job's
+-- errors and counted in `throughput`. Uses jobs_running. Returns how many.
 WITH expired AS (
+    -- The message is made here, from the locked row: the UPDATE below
+    -- cannot refer to its own target in a LATERAL of its FROM.
     SELECT id,
            'the worker running attempt ' || attempts
                || ' stopped renewing its lease (it crashed or lost the database)' AS message
@@ -18,15 +21,27 @@ recovered AS (
         lease_until = NULL,
         run_at = now(),
         seq = nextval('{schema}.job_seq'),
-        last_error = expired.message,
-        result = jsonb_build_object('success', false, 'error', expired.message,
+        last_error = e.message,
+        result = jsonb_build_object('success', false, 'error', e.message,
                                     'error_type', 'LeaseExpired',
-                                    'retryable', j.attempts <= j.max_retries)
-    FROM expired
-    WHERE j.id = expired.id
+                                    'retryable', j.attempts <= j.max_retries),
+        errors = {keep_errors}
+                 || jsonb_build_array(jsonb_build_object(
+                        'attempt', j.attempts, 'at', now(), 'error', e.message))
+    FROM expired e
+    WHERE j.id = e.id
     RETURNING j.id, j.name, j.status, j.conc_key, j.qslot
 ),
-{free_slots_of_recovered}
+{free_slots_of_recovered},
+-- A lost attempt ended in an error: counted as processed and failed.
+counted AS (
+    INSERT INTO {schema}.throughput AS t (minute, shard, processed, failed)
+    SELECT date_trunc('minute', now()), (pg_backend_pid() % 16)::smallint, count(*), count(*)
+    FROM recovered
+    HAVING count(*) > 0
+    ON CONFLICT (minute, shard) DO UPDATE
+        SET processed = t.processed + EXCLUDED.processed, failed = t.failed + EXCLUDED.failed
+)
 SELECT count(*) AS recovered,
        (SELECT count(*) FROM freed) AS freed,
        (SELECT pg_notify({channel}, 'w') FROM freed WHERE left(key, 1) = chr(1) LIMIT 1)

@@ -15,6 +15,8 @@ SET status = 'P',
     lease_until = NULL,
     run_at = now(),
     seq = nextval('{schema}.job_seq'),
-    record = $4::jsonb
+    record = $4::jsonb,
+    -- The record holds the errors so far.
+    errors = NULL
 WHERE id = $1 AND status = $2::"char" AND token = $3
 RETURNING pg_notify({channel}, 'w')::text AS woke

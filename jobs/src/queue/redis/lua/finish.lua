@@ -5,7 +5,10 @@
 -- `+`, NEXT_WIDTH more: the next job's id, state, JSON, due (us), rank, meta.
 -- Returns 1 per entry whose lease was held (and is now settled), else 0.
 -- A settled job frees its place in its queue's and its key's running
--- counts; a job its concurrency key held back takes the place.
+-- counts; a job its concurrency key held back takes the place. A failed
+-- attempt's patch gets its attempt number and time in front (the job's
+-- errors; the oldest beyond MAX_ERRORS are dropped), and the attempts
+-- settled are counted for `throughput` once per call.
 local ARG_ENTRIES = ARG_OWN
 local ENTRY_ID, ENTRY_TOKEN, ENTRY_STATUS, ENTRY_PATCH, ENTRY_AT, ENTRY_WIDTH = 0, 1, 2, 3, 4, 5
 local NEXT_ID, NEXT_STATE, NEXT_JSON, NEXT_DUE, NEXT_RANK, NEXT_META, NEXT_WIDTH = 5, 6, 7, 8, 9, 10, 6
@@ -34,6 +37,7 @@ if nexts then touch(K_QUEUES, 'set') end
 local hs, zrem, fin = {}, {}, {}
 local co = fmt(now)
 local running = 0
+local processed, failed = 0, 0
 for k, id in ipairs(ids) do
   local b = base[k]
   local st, p = ARGV[b + ENTRY_STATUS], ARGV[b + ENTRY_PATCH]
@@ -43,7 +47,13 @@ for k, id in ipairs(ids) do
   if s == 'R' and t == ARGV[b + ENTRY_TOKEN] then
     zrem[#zrem + 1] = id
     local patches = string.sub(states[k], pos)
-    if p ~= '' then patches = patches .. '\31' .. p end
+    if st == 'T' or st == 'F' then
+      patches = room_for_error(patches) .. '\31' .. attempt_patch(p, a, co)
+      failed = failed + 1
+    elseif p ~= '' then
+      patches = patches .. '\31' .. p
+    end
+    if st ~= 'S' then processed = processed + 1 end
     running = running + 1
     ran(ms[k], -1)
     if listening then event(event_of(st), id, bodies[k]) end
@@ -93,4 +103,5 @@ finished(fin, now)
 flush_counts()
 flush_active()
 publish()
+count_attempts(processed, failed, now)
 return res

@@ -123,6 +123,50 @@ local function failure(msg, kind, retryable)
   })
 end
 
+-- The failed attempts' errors a state keeps (MAX_ATTEMPT_ERRORS in job.rs):
+-- each is a patch starting `{"attempt":N,"at_us":T,` (the attempt number
+-- and when it ended, written by the scripts in front of the patch the
+-- worker sent), read back by record.rs into `Job::errors`.
+--! MAX_ERRORS = 25
+--! ERROR_MARK = '\31{"attempt":'
+-- `p` (a patch without its separator: a JSON object, or '') as the patch
+-- of failed attempt `a` that ended at `at` (µs, as text).
+local function attempt_patch(p, a, at)
+  local head = '{"attempt":' .. a .. ',"at_us":' .. at
+  if p == '' or p == '{}' then return head .. '}' end
+  return head .. ',' .. string.sub(p, 2)
+end
+-- `patches` with its oldest attempt errors dropped, so that one more fits
+-- within MAX_ERRORS. (For failed attempts only: off the path of a success.)
+local function room_for_error(patches)
+  local _, n = string.gsub(patches, ERROR_MARK, '')
+  while n >= MAX_ERRORS do
+    local s = string.find(patches, ERROR_MARK, 1, true)
+    local e = string.find(patches, '\31', s + 1, true)
+    patches = string.sub(patches, 1, s - 1) .. (e and string.sub(patches, e) or '')
+    n = n - 1
+  end
+  return patches
+end
+
+-- Attempts that ended, per minute, for `throughput`: the string key
+-- `stat:<minute since the epoch>` holds processed * 2^32 + failed, so one
+-- INCRBY counts a whole batch; it expires after 25 hours. A value that is
+-- no number (edited by hand) starts again from this batch.
+--! STAT_TTL = 90000
+local function count_attempts(processed, failed, now)
+  if processed == 0 then return end
+  local k = PREFIX .. 'stat:' .. string.format('%d', math.floor(now / 60000000))
+  local inc = processed * 4294967296 + failed
+  local v = redis.pcall('INCRBY', k, string.format('%d', inc))
+  if type(v) ~= 'number' then
+    redis.call('SET', k, string.format('%d', inc), 'EX', STAT_TTL)
+  elseif v == inc then
+    -- The minute's first batch made the key.
+    redis.call('EXPIRE', k, STAT_TTL)
+  end
+end
+
 local function num(s)
   if #s == 1 then return string.byte(s) - 48 end
   return tonumber(s)

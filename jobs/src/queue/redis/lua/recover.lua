@@ -2,8 +2,9 @@
 -- failed if it was their last. A job found in running that is not running
 -- (an index edited by hand) is put where it belongs: a waiting one back in
 -- ready, a finished one nowhere; a record that does not parse is
--- quarantined. Returns {how many jobs were recovered, 1 if some running
--- job is in no index, else 0}.
+-- quarantined. A lost attempt is kept among the job's errors and counted
+-- as processed and failed for `throughput`. Returns {how many jobs were
+-- recovered, 1 if some running job is in no index, else 0}.
 --
 -- The second value: while the counts are exact, every job counted running
 -- holds an entry in running (reserve and finish change both in one
@@ -35,6 +36,7 @@ local jsons = {}
 if listen() then jsons = read('HMGET', K_JOBS, unpack(expired)) end
 guard()
 local n = 0
+local lost = 0
 local fin = {}
 for i, id in ipairs(expired) do
   redis.call('ZREM', K_RUNNING, id)
@@ -44,7 +46,9 @@ for i, id in ipairs(expired) do
     local msg = 'the worker running attempt ' .. h.a ..
       ' stopped renewing its lease (it crashed or lost Redis)'
     local last = num(h.a) > num(h.m)
-    h.p = h.p .. failure(msg, 'LeaseExpired', not last)
+    h.p = room_for_error(h.p) .. '\31' ..
+      attempt_patch(string.sub(failure(msg, 'LeaseExpired', not last), 2), h.a, fmt(now))
+    lost = lost + 1
     count('R', -1)
     ran(ms[i], -1)
     if last then
@@ -76,4 +80,6 @@ if #fin > 0 then finished(fin, now) end
 flush_counts()
 flush_active()
 publish()
+-- An attempt whose worker was lost ended in an error.
+count_attempts(lost, lost, now)
 return { n, orphans() }
