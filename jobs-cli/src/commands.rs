@@ -15,10 +15,10 @@ use jobs::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::Failure;
 use crate::args::{Command, ListArgs, PurgeArgs, RetryArgs, WebArgs};
 use crate::output::{self, count, plural};
 use crate::terminal::Terminal;
-use crate::Failure;
 
 /// One command's run: the queue, how to reach and describe it, and where
 /// to write.
