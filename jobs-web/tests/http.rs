@@ -697,6 +697,12 @@ impl JobQueue for Down {
     async fn recover_expired(&self) -> jobs::Result<usize> {
         down()
     }
+    async fn report_worker(&self, _: &jobs::WorkerInfo, _: Duration) -> jobs::Result<()> {
+        down()
+    }
+    async fn remove_worker(&self, _: &str) -> jobs::Result<()> {
+        down()
+    }
 }
 
 impl QueueAdmin for Down {
@@ -707,6 +713,18 @@ impl QueueAdmin for Down {
         down()
     }
     async fn find_jobs(&self, _: &jobs::JobFilter) -> jobs::Result<jobs::JobPage> {
+        down()
+    }
+    async fn delete(&self, _: JobId) -> jobs::Result<jobs::DeleteOutcome> {
+        down()
+    }
+    async fn purge_status(&self, _: JobStatus) -> jobs::Result<u64> {
+        down()
+    }
+    async fn throughput(&self, _: usize) -> jobs::Result<Vec<jobs::Throughput>> {
+        down()
+    }
+    async fn workers(&self) -> jobs::Result<Vec<jobs::WorkerInfo>> {
         down()
     }
     async fn cancel(&self, _: JobId) -> jobs::Result<jobs::CancelOutcome> {
