@@ -533,7 +533,7 @@ fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, slot: Slot) {
             match next_in_slot(&inner, slot.lane).await {
                 Some(next) => {
                     // Tracked at once, with no await since the reserve.
-                    control = track(&inner, &next);
+                    control = retrack(&inner, control, &next);
                     reservation = next;
                 }
                 None => break,
@@ -557,6 +557,25 @@ fn track(inner: &Inner, reservation: &Reservation) -> Arc<Control> {
         awaited: AtomicBool::new(false),
         stopped: Notify::new(),
     });
+    inner
+        .running
+        .lock()
+        .insert(reservation.job.id, Arc::clone(&control));
+    control
+}
+
+/// Tracks the next job of a slot, reusing the finished job's `Control`
+/// when nothing else holds it any more (no context kept by the handler, no
+/// `revoke` waiting) and it was not cancelled: a slot that refills itself
+/// then allocates no control, token or progress cell per job.
+fn retrack(inner: &Inner, mut control: Arc<Control>, reservation: &Reservation) -> Arc<Control> {
+    let Some(reused) = Arc::get_mut(&mut control).filter(|c| !c.token.is_cancelled()) else {
+        return track(inner, reservation);
+    };
+    reused.lease = reservation.lease;
+    *reused.reason.get_mut() = StopReason::None as u8;
+    *reused.awaited.get_mut() = false;
+    reused.progress = Progress::new();
     inner
         .running
         .lock()
