@@ -526,7 +526,7 @@ fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, slot: Slot) {
             );
             #[cfg(feature = "opentelemetry")]
             crate::telemetry::otel::set_parent(&span, &reservation.job);
-            run_job(&inner, reservation.job, &control)
+            run_job(&inner, &reservation.job, &control)
                 .instrument(span)
                 .await;
             // `run_job` took the job out of `running` on every path.
@@ -622,24 +622,27 @@ fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
+/// Runs one reserved job and reports its outcome. The job is borrowed, not
+/// moved: the future is made and wrapped (in its span) before it is first
+/// polled, and a future that holds only references is cheap to move.
+async fn run_job(inner: &Inner, job: &Job, control: &Arc<Control>) {
     let now = inner.config.clock.now();
     let lease = control.lease;
-    let metrics = crate::telemetry::job_metrics(&job);
+    let metrics = crate::telemetry::job_metrics(job);
 
     let outcome = if job.expires_at.is_some_and(|at| at <= now) {
         tracing::info!("job expired before it could run");
         Outcome::Expired
     } else {
-        metrics.started(crate::telemetry::waited(&job, now));
+        metrics.started(crate::telemetry::waited(job, now));
         let cx = JobContext::with_progress(
-            &job,
+            job,
             Arc::clone(&inner.data),
             control.token.clone(),
             Arc::clone(control) as Arc<dyn HasProgress>,
         );
         let timeout = job.timeout.or(inner.config.default_timeout);
-        let attempt = execute(&*inner.processor, &job, &cx, timeout);
+        let attempt = execute(&*inner.processor, job, &cx, timeout);
         let finished = tokio::select! {
             biased;
             _ = control.token.cancelled() => None,
@@ -647,7 +650,7 @@ async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
             never = write_progress(inner, control) => match never {},
         };
         let Some(attempt) = finished else {
-            return stopped_early(inner, &job, control, &metrics).await;
+            return stopped_early(inner, job, control, &metrics).await;
         };
         if let Some(took) = attempt.result.execution_time {
             metrics.ran(took);
@@ -662,7 +665,7 @@ async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
             Ended::Panicked => count(&inner.stats.panicked),
             Ended::TimedOut => count(&inner.stats.timed_out),
         }
-        decide(inner.config.clock, &job, attempt.result)
+        decide(inner.config.clock, job, attempt.result)
     };
 
     metrics.finished(Finish::of(&outcome));
@@ -684,7 +687,7 @@ async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
             tracing::info!(until = %at, "job snoozed");
         }
     }
-    let next = next_run(&job, &outcome, now);
+    let next = next_run(job, &outcome, now);
     // The attempt is over: it no longer counts as active, whatever the
     // queue says next.
     untrack(inner, job.id, control);
