@@ -6,6 +6,7 @@ use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -597,11 +598,8 @@ async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Reservation> {
         return None;
     }
     let takes = std::slice::from_ref(&slots.take);
-    let reserved = tokio::select! {
-        biased;
-        _ = inner.stop.cancelled() => return None,
-        reserved = inner.queue.reserve(&inner.id, takes, inner.config.lease) => reserved,
-    };
+    let reserve = inner.queue.reserve(&inner.id, takes, inner.config.lease);
+    let reserved = unless_cancelled(&inner.stop, reserve).await?;
     match reserved {
         Ok(mut jobs) if !jobs.is_empty() => {
             // More than asked for breaks the protocol: hand the rest back.
@@ -616,6 +614,31 @@ async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Reservation> {
             None
         }
     }
+}
+
+/// `work`'s output, or `None` if `token` is cancelled first: a biased
+/// `select!` on `token.cancelled()` and `work`, but the wait on the token
+/// is only registered when `work` has to wait. Work that is ready when
+/// first polled (a reserve from memory, a handler with nothing to await)
+/// costs a look at the token's flag, not a waiter queued on it and taken
+/// off again.
+async fn unless_cancelled<F: Future>(token: &CancellationToken, work: F) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    let mut cancelled = std::pin::pin!(token.cancelled());
+    std::future::poll_fn(|cx| {
+        if token.is_cancelled() {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        // Registered now; a cancel from here on wakes the task.
+        match cancelled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 fn count(counter: &AtomicU64) {
@@ -643,12 +666,14 @@ async fn run_job(inner: &Inner, job: &Job, control: &Arc<Control>) {
         );
         let timeout = job.timeout.or(inner.config.default_timeout);
         let attempt = execute(&*inner.processor, job, &cx, timeout);
-        let finished = tokio::select! {
-            biased;
-            _ = control.token.cancelled() => None,
-            attempt = attempt => Some(attempt),
-            never = write_progress(inner, control) => match never {},
+        let running = async {
+            tokio::select! {
+                biased;
+                attempt = attempt => attempt,
+                never = write_progress(inner, control) => match never {},
+            }
         };
+        let finished = unless_cancelled(&control.token, running).await;
         let Some(attempt) = finished else {
             return stopped_early(inner, job, control, &metrics).await;
         };
