@@ -712,7 +712,7 @@ async fn run_job(inner: &Inner, job: &Job, control: &Arc<Control>) {
             tracing::info!(until = %at, "job snoozed");
         }
     }
-    let next = next_run(job, &outcome, now);
+    let next = next_run(job, &outcome, now).map(Box::new);
     // The attempt is over: it no longer counts as active, whatever the
     // queue says next.
     untrack(inner, job.id, control);
@@ -742,7 +742,7 @@ pub(crate) fn next_run(
 
 /// Reports an outcome, retrying a few times if the queue is unreachable (the
 /// lease keeps the job ours meanwhile; if it runs out, the job runs again).
-async fn finish(inner: &Inner, lease: Lease, outcome: Outcome, next: Option<Job>) -> bool {
+async fn finish(inner: &Inner, lease: Lease, outcome: Outcome, next: Option<Box<Job>>) -> bool {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=5 {
         match inner
