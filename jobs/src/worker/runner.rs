@@ -517,8 +517,12 @@ fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, slot: Slot) {
     let tasks = inner.tasks.clone();
     let inner = Arc::clone(inner);
     tasks.spawn(async move {
-        let (mut reservation, mut control) = (reservation, control);
+        // The slot's job is the one of a one-job batch, kept where the
+        // reserve put it: a reservation is large, and moving it out of the
+        // batch and through the futures' returns would copy it each time.
+        let (mut batch, mut control) = (vec![reservation], control);
         loop {
+            let reservation = &batch[0];
             let span = tracing::info_span!(
                 "job",
                 id = %reservation.job.id,
@@ -534,8 +538,8 @@ fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, slot: Slot) {
             match next_in_slot(&inner, slot.lane).await {
                 Some(next) => {
                     // Tracked at once, with no await since the reserve.
-                    control = retrack(&inner, control, &next);
-                    reservation = next;
+                    control = retrack(&inner, control, &next[0]);
+                    batch = next;
                 }
                 None => break,
             }
@@ -589,7 +593,9 @@ fn retrack(inner: &Inner, mut control: Arc<Control>, reservation: &Reservation) 
 /// per job. Any other case (no backlog, stopping, an error) hands the slot
 /// back. Under a worker-wide cap only the first queue's slots do so: the
 /// main loop hands the others out in the queues' order.
-async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Reservation> {
+///
+/// Returns the reserve's batch of one job as it came.
+async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Vec<Reservation>> {
     let slots = &inner.lanes[lane];
     if !slots.backlog.load(Ordering::Relaxed)
         || inner.stop.is_cancelled()
@@ -607,7 +613,7 @@ async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Reservation> {
                 let surplus: Vec<Lease> = jobs.drain(1..).map(|r| r.lease).collect();
                 let _ = inner.queue.release(&surplus).await;
             }
-            jobs.pop()
+            Some(jobs)
         }
         _ => {
             slots.backlog.store(false, Ordering::Relaxed);
