@@ -37,7 +37,7 @@ pub(crate) trait DynQueue: Send + Sync + 'static {
         lease: Duration,
     ) -> BoxFuture<'a, Result<Vec<Lease>>>;
     /// `next` is boxed: it is almost always `None`, and a `Job` in the
-    /// arguments would be copied with every move of the call's future.
+    /// arguments would be copied with every move of the runner's futures.
     fn finish(
         &self,
         lease: Lease,
@@ -113,8 +113,7 @@ impl<Q: JobQueue> DynQueue for Q {
         outcome: Outcome,
         next: Option<Box<Job>>,
     ) -> BoxFuture<'_, Result<bool>> {
-        // Unboxed inside the future, so only the box is moved into it.
-        Box::pin(async move { JobQueue::finish(self, lease, outcome, next.map(|n| *n)).await })
+        Box::pin(JobQueue::finish(self, lease, outcome, next.map(|n| *n)))
     }
     fn release<'a>(&'a self, leases: &'a [Lease]) -> BoxFuture<'a, Result<usize>> {
         Box::pin(JobQueue::release(self, leases))
