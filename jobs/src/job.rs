@@ -458,6 +458,7 @@ pub struct Job {
     /// (A thin pointer, one word: it is almost never set, and every job
     /// waiting in memory carries the field.)
     #[serde(skip)]
+    #[allow(clippy::box_collection)] // Boxed on purpose: a thin pointer.
     args_error: Option<Box<String>>,
 }
 
