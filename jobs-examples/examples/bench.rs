@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo run --release --example bench [-- JOBS ROUNDS [SECTION]]`
 //! (SECTION runs one part alone, e.g. under a profiler: `memory`,
-//! `standard`, `flow`, `latency` or `other`).
+//! `standard`, `flow`, `latency` or `other`; `standard-path` and
+//! `standard-baseline` run one side of the standard setting alone).
 //!
 //! **Headline, the standard setting** (what users run): a `#[job] async fn
 //! bench(name: String, id: u64)` no-op function dispatched by the
@@ -405,11 +406,25 @@ async fn main() {
         let waiting = 1_000_000;
         let per_job = memory_per_waiting_job(waiting).await;
         println!(
-            "resident memory per waiting job ({waiting} waiting no-op jobs): {per_job:.0} bytes\n"
+            "resident memory per waiting job ({waiting} waiting no-op jobs): {per_job:.0} bytes \
+             (a `Job` is {} bytes of it)\n",
+            std::mem::size_of::<Job>()
         );
     }
     if run("standard") {
         standard(n, rounds).await;
+    }
+    // One side of the standard setting alone, ROUNDS times (for a
+    // profiler: its instructions are the path's, or the baseline's, only).
+    if only.as_deref() == Some("standard-path") {
+        for _ in 0..rounds {
+            println!("rate {:.0}", rate(n, standard_path(n).await));
+        }
+    }
+    if only.as_deref() == Some("standard-baseline") {
+        for _ in 0..rounds {
+            println!("rate {:.0}", rate(n, standard_baseline(n).await));
+        }
     }
     if run("flow") {
         flow(n, rounds).await;

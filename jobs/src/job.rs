@@ -384,9 +384,10 @@ pub struct Job {
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
     /// How long to wait between attempts; `None` means the default
-    /// exponential backoff.
+    /// exponential backoff. Boxed: few jobs set one, and a job waiting in
+    /// memory carries a pointer for it rather than the 48-byte struct.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backoff: Option<Backoff>,
+    pub backoff: Option<Box<Backoff>>,
     /// How long one attempt may run; `None` means the worker's default.
     #[serde(
         default,
@@ -454,8 +455,11 @@ pub struct Job {
     /// Why the arguments could not be serialised, for a job that a
     /// `#[job]` function's `job(..)` made from them: [`Job::validate`], and
     /// so every enqueue, refuses the job with it. Never stored.
+    /// (A thin pointer, one word: it is almost never set, and every job
+    /// waiting in memory carries the field.)
     #[serde(skip)]
-    args_error: Option<Box<str>>,
+    #[allow(clippy::box_collection)] // Boxed on purpose: a thin pointer.
+    args_error: Option<Box<String>>,
 }
 
 /// How one failed attempt of a job ended: [`Job::errors`].
@@ -600,7 +604,7 @@ impl Job {
     /// Marks the job as one whose arguments failed to serialise with
     /// `message` (its `args` stay as given, normally `Null`).
     pub(crate) fn args_error(mut self, message: String) -> Self {
-        self.args_error = Some(message.into());
+        self.args_error = Some(Box::new(message));
         self
     }
 
@@ -701,7 +705,7 @@ impl Job {
 
     /// Sets the delay between attempts.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = Some(backoff);
+        self.backoff = Some(Box::new(backoff));
         self
     }
 
@@ -820,7 +824,7 @@ impl Job {
 
     /// The backoff in effect (the job's own or the default).
     pub fn effective_backoff(&self) -> Backoff {
-        self.backoff.unwrap_or_default()
+        self.backoff.as_deref().copied().unwrap_or_default()
     }
 
     /// Checks that the job's settings make sense: a name, an `every` and a

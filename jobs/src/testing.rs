@@ -749,7 +749,9 @@ impl Harness {
         };
         report.count(&outcome);
         let next = next_run(&job, &outcome, now);
-        self.queue.finish(lease, outcome, next).await?;
+        self.queue
+            .finish(lease, outcome, next.map(Box::new))
+            .await?;
         Ok(())
     }
 }

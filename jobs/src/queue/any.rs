@@ -181,7 +181,7 @@ impl JobQueue for AnyQueue {
     }
 
     async fn finish(&self, lease: Lease, outcome: Outcome, next: Option<Job>) -> Result<bool> {
-        self.inner.finish(lease, outcome, next).await
+        self.inner.finish(lease, outcome, next.map(Box::new)).await
     }
 
     async fn release(&self, leases: &[Lease]) -> Result<usize> {

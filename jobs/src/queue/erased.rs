@@ -36,11 +36,13 @@ pub(crate) trait DynQueue: Send + Sync + 'static {
         leases: &'a [Lease],
         lease: Duration,
     ) -> BoxFuture<'a, Result<Vec<Lease>>>;
+    /// `next` is boxed: it is almost always `None`, and a `Job` in the
+    /// arguments would be copied with every move of the runner's futures.
     fn finish(
         &self,
         lease: Lease,
         outcome: Outcome,
-        next: Option<Job>,
+        next: Option<Box<Job>>,
     ) -> BoxFuture<'_, Result<bool>>;
     fn release<'a>(&'a self, leases: &'a [Lease]) -> BoxFuture<'a, Result<usize>>;
     fn recover_expired(&self) -> BoxFuture<'_, Result<usize>>;
@@ -109,9 +111,9 @@ impl<Q: JobQueue> DynQueue for Q {
         &self,
         lease: Lease,
         outcome: Outcome,
-        next: Option<Job>,
+        next: Option<Box<Job>>,
     ) -> BoxFuture<'_, Result<bool>> {
-        Box::pin(JobQueue::finish(self, lease, outcome, next))
+        Box::pin(JobQueue::finish(self, lease, outcome, next.map(|n| *n)))
     }
     fn release<'a>(&'a self, leases: &'a [Lease]) -> BoxFuture<'a, Result<usize>> {
         Box::pin(JobQueue::release(self, leases))

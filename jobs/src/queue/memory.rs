@@ -24,7 +24,7 @@ use super::{
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::events::{JobEvent, JobEventKind};
-use crate::flow::Rate;
+use crate::flow::{ConcurrencyLimit, Rate};
 use crate::job::{DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus, check_queue_name};
 
 /// A queue in the memory of one process, shared by every clone.
@@ -754,8 +754,9 @@ impl State {
     }
 
     /// A running job stopped running (finished, handed back, cancelled):
-    /// frees its slots. Returns how many workers to wake.
-    fn stopped(&mut self, job: &Job, queue: u32) -> usize {
+    /// frees its slots (its queue's, and its concurrency limit's if it has
+    /// one). Returns how many workers to wake.
+    fn stopped(&mut self, concurrency: Option<&ConcurrencyLimit>, queue: u32) -> usize {
         let mut woken = 0;
         let queue = &mut self.queues[queue as usize];
         queue.running -= 1;
@@ -763,7 +764,7 @@ impl State {
             queue.full = false;
             woken += 1;
         }
-        if let Some(limit) = &job.concurrency {
+        if let Some(limit) = concurrency {
             if let Some(k) = self.flow.concurrency.get_mut(limit.key.as_str()) {
                 k.running = k.running.saturating_sub(1);
                 woken += refill(k, &mut self.jobs, &mut self.queues);
@@ -1148,37 +1149,41 @@ impl JobQueue for MemoryJobQueue {
         {
             let mut guard = self.inner.state.lock();
             let state = &mut *guard;
-            let Some(mut record) = state.jobs.remove(&lease.job_id) else {
+            // Updated where it is: only a job that waits again (a retry, a
+            // snooze) leaves the map for a moment, to be placed.
+            let next_token = state.next_token + 1;
+            let Some(record) = state.jobs.get_mut(&lease.job_id) else {
                 return Ok(false);
             };
             if record.token != lease.token || record.job.status != JobStatus::Running {
-                state.jobs.insert(lease.job_id, record);
                 return Ok(false);
             }
             outcome.apply(&mut record.job, now);
-            if !matches!(outcome, Outcome::Snoozed { .. }) {
-                let failed = matches!(outcome, Outcome::Retry { .. } | Outcome::Failed(_));
-                state.count_attempt(now, failed);
-            }
-            state
-                .counts
-                .moved(Some(JobStatus::Running), Some(record.job.status));
-            woken += state.stopped(&record.job, record.queue);
             if self.listening() {
                 event = Some(JobEvent::of(
                     &record.job,
                     JobEventKind::of_outcome(&outcome),
                 ));
             }
-            let id = record.job.id;
-            if record.job.status.is_final() {
-                record.token = state.token();
-                state.jobs.insert(id, record);
+            let (id, status, queue) = (record.job.id, record.job.status, record.queue);
+            let concurrency = record.job.concurrency.clone();
+            if status.is_final() {
+                record.token = next_token;
+                state.next_token = next_token;
+            }
+            if !matches!(outcome, Outcome::Snoozed { .. }) {
+                let failed = matches!(outcome, Outcome::Retry { .. } | Outcome::Failed(_));
+                state.count_attempt(now, failed);
+            }
+            state.counts.moved(Some(JobStatus::Running), Some(status));
+            woken += state.stopped(concurrency.as_deref(), queue);
+            if status.is_final() {
                 state.finished(id, now, &self.inner);
             } else {
                 // Retrying or snoozed. Wake a waiting worker even when it
                 // is delayed: it may come due before the time the worker
                 // sleeps towards.
+                let mut record = state.jobs.remove(&id).expect("looked up");
                 state.place(&mut record, now);
                 woken += 1;
                 state.jobs.insert(id, record);
@@ -1230,7 +1235,7 @@ impl JobQueue for MemoryJobQueue {
                 record.job.status = status;
                 record.job.attempts -= 1;
                 record.job.started_at = None;
-                woken += state.stopped(&record.job, record.queue);
+                woken += state.stopped(record.job.concurrency.as_deref(), record.queue);
                 state.front_seq -= 1;
                 record.seq = state.front_seq;
                 record.place = Place::Ready;
@@ -1423,7 +1428,7 @@ impl QueueAdmin for MemoryJobQueue {
                     CancelOutcome::Cancelled
                 }
                 JobStatus::Running => {
-                    woken += state.stopped(&record.job, record.queue);
+                    woken += state.stopped(record.job.concurrency.as_deref(), record.queue);
                     CancelOutcome::CancelledRunning
                 }
                 done => {

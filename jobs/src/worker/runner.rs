@@ -6,6 +6,7 @@ use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -516,8 +517,12 @@ fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, slot: Slot) {
     let tasks = inner.tasks.clone();
     let inner = Arc::clone(inner);
     tasks.spawn(async move {
-        let (mut reservation, mut control) = (reservation, control);
+        // The slot's job is the one of a one-job batch, kept where the
+        // reserve put it: a reservation is large, and moving it out of the
+        // batch and through the futures' returns would copy it each time.
+        let (mut batch, mut control) = (vec![reservation], control);
         loop {
+            let reservation = &batch[0];
             let span = tracing::info_span!(
                 "job",
                 id = %reservation.job.id,
@@ -526,15 +531,15 @@ fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, slot: Slot) {
             );
             #[cfg(feature = "opentelemetry")]
             crate::telemetry::otel::set_parent(&span, &reservation.job);
-            run_job(&inner, reservation.job, &control)
+            run_job(&inner, &reservation.job, &control)
                 .instrument(span)
                 .await;
             // `run_job` took the job out of `running` on every path.
             match next_in_slot(&inner, slot.lane).await {
                 Some(next) => {
                     // Tracked at once, with no await since the reserve.
-                    control = track(&inner, &next);
-                    reservation = next;
+                    control = retrack(&inner, control, &next[0]);
+                    batch = next;
                 }
                 None => break,
             }
@@ -564,12 +569,33 @@ fn track(inner: &Inner, reservation: &Reservation) -> Arc<Control> {
     control
 }
 
+/// Tracks the next job of a slot, reusing the finished job's `Control`
+/// when nothing else holds it any more (no context kept by the handler, no
+/// `revoke` waiting) and it was not cancelled: a slot that refills itself
+/// then allocates no control, token or progress cell per job.
+fn retrack(inner: &Inner, mut control: Arc<Control>, reservation: &Reservation) -> Arc<Control> {
+    let Some(reused) = Arc::get_mut(&mut control).filter(|c| !c.token.is_cancelled()) else {
+        return track(inner, reservation);
+    };
+    reused.lease = reservation.lease;
+    *reused.reason.get_mut() = StopReason::None as u8;
+    *reused.awaited.get_mut() = false;
+    reused.progress = Progress::new();
+    inner
+        .running
+        .lock()
+        .insert(reservation.job.id, Arc::clone(&control));
+    control
+}
+
 /// While its queue has a backlog, a slot whose job finished takes the next
 /// job of that queue itself: no hand-off to the main loop and no new task
 /// per job. Any other case (no backlog, stopping, an error) hands the slot
 /// back. Under a worker-wide cap only the first queue's slots do so: the
 /// main loop hands the others out in the queues' order.
-async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Reservation> {
+///
+/// Returns the reserve's batch of one job as it came.
+async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Vec<Reservation>> {
     let slots = &inner.lanes[lane];
     if !slots.backlog.load(Ordering::Relaxed)
         || inner.stop.is_cancelled()
@@ -578,11 +604,8 @@ async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Reservation> {
         return None;
     }
     let takes = std::slice::from_ref(&slots.take);
-    let reserved = tokio::select! {
-        biased;
-        _ = inner.stop.cancelled() => return None,
-        reserved = inner.queue.reserve(&inner.id, takes, inner.config.lease) => reserved,
-    };
+    let reserve = inner.queue.reserve(&inner.id, takes, inner.config.lease);
+    let reserved = unless_cancelled(&inner.stop, reserve).await?;
     match reserved {
         Ok(mut jobs) if !jobs.is_empty() => {
             // More than asked for breaks the protocol: hand the rest back.
@@ -590,7 +613,7 @@ async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Reservation> {
                 let surplus: Vec<Lease> = jobs.drain(1..).map(|r| r.lease).collect();
                 let _ = inner.queue.release(&surplus).await;
             }
-            jobs.pop()
+            Some(jobs)
         }
         _ => {
             slots.backlog.store(false, Ordering::Relaxed);
@@ -599,36 +622,66 @@ async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Reservation> {
     }
 }
 
+/// `work`'s output, or `None` if `token` is cancelled first: a biased
+/// `select!` on `token.cancelled()` and `work`, but the wait on the token
+/// is only registered when `work` has to wait. Work that is ready when
+/// first polled (a reserve from memory, a handler with nothing to await)
+/// costs a look at the token's flag, not a waiter queued on it and taken
+/// off again.
+async fn unless_cancelled<F: Future>(token: &CancellationToken, work: F) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    let mut cancelled = std::pin::pin!(token.cancelled());
+    std::future::poll_fn(|cx| {
+        if token.is_cancelled() {
+            return Poll::Ready(None);
+        }
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        // Registered now; a cancel from here on wakes the task.
+        match cancelled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
 fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
+/// Runs one reserved job and reports its outcome. The job is borrowed, not
+/// moved: the future is made and wrapped (in its span) before it is first
+/// polled, and a future that holds only references is cheap to move.
+async fn run_job(inner: &Inner, job: &Job, control: &Arc<Control>) {
     let now = inner.config.clock.now();
     let lease = control.lease;
-    let metrics = crate::telemetry::job_metrics(&job);
+    let metrics = crate::telemetry::job_metrics(job);
 
     let outcome = if job.expires_at.is_some_and(|at| at <= now) {
         tracing::info!("job expired before it could run");
         Outcome::Expired
     } else {
-        metrics.started(crate::telemetry::waited(&job, now));
+        metrics.started(crate::telemetry::waited(job, now));
         let cx = JobContext::with_progress(
-            &job,
+            job,
             Arc::clone(&inner.data),
             control.token.clone(),
             Arc::clone(control) as Arc<dyn HasProgress>,
         );
         let timeout = job.timeout.or(inner.config.default_timeout);
-        let attempt = execute(&*inner.processor, &job, &cx, timeout);
-        let finished = tokio::select! {
-            biased;
-            _ = control.token.cancelled() => None,
-            attempt = attempt => Some(attempt),
-            never = write_progress(inner, control) => match never {},
+        let attempt = execute(&*inner.processor, job, &cx, timeout);
+        let running = async {
+            tokio::select! {
+                biased;
+                attempt = attempt => attempt,
+                never = write_progress(inner, control) => match never {},
+            }
         };
+        let finished = unless_cancelled(&control.token, running).await;
         let Some(attempt) = finished else {
-            return stopped_early(inner, &job, control, &metrics).await;
+            return stopped_early(inner, job, control, &metrics).await;
         };
         if let Some(took) = attempt.result.execution_time {
             metrics.ran(took);
@@ -643,7 +696,7 @@ async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
             Ended::Panicked => count(&inner.stats.panicked),
             Ended::TimedOut => count(&inner.stats.timed_out),
         }
-        decide(inner.config.clock, &job, attempt.result)
+        decide(inner.config.clock, job, attempt.result)
     };
 
     metrics.finished(Finish::of(&outcome));
@@ -665,7 +718,7 @@ async fn run_job(inner: &Inner, job: Job, control: &Arc<Control>) {
             tracing::info!(until = %at, "job snoozed");
         }
     }
-    let next = next_run(&job, &outcome, now);
+    let next = next_run(job, &outcome, now).map(Box::new);
     // The attempt is over: it no longer counts as active, whatever the
     // queue says next.
     untrack(inner, job.id, control);
@@ -695,7 +748,7 @@ pub(crate) fn next_run(
 
 /// Reports an outcome, retrying a few times if the queue is unreachable (the
 /// lease keeps the job ours meanwhile; if it runs out, the job runs again).
-async fn finish(inner: &Inner, lease: Lease, outcome: Outcome, next: Option<Job>) -> bool {
+async fn finish(inner: &Inner, lease: Lease, outcome: Outcome, next: Option<Box<Job>>) -> bool {
     let mut delay = Duration::from_millis(50);
     for attempt in 1..=5 {
         match inner
