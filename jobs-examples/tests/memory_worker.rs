@@ -420,3 +420,42 @@ async fn lifecycle_errors() {
     assert!(idle.stop().await.abandoned.is_empty());
     assert!(matches!(idle.run().await, Err(jobs::Error::Stopped)));
 }
+
+/// A slot that refills itself from a long backlog of instant jobs still
+/// lets the other tasks of its thread run (the scheduler, heartbeats, the
+/// application's own): it hands the thread back to the runtime now and then.
+#[tokio::test]
+async fn a_busy_slot_lets_other_tasks_run() {
+    let queue = MemoryJobQueue::new();
+    let probe = Probe::new();
+    let worker = BackgroundJobWorker::builder()
+        .queue(queue.clone())
+        .processor(probe.clone())
+        .max_concurrent_jobs(1)
+        .build()
+        .unwrap();
+    let backlog: Vec<Job> = (0..5_000).map(|_| Job::new("ok", json!({}))).collect();
+    queue.enqueue_many(backlog).await.unwrap();
+    let running = Running::start(worker.clone());
+    // On this one-thread runtime it runs only when the slot lets it.
+    let saw_backlog_half_done = tokio::spawn({
+        let queue = queue.clone();
+        async move {
+            loop {
+                let counts = queue.counts().await.unwrap();
+                if counts.completed > 0 && counts.pending > 0 {
+                    return true;
+                }
+                if counts.pending == 0 && counts.running == 0 {
+                    return false;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    assert!(
+        saw_backlog_half_done.await.unwrap(),
+        "another task ran only before or after the whole backlog"
+    );
+    running.stop().await;
+}

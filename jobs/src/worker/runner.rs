@@ -534,6 +534,11 @@ fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, slot: Slot) {
             run_job(&inner, &reservation.job, &control)
                 .instrument(span)
                 .await;
+            // A backlog of instant jobs on a queue that answers at once
+            // would keep this task running for good: spend a unit of its
+            // runtime budget per job, so it yields now and then and the
+            // thread's other tasks (scheduler, heartbeats, the app's) run.
+            tokio::task::consume_budget().await;
             // `run_job` took the job out of `running` on every path.
             match next_in_slot(&inner, slot.lane).await {
                 Some(next) => {
