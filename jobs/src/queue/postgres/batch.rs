@@ -250,7 +250,7 @@ impl ReserveRequest {
     /// Whether `other` can share this request's statements: the same
     /// queues in the same order, with the same limits, under the same
     /// lease (the maxima may differ).
-    fn joins(&self, other: &ReserveRequest) -> bool {
+    pub(super) fn joins(&self, other: &ReserveRequest) -> bool {
         self.lease == other.lease
             && self.takes.len() == other.takes.len()
             && self
