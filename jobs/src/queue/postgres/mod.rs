@@ -55,11 +55,15 @@
 //! statement and one commit; so are concurrent single enqueues of jobs
 //! that are not unique (a batch refused because of one of its jobs is sent
 //! again job by job, so each enqueue is still accepted or refused on its
-//! own). A reserve commits without waiting for its WAL flush: lost in a
-//! crash, it only puts its jobs back to waiting, and the flush of any
-//! later finish covers it. Enqueues and finishes wait for theirs, so with
-//! the default `synchronous_commit` an acknowledged job or outcome
-//! survives a crash of the server.
+//! own). Reserve calls that arrive while one is on its way, with the same
+//! takes (queues, in order, and queue-wide limits) and the same lease,
+//! share one statement per take for the sum of their maxima, each caller
+//! getting at most its own; the flow-control limits are enforced over the
+//! whole statement. A reserve commits without waiting for its WAL flush:
+//! lost in a crash, it only puts its jobs back to waiting, and the flush
+//! of any later finish covers it. Enqueues and finishes wait for theirs,
+//! so with the default `synchronous_commit` an acknowledged job or
+//! outcome survives a crash of the server.
 //!
 //! # Wake-ups and events
 //!
