@@ -354,6 +354,10 @@ pub(super) async fn flush_reserves(
         };
         let Some(first) = first else { return };
         waiting.push(first);
+        // One turn for the other tasks first: slots freed by the same
+        // finish statement ask at about the same moment, and join this
+        // round rather than wait for the next.
+        tokio::task::yield_now().await;
         while waiting.len() < MAX_RESERVES {
             match rx.try_recv() {
                 Ok(request) => waiting.push(request),
