@@ -364,3 +364,76 @@ async fn futures_join<T: Send + 'static>(
     }
     out
 }
+
+/// Sixteen concurrent `reserve` calls with the same takes share
+/// statements: of 10 waiting jobs, each caller gets at most what it asked
+/// for, and together they get all 10, each job once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reserves_share_the_jobs() {
+    let Some(queue) = queue().await else { return };
+    let mut waiting = std::collections::HashSet::new();
+    for n in 0..10 {
+        waiting.insert(
+            queue
+                .enqueue(Job::new("ok", json!({ "n": n })))
+                .await
+                .unwrap(),
+        );
+    }
+    let calls = (0..16).map(|n| {
+        let queue = queue.clone();
+        let max = 1 + n % 3;
+        tokio::spawn(async move {
+            let takes = [Take::new(jobs::DEFAULT_QUEUE, max)];
+            (max, queue.reserve("a", &takes, LEASE).await.unwrap())
+        })
+    });
+    let answers = futures_join(calls).await;
+    let mut reserved = std::collections::HashSet::new();
+    let mut tokens = std::collections::HashSet::new();
+    for (max, got) in &answers {
+        assert!(got.len() <= *max, "asked for {max}, got {}", got.len());
+        for r in got {
+            assert_eq!(r.job.status, JobStatus::Running);
+            assert_eq!(r.lease.job_id, r.job.id);
+            assert!(reserved.insert(r.job.id), "{} reserved twice", r.job.id);
+            assert!(tokens.insert(r.lease.token), "a token given twice");
+        }
+    }
+    assert_eq!(reserved, waiting);
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.running), (0, 10), "{counts:?}");
+    queue.drop_schema().await.unwrap();
+}
+
+/// A queue-wide concurrency limit holds over merged reserves: 16
+/// concurrent callers of a queue limited to 3 running get 3 jobs in all,
+/// and the rest stay waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reserves_keep_the_queue_limit() {
+    let Some(queue) = queue().await else { return };
+    for n in 0..10 {
+        let job = Job::new("ok", json!({ "n": n })).queue("limited");
+        queue.enqueue(job).await.unwrap();
+    }
+    let calls = (0..16).map(|_| {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            let take = Take::new("limited", 2).limits(jobs::QueueLimits::new().concurrency(3));
+            queue.reserve("a", &[take], LEASE).await.unwrap()
+        })
+    });
+    let answers = futures_join(calls).await;
+    assert!(answers.iter().all(|got| got.len() <= 2), "{answers:?}");
+    let reserved: std::collections::HashSet<_> =
+        answers.iter().flatten().map(|r| r.job.id).collect();
+    assert_eq!(
+        answers.iter().map(Vec::len).sum::<usize>(),
+        3,
+        "{answers:?}"
+    );
+    assert_eq!(reserved.len(), 3);
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.running), (7, 3), "{counts:?}");
+    queue.drop_schema().await.unwrap();
+}

@@ -55,11 +55,15 @@
 //! statement and one commit; so are concurrent single enqueues of jobs
 //! that are not unique (a batch refused because of one of its jobs is sent
 //! again job by job, so each enqueue is still accepted or refused on its
-//! own). A reserve commits without waiting for its WAL flush: lost in a
-//! crash, it only puts its jobs back to waiting, and the flush of any
-//! later finish covers it. Enqueues and finishes wait for theirs, so with
-//! the default `synchronous_commit` an acknowledged job or outcome
-//! survives a crash of the server.
+//! own). Reserve calls that arrive while one is on its way, with the same
+//! takes (queues, in order, and queue-wide limits) and the same lease,
+//! share one statement per take for the sum of their maxima, each caller
+//! getting at most its own; the flow-control limits are enforced over the
+//! whole statement. A reserve commits without waiting for its WAL flush:
+//! lost in a crash, it only puts its jobs back to waiting, and the flush
+//! of any later finish covers it. Enqueues and finishes wait for theirs,
+//! so with the default `synchronous_commit` an acknowledged job or
+//! outcome survives a crash of the server.
 //!
 //! # Wake-ups and events
 //!
@@ -214,6 +218,8 @@ struct Inner {
     finisher: tokio::sync::mpsc::UnboundedSender<batch::FinishRequest>,
     /// Single enqueues, to the task that sends them in batches.
     enqueuer: tokio::sync::mpsc::UnboundedSender<batch::EnqueueRequest>,
+    /// Reserve calls, to the task that merges those of the same takes.
+    reserver: tokio::sync::mpsc::UnboundedSender<batch::ReserveRequest>,
     /// The wake epoch at the start of the last reserve.
     seen_epoch: AtomicU64,
     /// Stops the listener and the pruner when the last clone goes.
@@ -411,6 +417,130 @@ impl Shared {
         Ok(row.get::<i64, _>("back").max(0) as u64)
     }
 
+    /// Reserves up to `max` (at most [`batch::MAX_RESERVE`]) jobs of
+    /// `take`'s queue under `lease`, in one `reserve.sql` statement (after
+    /// upserting the rows of the take's queue-wide limits).
+    pub(super) async fn reserve_take(
+        &self,
+        take: &Take,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<(Job, u64)>> {
+        let slots_key = match take.limits.concurrency {
+            Some(limit) => {
+                let key = format!("\u{1}q:{}", take.queue);
+                self.bounded(
+                    "reserve",
+                    sqlx::query(sql::safe(&self.sql.queue_slots))
+                        .bind(&key)
+                        .bind(i32::try_from(limit).unwrap_or(i32::MAX))
+                        .execute(&self.pool),
+                )
+                .await?;
+                Some(key)
+            }
+            None => None,
+        };
+        let rates_key = match take.limits.rate {
+            Some(rate) => {
+                let key = format!("\u{1}q:{}", take.queue);
+                self.bounded(
+                    "reserve",
+                    sqlx::query(sql::safe(&self.sql.queue_rates))
+                        .bind(&key)
+                        .bind(i32::try_from(rate.max).unwrap_or(i32::MAX))
+                        .bind(micros(rate.period))
+                        .execute(&self.pool),
+                )
+                .await?;
+                Some(key)
+            }
+            None => None,
+        };
+        let max = max.min(batch::MAX_RESERVE);
+        let rows = self
+            .bounded(
+                "reserve",
+                sqlx::query(sql::safe(&self.sql.reserve))
+                    .bind(take.queue.as_ref())
+                    .bind(i64::try_from(max).unwrap_or(1000))
+                    .bind(micros(lease))
+                    .bind(slots_key)
+                    .bind(rates_key)
+                    .fetch_all(&self.pool),
+            )
+            .await?;
+        if rows.is_empty() || rows.iter().any(|r| r.get::<i64, _>("held") > 0) {
+            // Held jobs may have room now (a slot freed while they were
+            // being held), and the waiting workers need the time the
+            // next full rate window opens.
+            self.unhold().await?;
+        }
+        Ok(self.decode_all(rows).await)
+    }
+
+    /// Gives the jobs of `leases` back (`release.sql`); how many leases
+    /// still held.
+    pub(super) async fn release_leases(&self, leases: &[Lease]) -> Result<usize> {
+        if leases.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<uuid::Uuid> = leases.iter().map(|l| *l.job_id.as_uuid()).collect();
+        let tokens: Vec<i64> = leases.iter().map(|l| l.token as i64).collect();
+        let rows = self
+            .bounded(
+                "release",
+                sqlx::query(sql::safe(&self.sql.release))
+                    .bind(&ids)
+                    .bind(&tokens)
+                    .fetch_all(&self.pool),
+            )
+            .await?;
+        self.unhold_after(&rows).await?;
+        Ok(rows.len())
+    }
+
+    /// Decodes rows of whole jobs; a row that does not parse is failed in
+    /// place (its job only) and left out.
+    pub(super) async fn decode_all(&self, rows: Vec<PgRow>) -> Vec<(Job, u64)> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            match row::decode(&row) {
+                Ok(decoded) => out.push(decoded),
+                Err(reason) => {
+                    let id: Option<uuid::Uuid> = row.try_get("id").ok();
+                    tracing::error!(schema = %self.schema, ?id, %reason, "a job row that does not parse");
+                    if let Some(id) = id {
+                        self.quarantine(id, &reason).await;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Fails a job whose row cannot be read.
+    async fn quarantine(&self, id: uuid::Uuid, reason: &str) {
+        let sql = format!(
+            "UPDATE {}.jobs SET status = 'F', completed_at = now(), lease_until = NULL, \
+             last_error = $2 WHERE id = $1",
+            sql::ident(&self.schema)
+        );
+        let message = format!("the stored job cannot be read: {reason}");
+        let done = self
+            .bounded(
+                "quarantine",
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(id)
+                    .bind(message)
+                    .execute(&self.pool),
+            )
+            .await;
+        if let Err(e) = done {
+            tracing::error!(schema = %self.schema, error = %e, "could not fail a corrupt job");
+        }
+    }
+
     async fn prune_once(&self, limit: i64) -> Result<u64> {
         let row = self
             .bounded(
@@ -465,11 +595,14 @@ impl PostgresJobQueue {
         tokio::spawn(batch::flush_finishes(shared.clone(), finishes));
         let (enqueuer, enqueues) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(batch::flush_enqueues(shared.clone(), enqueues));
+        let (reserver, reserves) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(batch::flush_reserves(shared.clone(), reserves));
         PostgresJobQueue {
             inner: Arc::new(Inner {
                 shared,
                 finisher,
                 enqueuer,
+                reserver,
                 seen_epoch: AtomicU64::new(u64::MAX),
                 _stop: stop,
             }),
@@ -550,48 +683,6 @@ impl PostgresJobQueue {
         tx: &'a mut sqlx::Transaction<'c, Postgres>,
     ) -> PostgresTx<'a, 'c> {
         PostgresTx::new(self, tx)
-    }
-
-    /// Decodes rows of whole jobs; a row that does not parse is failed in
-    /// place (its job only) and left out.
-    async fn decode_all(&self, rows: Vec<PgRow>) -> Vec<(Job, u64)> {
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            match row::decode(&row) {
-                Ok(decoded) => out.push(decoded),
-                Err(reason) => {
-                    let id: Option<uuid::Uuid> = row.try_get("id").ok();
-                    tracing::error!(schema = %self.schema(), ?id, %reason, "a job row that does not parse");
-                    if let Some(id) = id {
-                        self.quarantine(id, &reason).await;
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// Fails a job whose row cannot be read.
-    async fn quarantine(&self, id: uuid::Uuid, reason: &str) {
-        let shared = self.shared();
-        let sql = format!(
-            "UPDATE {}.jobs SET status = 'F', completed_at = now(), lease_until = NULL, \
-             last_error = $2 WHERE id = $1",
-            sql::ident(&shared.schema)
-        );
-        let message = format!("the stored job cannot be read: {reason}");
-        let done = shared
-            .bounded(
-                "quarantine",
-                sqlx::query(AssertSqlSafe(sql))
-                    .bind(id)
-                    .bind(message)
-                    .execute(&shared.pool),
-            )
-            .await;
-        if let Err(e) = done {
-            tracing::error!(schema = %shared.schema, error = %e, "could not fail a corrupt job");
-        }
     }
 }
 
@@ -676,6 +767,8 @@ fn finish_args(outcome: &Outcome) -> Result<FinishArgs> {
 }
 
 impl JobQueue for PostgresJobQueue {
+    /// Sent with the other reserves of the same takes and lease that come
+    /// meanwhile: one statement per take for all of them (see `batch`).
     async fn reserve(
         &self,
         _worker: &str,
@@ -683,76 +776,36 @@ impl JobQueue for PostgresJobQueue {
         lease: Duration,
     ) -> Result<Vec<Reservation>> {
         let shared = self.shared();
+        // Noted before the request is queued, so before the statement that
+        // answers it starts: a wake-up meanwhile ends the next wait at once.
         self.inner
             .seen_epoch
             .store(shared.wake.epoch(), Ordering::Release);
-        let mut out = Vec::new();
         for take in takes {
             crate::job::check_queue_name(&take.queue)?;
             take.limits.validate()?;
-            if take.max == 0 {
-                continue;
-            }
-            let slots_key = match take.limits.concurrency {
-                Some(max) => {
-                    let key = format!("\u{1}q:{}", take.queue);
-                    shared
-                        .bounded(
-                            "reserve",
-                            sqlx::query(sql::safe(&shared.sql.queue_slots))
-                                .bind(&key)
-                                .bind(i32::try_from(max).unwrap_or(i32::MAX))
-                                .execute(&shared.pool),
-                        )
-                        .await?;
-                    Some(key)
-                }
-                None => None,
-            };
-            let rates_key = match take.limits.rate {
-                Some(rate) => {
-                    let key = format!("\u{1}q:{}", take.queue);
-                    shared
-                        .bounded(
-                            "reserve",
-                            sqlx::query(sql::safe(&shared.sql.queue_rates))
-                                .bind(&key)
-                                .bind(i32::try_from(rate.max).unwrap_or(i32::MAX))
-                                .bind(micros(rate.period))
-                                .execute(&shared.pool),
-                        )
-                        .await?;
-                    Some(key)
-                }
-                None => None,
-            };
-            let rows = shared
-                .bounded(
-                    "reserve",
-                    sqlx::query(sql::safe(&shared.sql.reserve))
-                        .bind(take.queue.as_ref())
-                        .bind(i64::try_from(take.max.min(1000)).unwrap_or(1000))
-                        .bind(micros(lease))
-                        .bind(slots_key)
-                        .bind(rates_key)
-                        .fetch_all(&shared.pool),
-                )
-                .await?;
-            if rows.is_empty() || rows.iter().any(|r| r.get::<i64, _>("held") > 0) {
-                // Held jobs may have room now (a slot freed while they were
-                // being held), and the waiting workers need the time the
-                // next full rate window opens.
-                shared.unhold().await?;
-            }
-            for (job, token) in self.decode_all(rows).await {
-                let lease = Lease {
-                    job_id: job.id,
-                    token,
-                };
-                out.push(Reservation::new(job, lease));
-            }
         }
-        Ok(out)
+        if takes.iter().all(|take| take.max == 0) {
+            return Ok(Vec::new());
+        }
+        let (request, reply) = batch::ReserveRequest::new(takes, lease);
+        match self.inner.reserver.send(request) {
+            Ok(()) => match tokio::time::timeout(batch::reserve_wait(shared, takes), reply).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err(Error::Backend(BackendError::new(
+                    "postgres: the reserve batcher stopped",
+                ))),
+                // The jobs reserved for this call, if any, are released
+                // when the batcher finds nobody waiting for them.
+                Err(_) => Err(shared.timed_out("reserve")),
+            },
+            // The batcher is gone (its runtime shut down): reserve directly.
+            Err(tokio::sync::mpsc::error::SendError(request)) => Ok(shared
+                .reserve_group(std::slice::from_ref(&request))
+                .await?
+                .pop()
+                .unwrap_or_default()),
+        }
     }
 
     async fn wait_for_jobs(&self, timeout: Duration) {
@@ -829,23 +882,7 @@ impl JobQueue for PostgresJobQueue {
     }
 
     async fn release(&self, leases: &[Lease]) -> Result<usize> {
-        if leases.is_empty() {
-            return Ok(0);
-        }
-        let shared = self.shared();
-        let ids: Vec<uuid::Uuid> = leases.iter().map(|l| *l.job_id.as_uuid()).collect();
-        let tokens: Vec<i64> = leases.iter().map(|l| l.token as i64).collect();
-        let rows = shared
-            .bounded(
-                "release",
-                sqlx::query(sql::safe(&shared.sql.release))
-                    .bind(&ids)
-                    .bind(&tokens)
-                    .fetch_all(&shared.pool),
-            )
-            .await?;
-        shared.unhold_after(&rows).await?;
-        Ok(rows.len())
+        self.shared().release_leases(leases).await
     }
 
     async fn recover_expired(&self) -> Result<usize> {
@@ -921,7 +958,12 @@ impl QueueAdmin for PostgresJobQueue {
                     .fetch_all(&shared.pool),
             )
             .await?;
-        Ok(self.decode_all(rows).await.pop().map(|(job, _)| job))
+        Ok(self
+            .shared()
+            .decode_all(rows)
+            .await
+            .pop()
+            .map(|(job, _)| job))
     }
 
     async fn list(&self, status: Option<JobStatus>, limit: usize) -> Result<Vec<Job>> {
@@ -939,6 +981,7 @@ impl QueueAdmin for PostgresJobQueue {
             )
             .await?;
         Ok(self
+            .shared()
             .decode_all(rows)
             .await
             .into_iter()
@@ -980,6 +1023,7 @@ impl QueueAdmin for PostgresJobQueue {
             )
             .await?;
         let mut jobs: Vec<Job> = self
+            .shared()
             .decode_all(rows)
             .await
             .into_iter()

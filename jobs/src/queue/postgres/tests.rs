@@ -1,5 +1,6 @@
 //! The queries of the admin API on a table of 100,000 jobs: each is served
-//! by an index, not a scan of the table (`JOBS_DATABASE_URL`).
+//! by an index, not a scan of the table; and how a group of merged reserve
+//! calls shares its statement's jobs (`JOBS_DATABASE_URL`).
 
 use sqlx::{AssertSqlSafe, Row};
 
@@ -93,5 +94,53 @@ async fn find_jobs_reads_an_index_not_the_table() {
     assert!(page.more);
     let created: Vec<_> = page.jobs.iter().map(|j| j.created_at).collect();
     assert!(created.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    queue.drop_schema().await.unwrap();
+}
+
+/// A group of reserve requests gets, per request in order, at most what it
+/// asked for, in the order the jobs became ready; requests join a group only with
+/// the same takes and lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reserve_group_hands_out_the_jobs_in_order() {
+    use std::time::Duration;
+
+    use super::batch::ReserveRequest;
+    use crate::Enqueue;
+    use crate::flow::QueueLimits;
+    use crate::job::Job;
+    use crate::queue::Take;
+
+    let Some(url) = jobs_testkit::database_url() else {
+        return;
+    };
+    let queue = PostgresJobQueue::builder(&url)
+        .schema(jobs_testkit::unique_name("pggroup"))
+        .connect()
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let job = Job::new("ok", serde_json::json!({ "n": n }));
+        ids.push(queue.enqueue(job).await.unwrap());
+    }
+    let lease = Duration::from_secs(30);
+    let take = |max| [Take::new(crate::DEFAULT_QUEUE, max)];
+    let group: Vec<ReserveRequest> = [2, 2, 4]
+        .into_iter()
+        .map(|max| ReserveRequest::new(&take(max), lease).0)
+        .collect();
+    assert!(group[0].joins(&group[2]), "the maxima may differ");
+    let limited = [Take::new(crate::DEFAULT_QUEUE, 2).limits(QueueLimits::new().concurrency(9))];
+    assert!(!group[0].joins(&ReserveRequest::new(&limited, lease).0));
+    assert!(!group[0].joins(&ReserveRequest::new(&take(2), lease * 2).0));
+    let two = [Take::new(crate::DEFAULT_QUEUE, 2), Take::new("other", 2)];
+    assert!(!group[0].joins(&ReserveRequest::new(&two, lease).0));
+
+    let got = queue.shared().reserve_group(&group).await.unwrap();
+    let per: Vec<Vec<_>> = got
+        .iter()
+        .map(|mine| mine.iter().map(|r| r.job.id).collect())
+        .collect();
+    assert_eq!(per, [ids[0..2].to_vec(), ids[2..4].to_vec(), vec![ids[4]]]);
     queue.drop_schema().await.unwrap();
 }
