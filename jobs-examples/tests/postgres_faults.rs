@@ -73,39 +73,21 @@ impl JobProcessor for Recorder {
     }
 }
 
-/// This test binary, run again as a worker process (`child_worker`).
-struct ChildWorker(ChildProcess);
-
-impl ChildWorker {
-    fn spawn(url: &str, schema: &str, lease: Duration) -> Self {
-        let lease = lease.as_millis().to_string();
-        let mut child = ChildProcess::spawn(
-            "child_worker",
-            &[
-                ("JOBS_CHILD_WORKER", "1"),
-                ("JOBS_DATABASE_URL", url),
-                ("JOBS_CHILD_SCHEMA", schema),
-                ("JOBS_CHILD_LEASE_MS", &lease),
-            ],
-        );
-        child.drain_output();
-        ChildWorker(child)
-    }
-
-    fn pid(&self) -> u32 {
-        self.0.pid()
-    }
-
-    /// Ctrl-C: the worker stops gracefully; waits for the process.
-    fn interrupt(mut self) -> std::process::ExitStatus {
-        self.0.interrupt();
-        self.0.wait()
-    }
-
-    /// SIGKILL: the process dies at once, mid-job.
-    fn kill(self) {
-        self.0.kill();
-    }
+/// This test binary, run again as a worker process (`child_worker`) on
+/// `schema`, its output drained.
+fn spawn_worker(url: &str, schema: &str, lease: Duration) -> ChildProcess {
+    let lease = lease.as_millis().to_string();
+    let mut child = ChildProcess::spawn(
+        "child_worker",
+        &[
+            ("JOBS_CHILD_WORKER", "1"),
+            ("JOBS_DATABASE_URL", url),
+            ("JOBS_CHILD_SCHEMA", schema),
+            ("JOBS_CHILD_LEASE_MS", &lease),
+        ],
+    );
+    child.drain_output();
+    child
 }
 
 /// The worker process: runs until Ctrl-C (SIGINT).
@@ -153,8 +135,8 @@ async fn two_processes_run_10000_jobs_exactly_once() {
     let schema = unique("two-procs");
     let queue = connect(&url, &schema).await;
     create_runs(queue.pool(), &schema).await;
-    let a = ChildWorker::spawn(&url, &schema, Duration::from_secs(30));
-    let b = ChildWorker::spawn(&url, &schema, Duration::from_secs(30));
+    let a = spawn_worker(&url, &schema, Duration::from_secs(30));
+    let b = spawn_worker(&url, &schema, Duration::from_secs(30));
     let mut ids = Vec::new();
     for chunk in record_jobs(10_000).chunks(1000) {
         ids.extend(queue.enqueue_many(chunk.to_vec()).await.unwrap());
@@ -182,8 +164,8 @@ async fn two_processes_run_10000_jobs_exactly_once() {
             "both processes took jobs: {by_pid:?}"
         );
     }
-    assert!(a.interrupt().success(), "graceful stop on Ctrl-C");
-    assert!(b.interrupt().success(), "graceful stop on Ctrl-C");
+    assert!(a.stop().success(), "graceful stop on Ctrl-C");
+    assert!(b.stop().success(), "graceful stop on Ctrl-C");
     queue.drop_schema().await.unwrap();
 }
 
@@ -197,7 +179,7 @@ async fn killed_worker_job_is_completed_by_another() {
     let queue = connect(&url, &schema).await;
     create_runs(queue.pool(), &schema).await;
     let lease = Duration::from_millis(300);
-    let doomed = ChildWorker::spawn(&url, &schema, lease);
+    let doomed = spawn_worker(&url, &schema, lease);
     let doomed_pid = doomed.pid();
     let id = queue
         .enqueue(Job::new("hang_first", json!({})))

@@ -73,6 +73,12 @@ impl ChildProcess {
         assert!(status.success(), "kill -INT {}", self.pid());
     }
 
+    /// Ctrl-C, then waits for the child to exit: a graceful stop.
+    pub fn stop(mut self) -> ExitStatus {
+        self.interrupt();
+        self.wait()
+    }
+
     /// Waits for the child to exit.
     pub fn wait(&mut self) -> ExitStatus {
         self.child.wait().expect("wait for the child")

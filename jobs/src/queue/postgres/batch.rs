@@ -123,6 +123,36 @@ impl Shared {
     }
 }
 
+/// Waits for the next request, then takes whatever else queued up
+/// meanwhile into `batch`, up to `max` — after giving the other tasks one
+/// turn when `settle`, so requests made at about the same moment join.
+/// `false` once the queue is dropped.
+async fn gather<T>(
+    shared: &Shared,
+    rx: &mut mpsc::UnboundedReceiver<T>,
+    batch: &mut Vec<T>,
+    max: usize,
+    settle: bool,
+) -> bool {
+    let first = tokio::select! {
+        biased;
+        first = rx.recv() => first,
+        _ = shared.stop.cancelled() => None,
+    };
+    let Some(first) = first else { return false };
+    batch.push(first);
+    if settle {
+        tokio::task::yield_now().await;
+    }
+    while batch.len() < max {
+        match rx.try_recv() {
+            Ok(request) => batch.push(request),
+            Err(_) => break,
+        }
+    }
+    true
+}
+
 /// Sends finish reports in batches until the queue is dropped: whatever
 /// queued up while the previous statement was on its way goes in the next.
 /// A failed statement hands every report of its batch the same error.
@@ -132,18 +162,8 @@ pub(super) async fn flush_finishes(
 ) {
     let mut batch: Vec<FinishRequest> = Vec::new();
     loop {
-        let first = tokio::select! {
-            biased;
-            first = rx.recv() => first,
-            _ = shared.stop.cancelled() => None,
-        };
-        let Some(first) = first else { return };
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
+        if !gather(&shared, &mut rx, &mut batch, MAX_BATCH, false).await {
+            return;
         }
         match shared.finish_batch(&batch).await {
             Ok(results) => {
@@ -179,40 +199,32 @@ pub(super) async fn flush_enqueues(
 ) {
     let mut batch: Vec<EnqueueRequest> = Vec::new();
     loop {
-        let first = tokio::select! {
-            biased;
-            first = rx.recv() => first,
-            _ = shared.stop.cancelled() => None,
-        };
-        let Some(first) = first else { return };
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(request) => batch.push(request),
-                Err(_) => break,
-            }
+        if !gather(&shared, &mut rx, &mut batch, MAX_BATCH, false).await {
+            return;
         }
-        let jobs: Vec<Job> = batch.iter().map(|r| r.job.clone()).collect();
+        // The jobs apart from their replies, so the statement borrows them
+        // without a copy.
+        let (jobs, replies): (Vec<Job>, Vec<_>) = batch.drain(..).map(|r| (r.job, r.reply)).unzip();
         match shared.insert_pooled(&jobs).await {
             Ok(answers) => {
-                for (request, answer) in batch.drain(..).zip(answers) {
-                    let _ = request.reply.send(Ok(answer));
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(Ok(answer));
                 }
             }
             // The database is unreachable (or there is one job): the same
             // answer for everyone, at once.
-            Err(e) if batch.len() == 1 || e.is_transient() => {
-                for request in batch.drain(..) {
-                    let _ = request.reply.send(Err(e.clone()));
+            Err(e) if jobs.len() == 1 || e.is_transient() => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
             Err(_) => {
-                for request in batch.drain(..) {
+                for (job, reply) in jobs.iter().zip(replies) {
                     let answer = shared
-                        .insert_pooled(std::slice::from_ref(&request.job))
+                        .insert_pooled(std::slice::from_ref(job))
                         .await
                         .map(|mut a| a.remove(0));
-                    let _ = request.reply.send(answer);
+                    let _ = reply.send(answer);
                 }
             }
         }
@@ -347,22 +359,10 @@ pub(super) async fn flush_reserves(
 ) {
     let mut waiting: Vec<ReserveRequest> = Vec::new();
     loop {
-        let first = tokio::select! {
-            biased;
-            first = rx.recv() => first,
-            _ = shared.stop.cancelled() => None,
-        };
-        let Some(first) = first else { return };
-        waiting.push(first);
-        // One turn for the other tasks first: slots freed by the same
-        // finish statement ask at about the same moment, and join this
-        // round rather than wait for the next.
-        tokio::task::yield_now().await;
-        while waiting.len() < MAX_RESERVES {
-            match rx.try_recv() {
-                Ok(request) => waiting.push(request),
-                Err(_) => break,
-            }
+        // Settling first: slots freed by the same finish statement ask at
+        // about the same moment.
+        if !gather(&shared, &mut rx, &mut waiting, MAX_RESERVES, true).await {
+            return;
         }
         // In order of arrival; a caller that already gave up is left out.
         let mut groups: Vec<Vec<ReserveRequest>> = Vec::new();
