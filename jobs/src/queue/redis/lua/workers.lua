@@ -17,6 +17,16 @@ local function check(k, t)
 end
 check(K_WORKERS, 'hash')
 check(K_LAPSES, 'zset')
+local op = ARGV[ARG_OP]
+-- The arguments too: a bad one must fail before the lapsed are forgotten.
+local ttl = op == 'report' and tonumber(ARGV[ARG_TTL])
+if op == 'report' and not (ARGV[ARG_ID] and ARGV[ARG_JSON] and ttl) then
+  error({ err = 'ERR a report needs an id, its JSON and a numeric time to live; nothing was changed' })
+elseif op == 'remove' and not ARGV[ARG_ID] then
+  error({ err = 'ERR a remove needs an id; nothing was changed' })
+elseif op ~= 'report' and op ~= 'remove' and op ~= 'list' then
+  error({ err = 'ERR unknown workers operation ' .. tostring(op) .. '; nothing was changed' })
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local lapsed = redis.call('ZRANGEBYSCORE', K_LAPSES, '-inf', string.format('%d', now), 'LIMIT', 0, 1000)
@@ -24,11 +34,10 @@ if #lapsed > 0 then
   redis.call('HDEL', K_WORKERS, unpack(lapsed))
   redis.call('ZREM', K_LAPSES, unpack(lapsed))
 end
-local op = ARGV[ARG_OP]
 if op == 'report' then
   local id = ARGV[ARG_ID]
   redis.call('HSET', K_WORKERS, id, ARGV[ARG_JSON])
-  redis.call('ZADD', K_LAPSES, string.format('%d', now + tonumber(ARGV[ARG_TTL])), id)
+  redis.call('ZADD', K_LAPSES, string.format('%d', now + ttl), id)
   return 1
 elseif op == 'remove' then
   redis.call('HDEL', K_WORKERS, ARGV[ARG_ID])
