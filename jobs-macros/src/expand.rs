@@ -146,6 +146,15 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
         }
     }
     let output = Ident::new("output", Span::mixed_site());
+    let returns = match &function.output {
+        Some(ty) => quote!(#ty),
+        None => quote!(()),
+    };
+    let step_doc = format!(
+        "`job(..)` as a workflow step whose output is `{}`'s success value: add it with `Workflow::step`, \
+         and read its output in a later step with `JobContext::output`.",
+        ident
+    );
     let into_result = match &function.output {
         Some(ty) => quote_spanned! {ty.span()=>
             ::jobs::__private::into_result::<#ty>(#output)
@@ -278,6 +287,13 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
             #[doc = #job_doc]
             #vis fn job(#(#payload_idents: #payload_types),*) -> ::jobs::__private::Job {
                 self::Args { #(#payload_idents),* }.into_job()
+            }
+
+            #[doc = #step_doc]
+            #vis fn step(
+                #(#payload_idents: #payload_types),*
+            ) -> ::jobs::workflow::TypedJob<<#returns as ::jobs::__private::IntoJobResult>::Output> {
+                ::jobs::__private::typed_job::<#returns>(self::job(#(#payload_idents),*))
             }
 
             #[doc = #enqueue_doc]

@@ -132,6 +132,11 @@ pub(crate) fn generate(attr: &Attr, item: &ItemFn) -> TokenStream {
                 ::jobs::__private::rejected()
             }
 
+            /// `job(..)` as a workflow step.
+            #vis fn step #job_generics (#(#declarations),*) -> ::jobs::workflow::TypedJob<::jobs::__private::JsonValue> #job_where {
+                ::jobs::__private::rejected()
+            }
+
             /// Enqueues the function with these arguments on `target`.
             #vis fn enqueue #enqueue_generics (
                 #target: &'target Target,

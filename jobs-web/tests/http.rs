@@ -703,6 +703,12 @@ impl JobQueue for Down {
     async fn remove_worker(&self, _: &str) -> jobs::Result<()> {
         down()
     }
+    async fn dependency_results(
+        &self,
+        _: JobId,
+    ) -> jobs::Result<Vec<jobs::workflow::DependencyResult>> {
+        down()
+    }
 }
 
 impl QueueAdmin for Down {
@@ -746,6 +752,12 @@ impl QueueAdmin for Down {
         down()
     }
     async fn queues(&self) -> jobs::Result<Vec<jobs::QueueInfo>> {
+        down()
+    }
+    async fn workflow(
+        &self,
+        _: jobs::workflow::WorkflowId,
+    ) -> jobs::Result<Option<jobs::workflow::WorkflowStatus>> {
         down()
     }
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<jobs::JobEvent> {

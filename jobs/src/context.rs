@@ -16,6 +16,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::job::{Job, JobId};
+use crate::result::JobError;
+use crate::workflow::{DependencyResult, Step, StepInfo};
 
 /// Facts about the running attempt, and its cancellation signal.
 ///
@@ -31,6 +33,8 @@ pub struct JobContext {
     cancellation: CancellationToken,
     data: Arc<DataMap>,
     progress: Arc<dyn HasProgress>,
+    step: Option<Arc<StepInfo>>,
+    results: Arc<[DependencyResult]>,
 }
 
 impl JobContext {
@@ -59,7 +63,42 @@ impl JobContext {
             cancellation,
             data,
             progress,
+            step: job.step.clone(),
+            results: Arc::new([]),
         }
+    }
+
+    /// The context with `results` as what the job's dependencies left (the
+    /// worker loads them before it runs a workflow step; a unit test of a
+    /// step sets them here).
+    pub fn with_results(mut self, results: Vec<DependencyResult>) -> Self {
+        self.results = results.into();
+        self
+    }
+
+    /// The workflow or batch step this job is, if it is one
+    /// ([`workflow`](crate::workflow)).
+    pub fn step(&self) -> Option<&StepInfo> {
+        self.step.as_deref()
+    }
+
+    /// What the steps this job waited for left: each one's status and
+    /// result, in the order they finished. Empty for a job that is no step.
+    pub fn results(&self) -> &[DependencyResult] {
+        &self.results
+    }
+
+    /// What the dependency named `step` left, if this job waited for it.
+    pub fn results_of(&self, step: &str) -> Option<&DependencyResult> {
+        self.results.iter().find(|r| r.step == step)
+    }
+
+    /// The output of a dependency, typed by the job that produced it: `step`
+    /// is the handle [`Workflow::step`](crate::workflow::Workflow::step)
+    /// returned. A permanent `JobError` if the step is not a dependency of
+    /// this job, did not complete, or left a value that does not fit `T`.
+    pub fn output<T: serde::de::DeserializeOwned>(&self, step: &Step<T>) -> Result<T, JobError> {
+        crate::workflow::output_of(&self.results, step)
     }
 
     /// A context for calling a handler outside a worker (in a unit test):

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::flow::{ConcurrencyLimit, Rate, RateLimit, Unique};
 use crate::result::JobResult;
+use crate::workflow::StepInfo;
 
 /// The default number of retries after a job's first failed attempt.
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
@@ -452,6 +453,10 @@ pub struct Job {
     /// ([`JobContext::progress`](crate::JobContext::progress)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Box<Value>>,
+    /// The workflow or batch this job is a step of, and the steps it waits
+    /// for ([`workflow`](crate::workflow)); `None` for a job on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<Arc<StepInfo>>,
     /// Why the arguments could not be serialised, for a job that a
     /// `#[job]` function's `job(..)` made from them: [`Job::validate`], and
     /// so every enqueue, refuses the job with it. Never stored.
@@ -597,6 +602,7 @@ impl Job {
             rate_limit: None,
             unique: None,
             progress: None,
+            step: None,
             args_error: None,
         }
     }
@@ -895,6 +901,16 @@ impl Job {
                 return Err(invalid(
                     "a unique job's period must be longer than zero".into(),
                 ));
+            }
+        }
+        if let Some(step) = &self.step {
+            if self.unique.is_some() || self.every.is_some() {
+                return Err(invalid(format!(
+                    "it is step `{}` of workflow `{}` and {}: a step cannot be",
+                    step.name,
+                    step.workflow_name,
+                    if self.unique.is_some() { "unique" } else { "recurring" }
+                )));
             }
         }
         if let Some(backoff) = &self.backoff {

@@ -64,6 +64,7 @@ mod serde_millis;
 pub mod telemetry;
 pub mod testing;
 mod worker;
+pub mod workflow;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -116,4 +117,5 @@ pub mod prelude {
         JobProcessor, JobQueue, JobResult, JobScheduler, JobStatus, MemoryJobQueue, MissedRuns,
         PeriodicTask, QueueAdmin, QueueStats, Registry, Schedule, job,
     };
+    pub use crate::workflow::{Batch, Step, Workflow};
 }

@@ -737,7 +737,10 @@ impl Harness {
         let outcome = if job.expires_at.is_some_and(|at| at <= now) {
             Outcome::Expired
         } else {
-            let cx = JobContext::new(&job, Arc::clone(&self.data), CancellationToken::new());
+            let mut cx = JobContext::new(&job, Arc::clone(&self.data), CancellationToken::new());
+            if job.step.as_ref().is_some_and(|s| s.has_dependencies()) {
+                cx = cx.with_results(self.queue.dependency_results(job.id).await?);
+            }
             let timeout = job.timeout.or(self.default_timeout);
             let attempt = execute(&*self.processor, &job, &cx, timeout).await;
             if let Some(progress) = cx.last_progress() {

@@ -16,6 +16,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::events::JobEvent;
 use crate::job::{Job, JobId, JobStatus};
+use crate::workflow::{DependencyResult, WorkflowId, WorkflowStatus};
 
 /// Any [`JobQueue`] behind one cloneable type: the backend is picked at run
 /// time, by [`AnyQueue::connect`] from a URL or by wrapping a queue with
@@ -203,6 +204,10 @@ impl JobQueue for AnyQueue {
     async fn remove_worker(&self, id: &str) -> Result<()> {
         self.inner.remove_worker(id).await
     }
+
+    async fn dependency_results(&self, id: JobId) -> Result<Vec<DependencyResult>> {
+        self.inner.dependency_results(id).await
+    }
 }
 
 impl QueueAdmin for AnyQueue {
@@ -264,6 +269,14 @@ impl QueueAdmin for AnyQueue {
 
     async fn queues(&self) -> Result<Vec<QueueInfo>> {
         self.inner.queues().await
+    }
+
+    async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowStatus>> {
+        self.inner.workflow(id).await
+    }
+
+    async fn cancel_workflow(&self, id: WorkflowId) -> Result<u64> {
+        self.inner.cancel_workflow(id).await
     }
 
     fn subscribe(&self) -> broadcast::Receiver<JobEvent> {

@@ -15,6 +15,7 @@ use super::{
 use crate::error::Result;
 use crate::events::JobEvent;
 use crate::job::{Job, JobId, JobStatus};
+use crate::workflow::{DependencyResult, WorkflowId, WorkflowStatus};
 
 pub(crate) trait DynQueue: Send + Sync + 'static {
     fn push(&self, job: Job) -> BoxFuture<'_, Result<Enqueued>>;
@@ -65,6 +66,9 @@ pub(crate) trait DynQueue: Send + Sync + 'static {
     fn purge_status(&self, status: JobStatus) -> BoxFuture<'_, Result<u64>>;
     fn throughput(&self, minutes: usize) -> BoxFuture<'_, Result<Vec<Throughput>>>;
     fn workers(&self) -> BoxFuture<'_, Result<Vec<WorkerInfo>>>;
+    fn dependency_results(&self, id: JobId) -> BoxFuture<'_, Result<Vec<DependencyResult>>>;
+    fn workflow(&self, id: WorkflowId) -> BoxFuture<'_, Result<Option<WorkflowStatus>>>;
+    fn cancel_workflow(&self, id: WorkflowId) -> BoxFuture<'_, Result<u64>>;
 }
 
 impl<Q: JobQueue> DynQueue for Q {
@@ -169,5 +173,14 @@ impl<Q: JobQueue> DynQueue for Q {
     }
     fn workers(&self) -> BoxFuture<'_, Result<Vec<WorkerInfo>>> {
         Box::pin(QueueAdmin::workers(self))
+    }
+    fn dependency_results(&self, id: JobId) -> BoxFuture<'_, Result<Vec<DependencyResult>>> {
+        Box::pin(JobQueue::dependency_results(self, id))
+    }
+    fn workflow(&self, id: WorkflowId) -> BoxFuture<'_, Result<Option<WorkflowStatus>>> {
+        Box::pin(QueueAdmin::workflow(self, id))
+    }
+    fn cancel_workflow(&self, id: WorkflowId) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(QueueAdmin::cancel_workflow(self, id))
     }
 }

@@ -26,6 +26,11 @@ use crate::error::{Error, Result};
 use crate::events::{JobEvent, JobEventKind};
 use crate::flow::{ConcurrencyLimit, Rate};
 use crate::job::{DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus, check_queue_name};
+use crate::result::JobResult;
+use crate::workflow::{
+    DependencyResult, Resolution, StepInfo, WorkflowId, WorkflowStatus, WorkflowStep,
+    cancelled_by,
+};
 
 /// A queue in the memory of one process, shared by every clone.
 ///
@@ -182,6 +187,15 @@ impl MemoryJobQueue {
         self.inner.events.receiver_count() > 0
     }
 
+    /// Sends the events a workflow step's end made (none for other jobs).
+    fn send_all(&self, events: Vec<JobEvent>) {
+        if !events.is_empty() && self.listening() {
+            for event in events {
+                self.send(event);
+            }
+        }
+    }
+
     fn send(&self, event: JobEvent) {
         let _ = self.inner.events.send(event);
     }
@@ -217,6 +231,8 @@ enum Place {
     HeldByConcurrency,
     /// Held back by its rate limit, in its key's held list.
     HeldByRate,
+    /// A workflow step waiting for its dependencies: in no list.
+    Blocked,
 }
 
 struct Record {
@@ -325,6 +341,45 @@ struct Flow {
     uniques: HashMap<String, UniqueLock>,
     /// When the keys that hold nothing are next forgotten.
     sweep_at: Option<DateTime<Utc>>,
+}
+
+/// The state of workflows and batches: empty while no job is a step.
+#[derive(Default)]
+struct Workflows {
+    /// Per step that waits or waited for others: how many it still waits
+    /// for, and what those that finished left.
+    deps: HashMap<JobId, Deps>,
+    /// Per job not finished: the steps waiting for it.
+    dependants: HashMap<JobId, Vec<JobId>>,
+    /// Per workflow: its counts, and its steps in the order stored.
+    records: HashMap<WorkflowId, (WorkflowStatus, Vec<JobId>)>,
+}
+
+#[derive(Default)]
+struct Deps {
+    waiting: u64,
+    results: Vec<DependencyResult>,
+}
+
+/// A step that finished (or left) and whose dependants are to be resolved.
+struct Resolved {
+    id: JobId,
+    workflow: WorkflowId,
+    step: String,
+    status: JobStatus,
+    result: Option<JobResult>,
+}
+
+impl Resolved {
+    fn of(job: &Job, step: &StepInfo) -> Self {
+        Resolved {
+            id: job.id,
+            workflow: step.workflow,
+            step: step.name.clone(),
+            status: job.status,
+            result: job.result.as_deref().cloned(),
+        }
+    }
 }
 
 /// How often idle limit keys are forgotten.
@@ -539,6 +594,10 @@ struct State {
     /// The last one given at the front of `ready`, counting down from 0.
     front_seq: i64,
     flow: Flow,
+    workflows: Workflows,
+    /// Events of jobs a workflow step's end changed (dependants cancelled
+    /// with it), for the caller to send once the lock is released.
+    events: Vec<JobEvent>,
     /// Attempts processed and failed per minute (minutes since the epoch),
     /// the last [`THROUGHPUT_MINUTES`] that had any, oldest first.
     minutes: VecDeque<(i64, u64, u64)>,
@@ -621,6 +680,8 @@ impl State {
             back_seq: 0,
             front_seq: 0,
             flow: Flow::default(),
+            workflows: Workflows::default(),
+            events: Vec::new(),
             minutes: VecDeque::new(),
         }
     }
@@ -650,14 +711,28 @@ impl State {
     /// its place, its count and the unique key it holds. Returns the
     /// record and how many workers to wake, or the record back (left in
     /// place) if it is running.
-    fn remove(&mut self, id: JobId) -> Option<std::result::Result<(Box<Record>, usize), ()>> {
+    fn remove(
+        &mut self,
+        id: JobId,
+        now: DateTime<Utc>,
+    ) -> Option<std::result::Result<(Box<Record>, usize), ()>> {
         let record = self.jobs.get(&id)?;
         if record.job.status == JobStatus::Running {
             return Some(Err(()));
         }
         let mut record = self.jobs.remove(&id).expect("looked up");
-        let woken = self.unplace(&mut record);
+        let mut woken = self.unplace(&mut record);
         self.counts.moved(Some(record.job.status), None);
+        if let Some(step) = record.job.step.clone() {
+            if !record.job.status.is_final() {
+                // Its dependants see it as cancelled.
+                let mut gone = Resolved::of(&record.job, &step);
+                gone.status = JobStatus::Cancelled;
+                woken += self.resolve(gone, now);
+            }
+            self.workflows.dependants.remove(&id);
+            self.forget_step(id, &step);
+        }
         if let Some(unique) = &record.job.unique {
             if self
                 .flow
@@ -729,7 +804,7 @@ impl State {
     fn unplace(&mut self, record: &mut Record) -> usize {
         let mut woken = 0;
         match record.place {
-            Place::Out => {}
+            Place::Out | Place::Blocked => {}
             Place::Ready => {
                 self.queues[record.queue as usize].ready_count -= 1;
                 // It may have been given a freed slot: pass that on.
@@ -811,6 +886,9 @@ impl State {
     }
 
     fn insert(&mut self, mut job: Job, now: DateTime<Utc>) -> bool {
+        if job.step.is_some() {
+            return self.insert_step(job, now);
+        }
         if !matches!(job.status, JobStatus::Pending | JobStatus::Retrying) {
             job.status = JobStatus::Pending;
         }
@@ -827,6 +905,206 @@ impl State {
         let ready = self.place(&mut record, now);
         self.jobs.insert(record.job.id, record);
         ready
+    }
+
+    /// Checks that the steps among `jobs` can be stored: what they depend
+    /// on exists (stored, or earlier in `jobs`), and the stored steps they
+    /// block still wait for their dependencies.
+    fn check_steps(&self, jobs: &[Job]) -> Result<()> {
+        if !jobs.iter().any(|j| j.step.is_some()) {
+            return Ok(());
+        }
+        let mut earlier = HashSet::default();
+        for job in jobs {
+            if let Some(step) = &job.step {
+                for dep in &step.depends_on {
+                    if !earlier.contains(&dep.job) && !self.jobs.contains_key(&dep.job) {
+                        return Err(Error::InvalidArgument(format!(
+                            "step `{}` of workflow `{}` depends on job {} (`{}`), which does not exist",
+                            step.name, step.workflow_name, dep.job, dep.step
+                        )));
+                    }
+                }
+                for blocked in &step.blocks {
+                    let waits = self.jobs.get(blocked).is_some_and(|r| {
+                        r.place == Place::Blocked
+                            && r.job.step.as_ref().is_some_and(|s| s.workflow == step.workflow)
+                    });
+                    if !waits {
+                        return Err(Error::InvalidArgument(format!(
+                            "job {blocked} is not a step of workflow `{}` that still waits for its dependencies, so it cannot wait for step `{}` too",
+                            step.workflow_name, step.name
+                        )));
+                    }
+                }
+            }
+            earlier.insert(job.id);
+        }
+        Ok(())
+    }
+
+    /// Stores a workflow step: waiting for its dependencies, ready if they
+    /// all completed, or cancelled if one of them did not. Returns whether
+    /// it is ready now.
+    fn insert_step(&mut self, mut job: Job, now: DateTime<Utc>) -> bool {
+        let step = job.step.clone().expect("a step");
+        let id = job.id;
+        let (status, members) = self
+            .workflows
+            .records
+            .entry(step.workflow)
+            .or_insert_with(|| {
+                let status = WorkflowStatus::new(step.workflow, &step.workflow_name, step.kind);
+                (status, Vec::new())
+            });
+        status.total += 1;
+        status.pending += 1;
+        members.push(id);
+        let mut deps = Deps::default();
+        let mut cancel = None;
+        for dep in &step.depends_on {
+            match self.jobs.get(&dep.job) {
+                Some(parent) if parent.job.status.is_final() => {
+                    let done = parent.job.status;
+                    deps.results.push(
+                        DependencyResult::new(dep.job, &dep.step, done)
+                            .with_result(parent.job.result.as_deref().cloned()),
+                    );
+                    if done != JobStatus::Completed && !step.run_always && cancel.is_none() {
+                        cancel = Some(cancelled_by(&dep.step, done));
+                    }
+                }
+                _ => {
+                    deps.waiting += 1;
+                    self.workflows
+                        .dependants
+                        .entry(dep.job)
+                        .or_default()
+                        .push(id);
+                }
+            }
+        }
+        for blocked in &step.blocks {
+            if let Some(d) = self.workflows.deps.get_mut(blocked) {
+                d.waiting += 1;
+            }
+            self.workflows
+                .dependants
+                .entry(id)
+                .or_default()
+                .push(*blocked);
+        }
+        let waiting = deps.waiting;
+        self.workflows.deps.insert(id, deps);
+        if let Some(error) = cancel {
+            job.status = JobStatus::Cancelled;
+            job.last_error = Some(error);
+            job.completed_at = Some(now);
+        } else if !matches!(job.status, JobStatus::Pending | JobStatus::Retrying) {
+            job.status = JobStatus::Pending;
+        }
+        self.counts.moved(None, Some(job.status));
+        let queue = self.queue_for(&job.queue);
+        self.queues[queue].used = true;
+        let mut record = Box::new(Record {
+            job,
+            token: 0,
+            seq: 0,
+            queue: queue as u32,
+            place: Place::Out,
+        });
+        if record.job.status == JobStatus::Cancelled {
+            let resolved = Resolved::of(&record.job, &step);
+            self.events
+                .push(JobEvent::of(&record.job, JobEventKind::Cancelled));
+            self.jobs.insert(id, record);
+            self.finished.push_back((id, now));
+            self.resolve(resolved, now);
+            return false;
+        }
+        let ready = if waiting > 0 {
+            record.place = Place::Blocked;
+            false
+        } else {
+            self.place(&mut record, now)
+        };
+        self.jobs.insert(id, record);
+        ready
+    }
+
+    /// A workflow step ended (finished, or left the queue): counts it in
+    /// its workflow and resolves the steps waiting for it — ready once
+    /// their last dependency ended, cancelled (and theirs in turn) if one
+    /// did not complete and they do not run always. Returns how many
+    /// workers to wake. Finished jobs are not evicted here.
+    fn resolve(&mut self, first: Resolved, now: DateTime<Utc>) -> usize {
+        let mut woken = 0;
+        let mut stack = vec![first];
+        while let Some(done) = stack.pop() {
+            if let Some((status, _)) = self.workflows.records.get_mut(&done.workflow) {
+                status.count_finished(done.status);
+            }
+            let Some(children) = self.workflows.dependants.remove(&done.id) else {
+                continue;
+            };
+            for child in children {
+                let Some(record) = self.jobs.get(&child) else {
+                    continue;
+                };
+                if record.place != Place::Blocked || record.job.status.is_final() {
+                    continue;
+                }
+                let Some(step) = record.job.step.clone() else {
+                    continue;
+                };
+                let deps = self.workflows.deps.entry(child).or_default();
+                deps.waiting = deps.waiting.saturating_sub(1);
+                deps.results.push(
+                    DependencyResult::new(done.id, &done.step, done.status)
+                        .with_result(done.result.clone()),
+                );
+                match Resolution::of(done.status, step.run_always, deps.waiting) {
+                    Resolution::Waiting => {}
+                    Resolution::Ready => {
+                        let mut record = self.jobs.remove(&child).expect("looked up");
+                        record.place = Place::Out;
+                        self.place(&mut record, now);
+                        self.jobs.insert(child, record);
+                        woken += 1;
+                    }
+                    Resolution::Cancel => {
+                        deps.waiting = 0;
+                        let token = self.token();
+                        let record = self.jobs.get_mut(&child).expect("looked up");
+                        self.counts
+                            .moved(Some(record.job.status), Some(JobStatus::Cancelled));
+                        record.job.status = JobStatus::Cancelled;
+                        record.job.last_error = Some(cancelled_by(&done.step, done.status));
+                        record.job.completed_at = Some(now);
+                        record.place = Place::Out;
+                        record.token = token;
+                        self.events
+                            .push(JobEvent::of(&record.job, JobEventKind::Cancelled));
+                        stack.push(Resolved::of(&record.job, &step));
+                        self.finished.push_back((child, now));
+                    }
+                }
+            }
+        }
+        woken
+    }
+
+    /// A workflow step left the queue (deleted, evicted, purged): forgets
+    /// its dependency state, and the workflow once none of its steps is
+    /// left.
+    fn forget_step(&mut self, id: JobId, step: &StepInfo) {
+        self.workflows.deps.remove(&id);
+        if let Some((_, members)) = self.workflows.records.get_mut(&step.workflow) {
+            members.retain(|m| *m != id);
+            if members.is_empty() {
+                self.workflows.records.remove(&step.workflow);
+            }
+        }
     }
 
     fn promote_due(&mut self, now: DateTime<Utc>) {
@@ -1009,6 +1287,9 @@ impl State {
             if current {
                 let record = self.jobs.remove(&id).expect("checked");
                 self.counts.moved(Some(record.job.status), None);
+                if let Some(step) = &record.job.step {
+                    self.forget_step(id, step);
+                }
                 if let Some(unique) = &record.job.unique {
                     if self
                         .flow
@@ -1033,6 +1314,16 @@ impl Enqueue for MemoryJobQueue {
             if state.jobs.contains_key(&job.id) {
                 return Err(Error::Duplicate(job.id));
             }
+            if job.step.is_some() {
+                state.check_steps(std::slice::from_ref(&job))?;
+                let pushed = state.store(job, now).0;
+                let events = std::mem::take(&mut state.events);
+                state.evict(now, &self.inner);
+                drop(state);
+                self.wake(1);
+                self.send_all(events);
+                return Ok(pushed);
+            }
             state.store(job, now).0
         };
         if !pushed.conflict {
@@ -1050,6 +1341,7 @@ impl Enqueue for MemoryJobQueue {
         let now = self.inner.clock.now();
         let mut pushed = Vec::with_capacity(jobs.len());
         let mut stored = 0;
+        let mut events = Vec::new();
         {
             let mut state = self.inner.state.lock();
             let mut seen = HashSet::with_capacity_and_hasher(jobs.len(), Default::default());
@@ -1058,13 +1350,19 @@ impl Enqueue for MemoryJobQueue {
                     return Err(Error::Duplicate(job.id));
                 }
             }
+            state.check_steps(&jobs)?;
             for job in jobs {
                 let (enqueued, _) = state.store(job, now);
                 stored += usize::from(!enqueued.conflict);
                 pushed.push(enqueued);
             }
+            if !state.events.is_empty() {
+                events = std::mem::take(&mut state.events);
+                state.evict(now, &self.inner);
+            }
         }
         self.wake(stored);
+        self.send_all(events);
         Ok(pushed)
     }
 }
@@ -1146,6 +1444,7 @@ impl JobQueue for MemoryJobQueue {
         let mut woken = 0;
         let mut event = None;
         let mut taken = None;
+        let mut events = Vec::new();
         {
             let mut guard = self.inner.state.lock();
             let state = &mut *guard;
@@ -1178,6 +1477,13 @@ impl JobQueue for MemoryJobQueue {
             state.counts.moved(Some(JobStatus::Running), Some(status));
             woken += state.stopped(concurrency.as_deref(), queue);
             if status.is_final() {
+                if let Some(record) = state.jobs.get(&id) {
+                    if let Some(step) = &record.job.step {
+                        let resolved = Resolved::of(&record.job, step);
+                        woken += state.resolve(resolved, now);
+                        events = std::mem::take(&mut state.events);
+                    }
+                }
                 state.finished(id, now, &self.inner);
             } else {
                 // Retrying or snoozed. Wake a waiting worker even when it
@@ -1201,6 +1507,7 @@ impl JobQueue for MemoryJobQueue {
         if let Some(event) = event {
             self.send(event);
         }
+        self.send_all(events);
         match taken {
             // The outcome is recorded all the same.
             Some(id) => Err(Error::Duplicate(id)),
@@ -1275,6 +1582,16 @@ impl JobQueue for MemoryJobQueue {
     async fn recover_expired(&self) -> Result<usize> {
         // Leases of an in-memory queue live as long as the process.
         Ok(0)
+    }
+
+    async fn dependency_results(&self, id: JobId) -> Result<Vec<DependencyResult>> {
+        let state = self.inner.state.lock();
+        Ok(state
+            .workflows
+            .deps
+            .get(&id)
+            .map(|d| d.results.clone())
+            .unwrap_or_default())
     }
 
     async fn progress(&self, lease: Lease, progress: Value) -> Result<bool> {
@@ -1352,15 +1669,19 @@ impl QueueAdmin for MemoryJobQueue {
     }
 
     async fn delete(&self, id: JobId) -> Result<DeleteOutcome> {
-        let woken = {
+        let now = self.inner.clock.now();
+        let (woken, events) = {
             let mut state = self.inner.state.lock();
-            match state.remove(id) {
+            let woken = match state.remove(id, now) {
                 None => return Ok(DeleteOutcome::NotFound),
                 Some(Err(())) => return Ok(DeleteOutcome::Running),
                 Some(Ok((_, woken))) => woken,
-            }
+            };
+            state.evict(now, &self.inner);
+            (woken, std::mem::take(&mut state.events))
         };
         self.wake(woken);
+        self.send_all(events);
         Ok(DeleteOutcome::Deleted)
     }
 
@@ -1370,7 +1691,8 @@ impl QueueAdmin for MemoryJobQueue {
                 "running jobs cannot be purged: cancel them".into(),
             ));
         }
-        let (removed, woken) = {
+        let now = self.inner.clock.now();
+        let (removed, woken, events) = {
             let mut state = self.inner.state.lock();
             let ids: Vec<JobId> = state
                 .jobs
@@ -1380,13 +1702,15 @@ impl QueueAdmin for MemoryJobQueue {
                 .collect();
             let mut woken = 0;
             for &id in &ids {
-                if let Some(Ok((_, w))) = state.remove(id) {
+                if let Some(Ok((_, w))) = state.remove(id, now) {
                     woken += w;
                 }
             }
-            (ids.len() as u64, woken)
+            state.evict(now, &self.inner);
+            (ids.len() as u64, woken, std::mem::take(&mut state.events))
         };
         self.wake(woken);
+        self.send_all(events);
         Ok(removed)
     }
 
@@ -1416,6 +1740,7 @@ impl QueueAdmin for MemoryJobQueue {
         let now = self.inner.clock.now();
         let mut woken = 0;
         let mut event = None;
+        let mut events = Vec::new();
         let outcome = {
             let mut guard = self.inner.state.lock();
             let state = &mut *guard;
@@ -1445,7 +1770,15 @@ impl QueueAdmin for MemoryJobQueue {
             if self.listening() {
                 event = Some(JobEvent::of(&record.job, JobEventKind::Cancelled));
             }
-            state.jobs.insert(id, record);
+            let step = record.job.step.clone();
+            if let Some(step) = &step {
+                let resolved = Resolved::of(&record.job, step);
+                state.jobs.insert(id, record);
+                woken += state.resolve(resolved, now);
+                events = std::mem::take(&mut state.events);
+            } else {
+                state.jobs.insert(id, record);
+            }
             state.finished(id, now, &self.inner);
             outcome
         };
@@ -1453,6 +1786,7 @@ impl QueueAdmin for MemoryJobQueue {
         if let Some(event) = event {
             self.send(event);
         }
+        self.send_all(events);
         Ok(outcome)
     }
 
@@ -1470,6 +1804,11 @@ impl QueueAdmin for MemoryJobQueue {
                 return Ok(false);
             }
             state.counts.moved(Some(was), Some(JobStatus::Pending));
+            if let Some(step) = &record.job.step {
+                if let Some((status, _)) = state.workflows.records.get_mut(&step.workflow) {
+                    status.count_retried(was);
+                }
+            }
             state.place(&mut record, now);
             state.jobs.insert(id, record);
         };
@@ -1500,6 +1839,7 @@ impl QueueAdmin for MemoryJobQueue {
         state.counts = StatusCounts::default();
         state.scheduled = 0;
         state.flow = Flow::default();
+        state.workflows = Workflows::default();
         for queue in &mut state.queues {
             queue.clear();
         }
@@ -1539,6 +1879,26 @@ impl QueueAdmin for MemoryJobQueue {
             .collect();
         queues.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(queues)
+    }
+
+    async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowStatus>> {
+        let state = self.inner.state.lock();
+        let Some((status, members)) = state.workflows.records.get(&id) else {
+            return Ok(None);
+        };
+        let mut status = status.clone();
+        status.steps = members
+            .iter()
+            .filter_map(|m| {
+                let record = state.jobs.get(m)?;
+                let waiting = match record.place {
+                    Place::Blocked => state.workflows.deps.get(m).map_or(0, |d| d.waiting),
+                    _ => 0,
+                };
+                WorkflowStep::of(&record.job, waiting)
+            })
+            .collect();
+        Ok(Some(status))
     }
 
     fn subscribe(&self) -> broadcast::Receiver<JobEvent> {

@@ -27,6 +27,7 @@ use crate::events::JobEvent;
 use crate::flow::QueueLimits;
 use crate::job::{AttemptError, Job, JobId, JobStatus};
 use crate::result::JobResult;
+use crate::workflow::{DependencyResult, WorkflowId, WorkflowStatus};
 
 mod admin;
 mod any;
@@ -551,6 +552,19 @@ pub trait JobQueue: Enqueue + QueueAdmin + 'static {
 
     /// Forgets a worker that stopped.
     fn remove_worker(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// What the dependencies of workflow step `id` left when they finished
+    /// ([`workflow`](crate::workflow)): each one's status and result, in the
+    /// order they finished — the steps it was enqueued with and any added
+    /// later ([`Workflow::before`](crate::workflow::Workflow::before)).
+    /// Empty for a job that waits for nothing. The worker loads them before
+    /// it runs a step ([`JobContext::results`](crate::JobContext::results));
+    /// they are kept with the job, so they outlive the dependencies' own
+    /// records.
+    fn dependency_results(
+        &self,
+        id: JobId,
+    ) -> impl Future<Output = Result<Vec<DependencyResult>>> + Send;
 }
 
 /// What an operator does with a queue's jobs: look them up, list, cancel,
@@ -624,6 +638,33 @@ pub trait QueueAdmin: Send + Sync {
     /// The named queues the backend knows of (any that ever had a job, or
     /// is paused), sorted by name.
     fn queues(&self) -> impl Future<Output = Result<Vec<QueueInfo>>> + Send;
+
+    /// A workflow or batch: its counts, and its steps whose jobs are still
+    /// kept. `None` if it is unknown (or every job of it was dropped).
+    fn workflow(
+        &self,
+        id: WorkflowId,
+    ) -> impl Future<Output = Result<Option<WorkflowStatus>>> + Send;
+
+    /// Cancels every step of a workflow or batch that has not finished —
+    /// waiting, held back by its dependencies, or running — so nothing of
+    /// it runs any more; returns how many were cancelled. `Err(NotFound)`-
+    /// like [`Error::InvalidArgument`] if the workflow is unknown.
+    fn cancel_workflow(&self, id: WorkflowId) -> impl Future<Output = Result<u64>> + Send {
+        async move {
+            let status = self
+                .workflow(id)
+                .await?
+                .ok_or_else(|| Error::InvalidArgument(format!("no workflow {id}")))?;
+            let mut cancelled = 0;
+            for step in status.steps.iter().filter(|s| !s.status.is_final()) {
+                if self.cancel(step.job_id).await?.is_cancelled() {
+                    cancelled += 1;
+                }
+            }
+            Ok(cancelled)
+        }
+    }
 
     /// Events of this queue's jobs — started, progress, finished, released
     /// — from every process using the backend (a networked backend relays

@@ -669,12 +669,27 @@ async fn run_job(inner: &Inner, job: &Job, control: &Arc<Control>) {
         Outcome::Expired
     } else {
         metrics.started(crate::telemetry::waited(job, now));
-        let cx = JobContext::with_progress(
+        let mut cx = JobContext::with_progress(
             job,
             Arc::clone(&inner.data),
             control.token.clone(),
             Arc::clone(control) as Arc<dyn HasProgress>,
         );
+        if job.step.as_ref().is_some_and(|s| s.has_dependencies()) {
+            match inner.queue.dependency_results(job.id).await {
+                Ok(results) => cx = cx.with_results(results),
+                Err(e) => {
+                    // Tried again like any failed attempt.
+                    let error = JobError::retryable(format!(
+                        "could not load the results of the job's dependencies: {e}"
+                    ));
+                    let outcome = decide(inner.config.clock, job, JobResult::failure(error));
+                    untrack(inner, job.id, control);
+                    finish(inner, lease, outcome, None).await;
+                    return;
+                }
+            }
+        }
         let timeout = job.timeout.or(inner.config.default_timeout);
         let attempt = execute(&*inner.processor, job, &cx, timeout);
         let running = async {

@@ -945,6 +945,13 @@ impl JobQueue for PostgresJobQueue {
             .await?;
         Ok(())
     }
+
+    async fn dependency_results(
+        &self,
+        _id: JobId,
+    ) -> Result<Vec<crate::workflow::DependencyResult>> {
+        Ok(Vec::new())
+    }
 }
 
 impl QueueAdmin for PostgresJobQueue {
@@ -1269,6 +1276,13 @@ impl QueueAdmin for PostgresJobQueue {
             )
             .await?;
         Ok(!rows.is_empty())
+    }
+
+    async fn workflow(
+        &self,
+        _id: crate::workflow::WorkflowId,
+    ) -> Result<Option<crate::workflow::WorkflowStatus>> {
+        Ok(None)
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>> {

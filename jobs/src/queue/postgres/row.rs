@@ -121,6 +121,11 @@ impl Batch {
         let mut seen = std::collections::HashSet::with_capacity(jobs.len());
         for job in jobs {
             job.validate()?;
+            if job.step.is_some() {
+                return Err(Error::InvalidArgument(
+                    "workflow steps are not stored by this backend yet".into(),
+                ));
+            }
             if !seen.insert(job.id) {
                 return Err(Error::Duplicate(job.id));
             }

@@ -530,6 +530,11 @@ fn parse_id(raw: &[u8]) -> Option<JobId> {
 /// A job validated and encoded for the scripts.
 fn encode(job: &Job) -> Result<Encoded> {
     job.validate()?;
+    if job.step.is_some() {
+        return Err(Error::InvalidArgument(
+            "workflow steps are not stored by this backend yet".into(),
+        ));
+    }
     let (state, body) = record::encode(job).map_err(|e| Error::Serialize {
         name: job.name.to_string(),
         message: e.to_string(),
@@ -810,6 +815,13 @@ impl JobQueue for RedisJobQueue {
         let _: i64 = self.shared().call("remove_worker", &call).await?;
         Ok(())
     }
+
+    async fn dependency_results(
+        &self,
+        _id: JobId,
+    ) -> Result<Vec<crate::workflow::DependencyResult>> {
+        Ok(Vec::new())
+    }
 }
 
 impl QueueAdmin for RedisJobQueue {
@@ -846,6 +858,13 @@ impl QueueAdmin for RedisJobQueue {
                 .await?;
         }
         Ok(removed == 1)
+    }
+
+    async fn workflow(
+        &self,
+        _id: crate::workflow::WorkflowId,
+    ) -> Result<Option<crate::workflow::WorkflowStatus>> {
+        Ok(None)
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>> {
