@@ -32,6 +32,7 @@ mod flow;
 pub mod probe;
 pub mod server;
 pub mod suite;
+mod workflow;
 
 use std::time::Duration;
 

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use crate::admin::*;
 use crate::flow::*;
 use crate::probe::Probe;
+use crate::workflow::*;
 
 /// The longest a case may take before it fails (none takes more than a few
 /// seconds on a quiet machine).
@@ -132,6 +133,17 @@ define_suite! {$
     throughput_counts_processed_and_failed,
     workers_lists_running_worker_and_forgets_stopped,
     attempt_errors_are_kept,
+    // Workflows and batches (`workflow.rs`).
+    batch_callbacks_fire_once,
+    failed_batch_job_cancels_on_success,
+    chain_passes_results,
+    diamond_runs_the_join_once,
+    failure_cancels_dependants_unless_they_run_always,
+    cancel_workflow_cancels_its_steps,
+    a_running_step_fans_out,
+    adding_to_a_batch_while_open,
+    bad_workflows_store_nothing,
+    a_worker_runs_a_dag,
 }
 
 fn worker<Q: JobQueue + Clone>(queue: &Q, probe: &Probe) -> jobs::WorkerBuilder {

@@ -909,7 +909,11 @@ impl Job {
                     "it is step `{}` of workflow `{}` and {}: a step cannot be",
                     step.name,
                     step.workflow_name,
-                    if self.unique.is_some() { "unique" } else { "recurring" }
+                    if self.unique.is_some() {
+                        "unique"
+                    } else {
+                        "recurring"
+                    }
                 )));
             }
         }

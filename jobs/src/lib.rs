@@ -112,10 +112,10 @@ pub mod prelude {
     pub use crate::PostgresJobQueue;
     #[cfg(feature = "redis")]
     pub use crate::RedisJobQueue;
+    pub use crate::workflow::{Batch, Step, Workflow};
     pub use crate::{
         BackgroundJobWorker, Data, Enqueue, Job, JobContext, JobError, JobId, JobPriority,
         JobProcessor, JobQueue, JobResult, JobScheduler, JobStatus, MemoryJobQueue, MissedRuns,
         PeriodicTask, QueueAdmin, QueueStats, Registry, Schedule, job,
     };
-    pub use crate::workflow::{Batch, Step, Workflow};
 }

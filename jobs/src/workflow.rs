@@ -510,11 +510,9 @@ impl Workflow {
     /// For a workflow being [extended](Self::extend): the stored step
     /// `name` also waits for every step added here.
     pub fn before(&mut self, name: &str) -> Result<&mut Self> {
-        let id = self
-            .existing
-            .get(name)
-            .copied()
-            .ok_or_else(|| Error::InvalidArgument(format!("workflow `{}` has no step `{name}`", self.name)))?;
+        let id = self.existing.get(name).copied().ok_or_else(|| {
+            Error::InvalidArgument(format!("workflow `{}` has no step `{name}`", self.name))
+        })?;
         if !self.blocks.contains(&id) {
             self.blocks.push(id);
         }
@@ -980,7 +978,10 @@ mod tests {
         assert_eq!(names, ["a", "b", "c", "d"]);
         let d = jobs[3].step.as_ref().unwrap();
         assert_eq!(
-            d.depends_on.iter().map(|d| d.step.as_str()).collect::<Vec<_>>(),
+            d.depends_on
+                .iter()
+                .map(|d| d.step.as_str())
+                .collect::<Vec<_>>(),
             ["b", "c"]
         );
         assert_eq!(d.depends_on[0].job, jobs[1].id);
@@ -1004,14 +1005,28 @@ mod tests {
         let mut wf = Workflow::new("w");
         wf.step("a", job("a"), &[]);
         wf.step("a", job("a"), &[]);
-        assert!(wf.build().unwrap_err().to_string().contains("two steps are named `a`"));
+        assert!(
+            wf.build()
+                .unwrap_err()
+                .to_string()
+                .contains("two steps are named `a`")
+        );
 
         let mut wf = Workflow::new("w");
         wf.step("a", job("a"), &["a"]);
-        assert!(wf.build().unwrap_err().to_string().contains("depends on itself"));
+        assert!(
+            wf.build()
+                .unwrap_err()
+                .to_string()
+                .contains("depends on itself")
+        );
 
         let mut wf = Workflow::new("w");
-        wf.step("a", job("a").unique_for(std::time::Duration::from_secs(1)), &[]);
+        wf.step(
+            "a",
+            job("a").unique_for(std::time::Duration::from_secs(1)),
+            &[],
+        );
         assert!(wf.build().unwrap_err().to_string().contains("unique"));
 
         assert!(Workflow::new("w").build().is_err());
@@ -1047,19 +1062,44 @@ mod tests {
         ];
         assert_eq!(output_of(&results, &step).unwrap(), 7);
         let wrong: Step<String> = Step::new(step.id(), "count");
-        assert!(output_of(&results, &wrong).unwrap_err().to_string().contains("does not fit"));
+        assert!(
+            output_of(&results, &wrong)
+                .unwrap_err()
+                .to_string()
+                .contains("does not fit")
+        );
         let missing: Step<u32> = Step::new(JobId::new(), "other");
         assert!(output_of(&results, &missing).is_err());
         let failed = vec![DependencyResult::new(step.id(), "count", JobStatus::Failed)];
-        assert!(output_of(&failed, &step).unwrap_err().to_string().contains("ended failed"));
+        assert!(
+            output_of(&failed, &step)
+                .unwrap_err()
+                .to_string()
+                .contains("ended failed")
+        );
     }
 
     #[test]
     fn resolution_follows_the_outcome_and_the_policy() {
-        assert_eq!(Resolution::of(JobStatus::Completed, false, 1), Resolution::Waiting);
-        assert_eq!(Resolution::of(JobStatus::Completed, false, 0), Resolution::Ready);
-        assert_eq!(Resolution::of(JobStatus::Failed, false, 3), Resolution::Cancel);
-        assert_eq!(Resolution::of(JobStatus::Failed, true, 0), Resolution::Ready);
-        assert_eq!(Resolution::of(JobStatus::Cancelled, true, 2), Resolution::Waiting);
+        assert_eq!(
+            Resolution::of(JobStatus::Completed, false, 1),
+            Resolution::Waiting
+        );
+        assert_eq!(
+            Resolution::of(JobStatus::Completed, false, 0),
+            Resolution::Ready
+        );
+        assert_eq!(
+            Resolution::of(JobStatus::Failed, false, 3),
+            Resolution::Cancel
+        );
+        assert_eq!(
+            Resolution::of(JobStatus::Failed, true, 0),
+            Resolution::Ready
+        );
+        assert_eq!(
+            Resolution::of(JobStatus::Cancelled, true, 2),
+            Resolution::Waiting
+        );
     }
 }

@@ -28,8 +28,7 @@ use crate::flow::{ConcurrencyLimit, Rate};
 use crate::job::{DEFAULT_QUEUE, Job, JobId, JobPriority, JobStatus, check_queue_name};
 use crate::result::JobResult;
 use crate::workflow::{
-    DependencyResult, Resolution, StepInfo, WorkflowId, WorkflowStatus, WorkflowStep,
-    cancelled_by,
+    DependencyResult, Resolution, StepInfo, WorkflowId, WorkflowStatus, WorkflowStep, cancelled_by,
 };
 
 /// A queue in the memory of one process, shared by every clone.
@@ -928,7 +927,10 @@ impl State {
                 for blocked in &step.blocks {
                     let waits = self.jobs.get(blocked).is_some_and(|r| {
                         r.place == Place::Blocked
-                            && r.job.step.as_ref().is_some_and(|s| s.workflow == step.workflow)
+                            && r.job
+                                .step
+                                .as_ref()
+                                .is_some_and(|s| s.workflow == step.workflow)
                     });
                     if !waits {
                         return Err(Error::InvalidArgument(format!(

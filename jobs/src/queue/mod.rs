@@ -648,21 +648,21 @@ pub trait QueueAdmin: Send + Sync {
 
     /// Cancels every step of a workflow or batch that has not finished —
     /// waiting, held back by its dependencies, or running — so nothing of
-    /// it runs any more; returns how many were cancelled. `Err(NotFound)`-
-    /// like [`Error::InvalidArgument`] if the workflow is unknown.
+    /// it runs any more, a batch's callbacks included. Returns how many
+    /// steps it cancelled;
+    /// [`Error::InvalidArgument`] if the workflow is unknown.
     fn cancel_workflow(&self, id: WorkflowId) -> impl Future<Output = Result<u64>> + Send {
         async move {
-            let status = self
-                .workflow(id)
-                .await?
-                .ok_or_else(|| Error::InvalidArgument(format!("no workflow {id}")))?;
-            let mut cancelled = 0;
-            for step in status.steps.iter().filter(|s| !s.status.is_final()) {
-                if self.cancel(step.job_id).await?.is_cancelled() {
-                    cancelled += 1;
-                }
+            let unknown = || Error::InvalidArgument(format!("no workflow {id}"));
+            let before = self.workflow(id).await?.ok_or_else(unknown)?;
+            // Dependants first (the steps are listed in the order stored,
+            // dependencies before dependants): a step that runs always must
+            // not be released by the cancel of what it waits for.
+            for step in before.steps.iter().rev().filter(|s| !s.status.is_final()) {
+                self.cancel(step.job_id).await?;
             }
-            Ok(cancelled)
+            let after = self.workflow(id).await?.ok_or_else(unknown)?;
+            Ok(after.cancelled.saturating_sub(before.cancelled))
         }
     }
 
