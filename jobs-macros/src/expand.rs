@@ -146,15 +146,29 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
         }
     }
     let output = Ident::new("output", Span::mixed_site());
-    let returns = match &function.output {
-        Some(ty) => quote!(#ty),
-        None => quote!(()),
+    // The step's output, read from the return type as written (a trait
+    // projection would repeat, at the attribute, the error a return type
+    // that no job can have already gets): `T` of `Result<T, ..>`, a JSON
+    // value for `JobResult`, `()` for nothing. Other forms get no `step`.
+    let step_output = match &function.output {
+        None => Some(quote!(())),
+        Some(ty) => step_output(ty),
     };
     let step_doc = format!(
         "`job(..)` as a workflow step whose output is `{}`'s success value: add it with `Workflow::step`, \
          and read its output in a later step with `JobContext::output`.",
         ident
     );
+    let step_fn = step_output.map(|output| {
+        quote! {
+            #[doc = #step_doc]
+            #vis fn step(
+                #(#payload_idents: #payload_types),*
+            ) -> ::jobs::workflow::TypedJob<#output> {
+                ::jobs::workflow::TypedJob::new(self::job(#(#payload_idents),*))
+            }
+        }
+    });
     let into_result = match &function.output {
         Some(ty) => quote_spanned! {ty.span()=>
             ::jobs::__private::into_result::<#ty>(#output)
@@ -289,12 +303,7 @@ fn generate(attr: &Attr, function: &JobFn) -> TokenStream {
                 self::Args { #(#payload_idents),* }.into_job()
             }
 
-            #[doc = #step_doc]
-            #vis fn step(
-                #(#payload_idents: #payload_types),*
-            ) -> ::jobs::workflow::TypedJob<<#returns as ::jobs::__private::IntoJobResult>::Output> {
-                ::jobs::__private::typed_job::<#returns>(self::job(#(#payload_idents),*))
-            }
+            #step_fn
 
             #[doc = #enqueue_doc]
             #vis fn enqueue<'target, Target>(
@@ -437,5 +446,31 @@ pub(crate) fn inner_visibility(vis: &Visibility) -> TokenStream {
                 _ => quote!(#vis),
             }
         }
+    }
+}
+
+/// What a workflow step of a job returning `ty` outputs, read from the
+/// type as written: `T` of `Result<T>` / `Result<T, E>` (any path ending in
+/// `Result`), a JSON value for `JobResult`, `()` for `()`.
+fn step_output(ty: &syn::Type) -> Option<TokenStream> {
+    match ty {
+        syn::Type::Tuple(t) if t.elems.is_empty() => Some(quote!(())),
+        syn::Type::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last()?;
+            if last.ident == "JobResult" && last.arguments.is_empty() {
+                return Some(quote!(::jobs::__private::JsonValue));
+            }
+            if last.ident != "Result" {
+                return None;
+            }
+            let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+                return None;
+            };
+            match args.args.first()? {
+                syn::GenericArgument::Type(t) => Some(quote!(#t)),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }

@@ -251,29 +251,23 @@ where
     note = "return `Result<T, E>` with `T: Serialize` and `E: Into<JobError>` (such as `JobError` or any `std::error::Error`), a `JobResult`, or nothing"
 )]
 pub trait IntoJobResult {
-    /// What a workflow step with this return type outputs: `T` for
-    /// `Result<T, E>`, a JSON value for a `JobResult`, `()` for nothing.
-    type Output;
     /// The outcome.
     fn into_job_result(self) -> JobResult;
 }
 
 impl IntoJobResult for () {
-    type Output = ();
     fn into_job_result(self) -> JobResult {
         JobResult::success(Value::Null)
     }
 }
 
 impl IntoJobResult for JobResult {
-    type Output = Value;
     fn into_job_result(self) -> JobResult {
         self
     }
 }
 
 impl<T: Serialize, E: Into<JobError>> IntoJobResult for std::result::Result<T, E> {
-    type Output = T;
     fn into_job_result(self) -> JobResult {
         JobResult::from(self)
     }
@@ -281,11 +275,6 @@ impl<T: Serialize, E: Into<JobError>> IntoJobResult for std::result::Result<T, E
 
 /// A JSON value (what a step of a job whose macro failed outputs).
 pub use serde_json::Value as JsonValue;
-
-/// A job typed by its function's output, for a workflow step.
-pub fn typed_job<R: IntoJobResult>(job: Job) -> crate::workflow::TypedJob<R::Output> {
-    crate::workflow::TypedJob::new(job)
-}
 
 /// Turns a handler's return into a `JobResult`.
 pub fn into_result<R: IntoJobResult>(value: R) -> JobResult {
