@@ -295,6 +295,30 @@ impl BackgroundJobWorker {
         Ok(outcome.is_cancelled())
     }
 
+    /// A workflow or batch: its counts and kept steps
+    /// ([`QueueAdmin::workflow`](crate::QueueAdmin::workflow)).
+    pub async fn get_workflow(
+        &self,
+        id: crate::workflow::WorkflowId,
+    ) -> Result<Option<crate::workflow::WorkflowStatus>> {
+        self.inner.queue.workflow(id).await
+    }
+
+    /// Cancels every step of a workflow or batch that has not finished
+    /// ([`QueueAdmin::cancel_workflow`](crate::QueueAdmin::cancel_workflow));
+    /// its steps running in this worker are stopped by the time this
+    /// returns. Returns how many steps were cancelled.
+    pub async fn cancel_workflow(&self, id: crate::workflow::WorkflowId) -> Result<u64> {
+        let before = self.inner.queue.workflow(id).await?;
+        let cancelled = self.inner.queue.cancel_workflow(id).await?;
+        for step in before.iter().flat_map(|w| &w.steps) {
+            if step.status == JobStatus::Running {
+                runner::revoke(&self.inner, step.job_id, runner::StopReason::Cancelled).await;
+            }
+        }
+        Ok(cancelled)
+    }
+
     /// Whether the worker is running and its queue answers.
     pub async fn health_check(&self) -> WorkerHealth {
         let state = self.state();
