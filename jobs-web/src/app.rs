@@ -423,8 +423,21 @@ async fn search(
     if raw.is_empty() {
         return see_other(&ctx.base, "/jobs", None);
     }
-    let found = job_id(raw).map(|id| see_other(&ctx.base, &format!("/jobs/{id}"), None));
-    respond(&ctx, found)
+    let id = match job_id(raw) {
+        Ok(id) => id,
+        Err(failure) => return failure.render(&ctx),
+    };
+    // A workflow's id goes to its page; any other to the job's (which
+    // says when there is no such job).
+    let queue = &dashboard.queue;
+    let workflow = WorkflowId::from(*id.as_uuid());
+    let page = match queue.get(id).await {
+        Ok(None) if matches!(queue.workflow(workflow).await, Ok(Some(_))) => {
+            format!("/workflows/{workflow}")
+        }
+        _ => format!("/jobs/{id}"),
+    };
+    see_other(&ctx.base, &page, None)
 }
 
 /// An action's form fields, or `None` when the body is no form.

@@ -875,6 +875,12 @@ async fn workflow_page_shows_counts_and_steps() {
     assert!(body.contains(&format!("action=\"/workflows/{id}/cancel\"")));
     assert!(body.contains("data-confirm=\"Cancel the 3 unfinished jobs of this workflow?\""));
 
+    // The search box finds a workflow by its id, and a step by its job's.
+    let found = get(&router, &format!("/search?id={id}")).await;
+    assert_eq!(found.status, StatusCode::SEE_OTHER);
+    assert_eq!(found.header(header::LOCATION), format!("/workflows/{id}"));
+    let found = get(&router, &format!("/search?id={report}")).await;
+    assert_eq!(found.header(header::LOCATION), format!("/jobs/{report}"));
     let missing = get(
         &router,
         &format!("/workflows/{}", jobs::workflow::WorkflowId::new()),

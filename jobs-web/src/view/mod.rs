@@ -277,7 +277,7 @@ pub(crate) fn layout(
                                 }
                             }
                             form.search method="get" action=(ctx.base.url("/search")) role="search" {
-                                input type="search" name="id" placeholder="Find a job by id" aria-label="Job id" autocomplete="off" spellcheck="false";
+                                input type="search" name="id" placeholder="Find a job or workflow by id" aria-label="Job or workflow id" autocomplete="off" spellcheck="false";
                                 button.btn type="submit" { "Go" }
                             }
                         }
