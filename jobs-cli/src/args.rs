@@ -13,9 +13,11 @@ Exit codes:
   0  done
   1  error: the backend is unreachable or failed, or the input is bad (a malformed id)
   2  usage: an unknown command or flag, a missing --url
-  3  not found: no job with that id (show, retry, cancel, delete)
+  3  not found: no job with that id (show, retry, cancel, delete), no workflow or batch
+     with that id (workflow)
   4  refused: a confirmation declined or impossible (no terminal and no --yes), a running
-     job not deleted, a job not in a state the command applies to
+     job not deleted, a job not in a state the command applies to, a finished workflow
+     not cancelled
 
 Examples:
   jobs --url redis://127.0.0.1:6379/ stats
@@ -153,6 +155,23 @@ pub enum Command {
         queue: String,
     },
 
+    /// A workflow or batch: its counts and its steps, or cancels it with --cancel.
+    ///
+    /// Lists how many of its jobs there are, pending, completed, failed and
+    /// cancelled, and each step still kept: its name, job, status and the
+    /// steps it depends on. With --cancel, cancels every step that has not
+    /// finished (a batch's callbacks included) after asking for
+    /// confirmation (or with --yes). Exits 3 if there is no such workflow,
+    /// 4 if --cancel finds it finished.
+    #[command(
+        visible_alias = "batch",
+        after_help = "Examples:\n  \
+        jobs workflow 0b5d6f4e-9c1a-4e4b-8f43-2a9e1c7d3b10\n  \
+        jobs batch 0b5d6f4e-9c1a-4e4b-8f43-2a9e1c7d3b10 --json\n  \
+        jobs workflow 0b5d6f4e-9c1a-4e4b-8f43-2a9e1c7d3b10 --cancel --yes"
+    )]
+    Workflow(WorkflowArgs),
+
     /// Serves the web dashboard over this queue until Ctrl-C.
     ///
     /// Binds to a loopback address unless --public is given. With
@@ -226,6 +245,21 @@ pub struct PurgeArgs {
 
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// The arguments of `jobs workflow` (`jobs batch`).
+#[derive(Debug, Args)]
+pub struct WorkflowArgs {
+    /// The workflow's or batch's id (a UUID).
+    pub id: String,
+
+    /// Cancel every step that has not finished.
+    #[arg(long)]
+    pub cancel: bool,
+
+    /// With --cancel: do not ask for confirmation.
+    #[arg(long, short = 'y', requires = "cancel")]
     pub yes: bool,
 }
 
@@ -357,6 +391,25 @@ mod tests {
             panic!("parsed as {:?}", cli.command)
         };
         assert_eq!((args.limit, args.offset), (50, 0));
+    }
+
+    #[test]
+    fn workflow_has_a_batch_alias_and_yes_needs_cancel() {
+        for name in ["workflow", "batch"] {
+            let cli = Cli::try_parse_from(["jobs", name, "x"]).unwrap();
+            let Command::Workflow(args) = cli.command else {
+                panic!("parsed as {:?}", cli.command)
+            };
+            assert_eq!(args.id, "x");
+            assert!(!args.cancel && !args.yes);
+        }
+        assert!(Cli::try_parse_from(["jobs", "workflow"]).is_err());
+        assert!(Cli::try_parse_from(["jobs", "workflow", "x", "--yes"]).is_err());
+        let cli = Cli::try_parse_from(["jobs", "batch", "x", "--cancel", "-y"]).unwrap();
+        let Command::Workflow(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        assert!(args.cancel && args.yes);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use jobs::queue::MAX_PAGE;
+use jobs::workflow::{WorkflowId, WorkflowStatus};
 use jobs::{
     AnyQueue, CancelOutcome, DeleteOutcome, Error, JobFilter, JobId, JobStatus, QueueAdmin,
 };
@@ -16,8 +17,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::Failure;
-use crate::args::{Command, ListArgs, PurgeArgs, RetryArgs, WebArgs};
-use crate::output::{self, count, plural};
+use crate::args::{Command, ListArgs, PurgeArgs, RetryArgs, WebArgs, WorkflowArgs};
+use crate::output::{self, DependencyView, StepView, count, plural};
 use crate::terminal::Terminal;
 
 /// One command's run: the queue, how to reach and describe it, and where
@@ -48,6 +49,7 @@ impl Ctx<'_> {
             Command::Purge(args) => self.purge(args).await,
             Command::Pause { queue } => self.pause(queue, true).await,
             Command::Resume { queue } => self.pause(queue, false).await,
+            Command::Workflow(args) => self.workflow(args).await,
             Command::Web(args) => self.web(args).await,
         }
     }
@@ -193,11 +195,110 @@ impl Ctx<'_> {
             .call(self.queue.get(id))
             .await?
             .ok_or_else(|| not_found(id))?;
+        let step = self.step_view(&job).await?;
         if self.json {
-            return self.print_json(&output::job_json(&job));
+            let mut value = output::job_json(&job);
+            if let (Some(step), Value::Object(map)) = (&step, &mut value) {
+                map.insert("workflow".into(), json!(step));
+            }
+            return self.print_json(&value);
         }
-        let text = output::job_details(&job);
+        let text = output::job_details(&job, step.as_ref());
         self.print(&text);
+        Ok(())
+    }
+
+    /// For a job that is a step of a workflow or batch: the workflow, and
+    /// the status of each dependency now (from the workflow's steps, or
+    /// the job itself for one the workflow no longer lists).
+    async fn step_view(&self, job: &jobs::Job) -> Result<Option<StepView>, Failure> {
+        let Some(step) = &job.step else {
+            return Ok(None);
+        };
+        let workflow = self.call(self.queue.workflow(step.workflow)).await?;
+        let listed = |id: JobId| {
+            workflow
+                .as_ref()
+                .and_then(|w| w.steps.iter().find(|s| s.job_id == id))
+        };
+        let mut dependencies = Vec::with_capacity(step.depends_on.len());
+        for d in &step.depends_on {
+            let status = match listed(d.job) {
+                Some(s) => Some(s.status),
+                None => self.call(self.queue.get(d.job)).await?.map(|j| j.status),
+            };
+            dependencies.push(DependencyView {
+                step: d.step.clone(),
+                job: d.job,
+                status,
+            });
+        }
+        Ok(Some(StepView {
+            id: step.workflow,
+            name: step.workflow_name.clone(),
+            kind: step.kind,
+            step: step.name.clone(),
+            run_always: step.run_always,
+            waiting_on: listed(job.id).map(|s| s.waiting_on),
+            dependencies,
+        }))
+    }
+
+    async fn workflow(&mut self, args: &WorkflowArgs) -> Done {
+        let id = args
+            .id
+            .parse::<WorkflowId>()
+            .map_err(|e| Failure::error(message_of(e)))?;
+        let status = self
+            .call(self.queue.workflow(id))
+            .await?
+            .ok_or_else(|| no_workflow(id))?;
+        if args.cancel {
+            return self.cancel_workflow(&status, args.yes).await;
+        }
+        if self.json {
+            return self.print_json(&status);
+        }
+        let text = output::workflow_details(&status);
+        self.print(&text);
+        Ok(())
+    }
+
+    async fn cancel_workflow(&mut self, status: &WorkflowStatus, yes: bool) -> Done {
+        let (id, kind) = (status.id, status.kind.as_str());
+        if status.is_finished() {
+            return Err(Failure::refused(format!(
+                "{kind} {id} had finished already; nothing changed"
+            )));
+        }
+        self.confirm(
+            &format!(
+                "cancel the {} of {kind} {} ({id}) in {}",
+                plural(status.pending, "unfinished job", "unfinished jobs"),
+                status.name,
+                self.target
+            ),
+            yes,
+        )?;
+        let cancelled = match self.call(self.queue.cancel_workflow(id)).await {
+            Ok(n) => n,
+            // Gone since it was read.
+            Err(f) if self.call(self.queue.workflow(id)).await?.is_none() => {
+                return Err(Failure {
+                    exit: crate::Exit::NotFound,
+                    ..f
+                });
+            }
+            Err(f) => return Err(f),
+        };
+        if self.json {
+            return self.print_json(&json!({ "id": id, "cancelled": cancelled }));
+        }
+        self.print(&format!(
+            "cancelled {} of {kind} {}\n",
+            plural(cancelled, "job", "jobs"),
+            status.name
+        ));
         Ok(())
     }
 
@@ -544,6 +645,10 @@ fn describe_filter(name: Option<&str>, queue: Option<&str>) -> String {
 fn parse_id(id: &str) -> Result<JobId, Failure> {
     id.parse::<JobId>()
         .map_err(|e| Failure::error(message_of(e)))
+}
+
+fn no_workflow(id: WorkflowId) -> Failure {
+    Failure::not_found(format!("no workflow or batch with id {id}"))
 }
 
 fn not_found(id: JobId) -> Failure {

@@ -8,6 +8,7 @@
 //! $ jobs retry --all-failed --name send_email --yes
 //! $ jobs purge --status completed
 //! $ jobs pause emails
+//! $ jobs workflow 0b5d6f4e-9c1a-4e4b-8f43-2a9e1c7d3b10
 //! ```
 //!
 //! The queue is reached by URL (`--url` or `$JOBS_URL`) with
@@ -29,8 +30,8 @@
 //! | 0 | [`Exit::Ok`] | done |
 //! | 1 | [`Exit::Error`] | the backend is unreachable or failed; bad input (a malformed id, a running status to purge, a non-loopback `web --bind` without `--public`) |
 //! | 2 | [`Exit::Usage`] | an unknown command or flag (clap's), no `--url` |
-//! | 3 | [`Exit::NotFound`] | `show`, `retry`, `cancel` or `delete` of an unknown id |
-//! | 4 | [`Exit::Refused`] | a confirmation declined or impossible (stdin not a terminal and no `--yes`), a running job not deleted, a job not in a state the command applies to (retry of a pending job, cancel of a finished one) |
+//! | 3 | [`Exit::NotFound`] | `show`, `retry`, `cancel` or `delete` of an unknown job id; `workflow` of an unknown workflow id |
+//! | 4 | [`Exit::Refused`] | a confirmation declined or impossible (stdin not a terminal and no `--yes`), a running job not deleted, a job not in a state the command applies to (retry of a pending job, cancel of a finished one), `workflow --cancel` of a finished workflow |
 //!
 //! # As a library
 //!
@@ -59,7 +60,7 @@ mod terminal;
 use std::io::Write;
 use std::process::ExitCode;
 
-pub use args::{Cli, Command, ListArgs, PurgeArgs, RetryArgs, StatusArg, WebArgs};
+pub use args::{Cli, Command, ListArgs, PurgeArgs, RetryArgs, StatusArg, WebArgs, WorkflowArgs};
 use jobs::AnyQueue;
 pub use terminal::Terminal;
 
@@ -73,10 +74,10 @@ pub enum Exit {
     Error = 1,
     /// 2: the command line is wrong (clap exits with this code too).
     Usage = 2,
-    /// 3: no job with that id.
+    /// 3: no job (or workflow) with that id.
     NotFound = 3,
     /// 4: refused: not confirmed, a running job not deleted, a job not in
-    /// a state the command applies to.
+    /// a state the command applies to, a finished workflow not cancelled.
     Refused = 4,
 }
 

@@ -4,7 +4,9 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use jobs::{Job, JobStatus, QueueInfo, WorkerInfo};
+use jobs::workflow::{WorkflowId, WorkflowKind, WorkflowStatus};
+use jobs::{Job, JobId, JobStatus, QueueInfo, WorkerInfo};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::commands::Stats;
@@ -290,8 +292,181 @@ pub(crate) fn job_json(job: &Job) -> Value {
     value
 }
 
+/// What `show` adds for a job that is a step of a workflow or batch: the
+/// workflow, the step, and where its dependencies stand.
+#[derive(Debug, Serialize)]
+pub(crate) struct StepView {
+    /// The workflow's id.
+    pub(crate) id: WorkflowId,
+    /// The workflow's name.
+    pub(crate) name: String,
+    /// Workflow or batch.
+    pub(crate) kind: WorkflowKind,
+    /// The step's name.
+    pub(crate) step: String,
+    /// Whether the step runs whatever its dependencies' outcome.
+    pub(crate) run_always: bool,
+    /// How many dependencies it still waits for (`None`: the workflow's
+    /// record is gone).
+    pub(crate) waiting_on: Option<u64>,
+    /// Its dependencies, as enqueued, with their current status.
+    pub(crate) dependencies: Vec<DependencyView>,
+}
+
+/// A dependency of a step and its status now (`None`: its job is no
+/// longer kept).
+#[derive(Debug, Serialize)]
+pub(crate) struct DependencyView {
+    pub(crate) step: String,
+    pub(crate) job: JobId,
+    pub(crate) status: Option<JobStatus>,
+}
+
+/// How many dependencies `show` lists; the rest are counted.
+const DEPENDENCIES_SHOWN: usize = 20;
+
+/// How many step names a workflow's DEPENDS ON column lists.
+const DEPENDS_ON_SHOWN: usize = 3;
+
+/// A status, or `gone` for a job no longer kept.
+fn status_or_gone(status: Option<JobStatus>) -> String {
+    status.map_or_else(|| "gone".to_owned(), |s| s.to_string())
+}
+
+/// `show`'s workflow section.
+fn step_section(out: &mut String, step: &StepView) {
+    out.push_str("\nworkflow\n");
+    let mut field = |label: &str, value: String| {
+        let _ = writeln!(out, "  {label:<10}  {value}");
+    };
+    field("name", step.name.clone());
+    field("id", step.id.to_string());
+    field("kind", step.kind.as_str().to_owned());
+    field("step", step.step.clone());
+    if !step.dependencies.is_empty() {
+        field(
+            "runs",
+            if step.run_always {
+                "once its dependencies finished, whatever their outcome"
+            } else {
+                "once every dependency completed"
+            }
+            .to_owned(),
+        );
+    }
+    let deps = step.dependencies.len() as u64;
+    match step.waiting_on {
+        Some(0) | None => {}
+        Some(n) => field(
+            "waiting on",
+            format!(
+                "{} of {}",
+                count(n),
+                plural(deps, "dependency", "dependencies")
+            ),
+        ),
+    }
+    if step.dependencies.is_empty() {
+        return;
+    }
+    out.push_str("\n  dependencies\n");
+    let mut table = Table::new(&["STEP", "JOB ID", "STATUS"]);
+    for d in step.dependencies.iter().take(DEPENDENCIES_SHOWN) {
+        table.row(vec![
+            d.step.clone(),
+            d.job.to_string(),
+            status_or_gone(d.status),
+        ]);
+    }
+    out.push_str(&indented(&table.render(), 4));
+    if step.dependencies.len() > DEPENDENCIES_SHOWN {
+        let more = (step.dependencies.len() - DEPENDENCIES_SHOWN) as u64;
+        let _ = writeln!(
+            out,
+            "    and {} more: jobs workflow {} lists every step",
+            count(more),
+            step.id
+        );
+    }
+}
+
+/// A workflow or batch, for `workflow`: its counts and its steps.
+pub(crate) fn workflow_details(status: &WorkflowStatus) -> String {
+    let mut out = String::new();
+    let mut field = |label: &str, value: String| {
+        let _ = writeln!(out, "{label:<10}  {value}");
+    };
+    field("id", status.id.to_string());
+    field("name", status.name.clone());
+    field("kind", status.kind.as_str().to_owned());
+    out.push('\n');
+    let mut table = Table::new(&["TOTAL", "PENDING", "COMPLETED", "FAILED", "CANCELLED"])
+        .right(&[0, 1, 2, 3, 4]);
+    table.row(
+        [
+            status.total,
+            status.pending,
+            status.completed,
+            status.failed,
+            status.cancelled,
+        ]
+        .map(count)
+        .to_vec(),
+    );
+    out.push_str(&table.render());
+    out.push('\n');
+    if status.steps.is_empty() {
+        out.push_str("no steps kept\n");
+    } else {
+        let mut table = Table::new(&[
+            "STEP",
+            "JOB ID",
+            "JOB NAME",
+            "STATUS",
+            "WAITING ON",
+            "DEPENDS ON",
+        ])
+        .right(&[4]);
+        for s in &status.steps {
+            let mut depends: Vec<&str> = s
+                .depends_on
+                .iter()
+                .take(DEPENDS_ON_SHOWN)
+                .map(|d| d.step.as_str())
+                .collect();
+            let rest = s.depends_on.len().saturating_sub(DEPENDS_ON_SHOWN) as u64;
+            let more = format!("and {} more", count(rest));
+            if rest > 0 {
+                depends.push(&more);
+            }
+            table.row(vec![
+                s.name.clone(),
+                s.job_id.to_string(),
+                s.job_name.clone(),
+                s.status.to_string(),
+                if s.waiting_on > 0 {
+                    count(s.waiting_on)
+                } else {
+                    String::new()
+                },
+                depends.join(", "),
+            ]);
+        }
+        out.push_str(&table.render());
+    }
+    let gone = status.total.saturating_sub(status.steps.len() as u64);
+    if gone > 0 {
+        let _ = writeln!(
+            out,
+            "{} no longer kept (finished, past the queue's retention)",
+            plural(gone, "job is", "jobs are")
+        );
+    }
+    out
+}
+
 /// One job in full, for `show`.
-pub(crate) fn job_details(job: &Job) -> String {
+pub(crate) fn job_details(job: &Job, step: Option<&StepView>) -> String {
     let mut out = String::new();
     let mut field = |label: &str, value: String| {
         let _ = writeln!(out, "{label:<10}  {value}");
@@ -326,6 +501,9 @@ pub(crate) fn job_details(job: &Job) -> String {
     let flow: Vec<&str> = flow.into_iter().flatten().collect();
     if !flow.is_empty() {
         field("flow", flow.join(", "));
+    }
+    if let Some(step) = step {
+        step_section(&mut out, step);
     }
 
     out.push_str("\ntimeline\n");
@@ -410,7 +588,7 @@ mod tests {
             .insert("tenant".into(), serde_json::json!("acme"));
         let id = job.id;
         assert_eq!(
-            job_details(&job),
+            job_details(&job, None),
             format!(
                 "id          {id}\n\
                  name        charge\n\

@@ -461,3 +461,215 @@ async fn a_missing_or_unsupported_url_is_an_error() {
         err.text()
     );
 }
+
+/// Runs the ready job `id` of the default queue to `outcome` (other ready
+/// jobs are handed back).
+async fn finish_step(queue: &AnyQueue, id: JobId, outcome: Outcome) {
+    let reserved = queue
+        .reserve("test", &[Take::new(jobs::DEFAULT_QUEUE, 100)], LEASE)
+        .await
+        .unwrap();
+    let (mine, others): (Vec<_>, Vec<_>) = reserved.into_iter().partition(|r| r.job.id == id);
+    let others: Vec<_> = others.iter().map(|r| r.lease).collect();
+    queue.release(&others).await.unwrap();
+    let lease = mine.first().expect("the step is ready").lease;
+    assert!(queue.finish(lease, outcome, None).await.unwrap());
+}
+
+/// A workflow `nightly`: `extract` and `load` on their own, `<b>report</b>`
+/// after both; `extract` completed.
+async fn nightly(q: &AnyQueue) -> (jobs::workflow::WorkflowId, [JobId; 3]) {
+    let mut w = jobs::workflow::Workflow::new("nightly");
+    let extract = w.step("extract", Job::new("extract_rows", json!({})), &[]);
+    let load = w.step("load", Job::new("load_rows", json!({})), &[]);
+    let report = w.step(
+        "<b>report</b>",
+        Job::new("build_report", json!({})),
+        &["extract", "load"],
+    );
+    let id = w.enqueue(q).await.unwrap();
+    let done = Outcome::Completed(JobResult::success(json!(3)));
+    finish_step(q, extract.id(), done).await;
+    (id, [extract.id(), load.id(), report.id()])
+}
+
+#[tokio::test]
+async fn show_names_the_workflow_and_where_the_dependencies_stand() {
+    let q = queue();
+    let (wf, [extract, load, report]) = nightly(&q).await;
+
+    let shown = jobs(&q, &["show", &report.to_string()], None).await;
+    assert_eq!(shown.exit, Exit::Ok, "{}", shown.err);
+    let out = &shown.out;
+    for part in [
+        "\nworkflow\n".to_owned(),
+        "  name        nightly\n".to_owned(),
+        format!("  id          {wf}\n"),
+        "  kind        workflow\n".to_owned(),
+        "  step        <b>report</b>\n".to_owned(),
+        "  waiting on  1 of 2 dependencies\n".to_owned(),
+        format!("    extract  {extract}  completed\n"),
+        format!("    load     {load}  pending\n"),
+    ] {
+        assert!(out.contains(&part), "no {part:?} in\n{out}");
+    }
+
+    let json = jobs(&q, &["--json", "show", &report.to_string()], None)
+        .await
+        .json();
+    let step = &json["workflow"];
+    assert_eq!(step["id"], wf.to_string());
+    assert_eq!(step["name"], "nightly");
+    assert_eq!(step["kind"], "workflow");
+    assert_eq!(step["step"], "<b>report</b>");
+    assert_eq!(step["waiting_on"], 1);
+    assert_eq!(step["dependencies"][0]["job"], extract.to_string());
+    assert_eq!(step["dependencies"][0]["status"], "completed");
+    assert_eq!(step["dependencies"][1]["step"], "load");
+    assert_eq!(step["dependencies"][1]["status"], "pending");
+    // The job's own fields are still there.
+    assert_eq!(json["name"], "build_report");
+
+    // A dependency deleted since: its status is gone. A job on its own has
+    // no workflow section.
+    finish_step(&q, load, Outcome::Completed(JobResult::success(json!(1)))).await;
+    assert_eq!(
+        q.delete(extract).await.unwrap(),
+        jobs::DeleteOutcome::Deleted
+    );
+    let shown = jobs(&q, &["show", &report.to_string()], None).await;
+    assert!(
+        shown
+            .out
+            .contains(&format!("    extract  {extract}  gone\n")),
+        "{}",
+        shown.out
+    );
+    assert!(!shown.out.contains("waiting on"), "{}", shown.out);
+    let alone = q.enqueue(Job::new("alone", json!({}))).await.unwrap();
+    let shown = jobs(&q, &["show", &alone.to_string()], None).await;
+    assert!(!shown.out.contains("workflow"), "{}", shown.out);
+    let json = jobs(&q, &["--json", "show", &alone.to_string()], None)
+        .await
+        .json();
+    assert!(json.get("workflow").is_none(), "{json}");
+}
+
+#[tokio::test]
+async fn workflow_prints_counts_and_steps() {
+    let q = queue();
+    let (wf, [extract, load, report]) = nightly(&q).await;
+    finish_step(&q, load, Outcome::Failed(JobResult::error("disk full"))).await;
+
+    for command in ["workflow", "batch"] {
+        let ran = jobs(&q, &[command, &wf.to_string()], None).await;
+        assert_eq!(ran.exit, Exit::Ok, "{}", ran.err);
+        assert_eq!(
+            ran.out,
+            format!(
+                "id          {wf}\n\
+                 name        nightly\n\
+                 kind        workflow\n\
+                 \n\
+                 TOTAL  PENDING  COMPLETED  FAILED  CANCELLED\n    \
+                     3        0          1       1          1\n\
+                 \n\
+                 STEP           JOB ID                                JOB NAME      STATUS     WAITING ON  DEPENDS ON\n\
+                 extract        {extract}  extract_rows  completed\n\
+                 load           {load}  load_rows     failed\n\
+                 <b>report</b>  {report}  build_report  cancelled              extract, load\n"
+            )
+        );
+    }
+
+    let json = jobs(&q, &["--json", "workflow", &wf.to_string()], None)
+        .await
+        .json();
+    assert_eq!(json["id"], wf.to_string());
+    assert_eq!(json["kind"], "workflow");
+    assert_eq!(
+        (
+            &json["total"],
+            &json["completed"],
+            &json["failed"],
+            &json["cancelled"]
+        ),
+        (&json!(3), &json!(1), &json!(1), &json!(1))
+    );
+    assert_eq!(json["steps"][2]["name"], "<b>report</b>");
+    assert_eq!(json["steps"][2]["status"], "cancelled");
+    assert_eq!(json["steps"][2]["depends_on"][1]["step"], "load");
+}
+
+#[tokio::test]
+async fn workflow_of_an_unknown_or_malformed_id() {
+    let q = queue();
+    let unknown = jobs::workflow::WorkflowId::new().to_string();
+    for args in [
+        vec!["workflow", &unknown],
+        vec!["workflow", &unknown, "--cancel", "--yes"],
+    ] {
+        let ran = jobs(&q, &args, None).await;
+        assert_eq!(ran.exit, Exit::NotFound, "{args:?}: {}", ran.err);
+        assert!(
+            ran.err.contains("no workflow or batch with id"),
+            "{}",
+            ran.err
+        );
+        assert!(ran.out.is_empty());
+    }
+    let bad = jobs(&q, &["batch", "nope"], None).await;
+    assert_eq!(bad.exit, Exit::Error);
+    assert!(bad.err.contains("invalid workflow id"), "{}", bad.err);
+}
+
+#[tokio::test]
+async fn workflow_cancel_asks_then_cancels_what_has_not_finished() {
+    let q = queue();
+    let (wf, [extract, load, report]) = nightly(&q).await;
+    let id = wf.to_string();
+
+    // No terminal and no --yes; then a "no" at the prompt: nothing changes.
+    let refused = jobs(&q, &["workflow", &id, "--cancel"], None).await;
+    assert_eq!(refused.exit, Exit::Refused);
+    assert!(refused.err.contains("pass --yes"), "{}", refused.err);
+    let declined = jobs(&q, &["workflow", &id, "--cancel"], Some("n\n")).await;
+    assert_eq!(declined.exit, Exit::Refused);
+    assert!(
+        declined
+            .err
+            .contains("cancel the 2 unfinished jobs of workflow nightly"),
+        "{}",
+        declined.err
+    );
+    assert_eq!(status(&q, load).await, Some(JobStatus::Pending));
+    assert_eq!(status(&q, report).await, Some(JobStatus::Pending));
+
+    let done = jobs(&q, &["workflow", &id, "--cancel"], Some("y\n")).await;
+    assert_eq!(done.exit, Exit::Ok, "{}", done.err);
+    assert_eq!(done.out, "cancelled 2 jobs of workflow nightly\n");
+    assert_eq!(status(&q, extract).await, Some(JobStatus::Completed));
+    assert_eq!(status(&q, load).await, Some(JobStatus::Cancelled));
+    assert_eq!(status(&q, report).await, Some(JobStatus::Cancelled));
+
+    let again = jobs(&q, &["--json", "batch", &id, "--cancel", "--yes"], None).await;
+    assert_eq!(again.exit, Exit::Refused);
+    assert!(again.err.contains("had finished already"), "{}", again.err);
+
+    // --json, on a batch.
+    let mut batch = jobs::workflow::Batch::new("import");
+    batch.add(Job::new("import_row", json!({})));
+    batch.on_success(Job::new("notify", json!({})));
+    let batch = batch.enqueue(&q).await.unwrap();
+    let ran = jobs(
+        &q,
+        &["--json", "batch", &batch.to_string(), "--cancel", "-y"],
+        None,
+    )
+    .await;
+    assert_eq!(ran.exit, Exit::Ok, "{}", ran.err);
+    assert_eq!(
+        ran.json(),
+        json!({ "id": batch.to_string(), "cancelled": 2 })
+    );
+}

@@ -10,7 +10,8 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jobs::queue::MAX_PAGE;
-use jobs::{CancelOutcome, DeleteOutcome, JobFilter, JobId, JobStatus, QueueAdmin};
+use jobs::workflow::WorkflowId;
+use jobs::{CancelOutcome, DeleteOutcome, Job, JobFilter, JobId, JobStatus, QueueAdmin};
 
 use crate::assets;
 use crate::base::Base;
@@ -18,6 +19,7 @@ use crate::dashboard::Dashboard;
 use crate::guard::{self, CSRF_FIELD};
 use crate::view::jobs_list::{Filters, PAGE_SIZE};
 use crate::view::overview::{self, Overview};
+use crate::view::workflow::StepPanel;
 use crate::view::{self, Ctx, Flash, error_response, page_response};
 
 /// The most failed jobs one "Retry all failed" puts back; the flash says
@@ -60,6 +62,16 @@ impl Failure {
         )
     }
 
+    fn no_workflow(id: WorkflowId) -> Self {
+        Failure::not_found(
+            "No such workflow",
+            format!(
+                "There is no workflow or batch {id}: it may have been purged, or all its jobs \
+                 dropped from retention."
+            ),
+        )
+    }
+
     /// A backend call that failed: a 503 saying which and why.
     fn backend(what: impl std::fmt::Display, error: &jobs::Error) -> Self {
         Failure {
@@ -89,6 +101,8 @@ pub(crate) fn router(dashboard: Dashboard) -> Router {
         .route("/jobs/{id}", get(job_page))
         .route("/jobs/{id}/{action}", post(job_action))
         .route("/queues/{name}/{action}", post(queue_action))
+        .route("/workflows/{id}", get(workflow_page))
+        .route("/workflows/{id}/cancel", post(cancel_workflow))
         .route("/search", get(search))
         .route(assets::CSS.path, get(|| async { assets::CSS.response() }))
         .route(assets::JS.path, get(|| async { assets::JS.response() }))
@@ -269,14 +283,131 @@ async fn job_page(
     let ctx = Ctx::new(&dashboard, base);
     let result = async {
         let id = job_id(&raw)?;
-        match dashboard.queue.get(id).await {
-            Ok(Some(job)) => Ok(page_response(
+        let job = match dashboard.queue.get(id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return Err(Failure::no_job(id)),
+            Err(e) => return Err(Failure::backend("read the job", &e)),
+        };
+        let step = step_panel(&dashboard, &job).await?;
+        Ok(page_response(
+            StatusCode::OK,
+            view::job::page(&ctx, &job, step.as_ref(), flash(&params(query))),
+        ))
+    };
+    respond(&ctx, result.await)
+}
+
+/// For a job that is a step of a workflow or batch: its workflow, and
+/// each dependency's status now (from the workflow's steps, or the job
+/// itself for one the workflow no longer lists).
+async fn step_panel(dashboard: &Dashboard, job: &Job) -> Result<Option<StepPanel>, Failure> {
+    let Some(step) = &job.step else {
+        return Ok(None);
+    };
+    let queue = &dashboard.queue;
+    let workflow = queue
+        .workflow(step.workflow)
+        .await
+        .map_err(|e| Failure::backend("read the job's workflow", &e))?;
+    let listed = |id: JobId| {
+        workflow
+            .as_ref()
+            .and_then(|w| w.steps.iter().find(|s| s.job_id == id))
+    };
+    let mut dependencies = Vec::with_capacity(step.depends_on.len());
+    for d in &step.depends_on {
+        let status = match listed(d.job) {
+            Some(s) => Some(s.status),
+            None => queue
+                .get(d.job)
+                .await
+                .map_err(|e| Failure::backend("read the job's dependencies", &e))?
+                .map(|j| j.status),
+        };
+        dependencies.push((d.step.clone(), d.job, status));
+    }
+    Ok(Some(StepPanel {
+        workflow: step.workflow,
+        name: step.workflow_name.clone(),
+        kind: step.kind,
+        step: step.name.clone(),
+        run_always: step.run_always,
+        waiting_on: listed(job.id).map(|s| s.waiting_on),
+        dependencies,
+    }))
+}
+
+/// A workflow id from the path.
+fn workflow_id(raw: &str) -> Result<WorkflowId, Failure> {
+    raw.parse::<WorkflowId>().map_err(|_| {
+        Failure::bad_request(
+            "Not a workflow id",
+            format!(
+                "`{raw}` is not a workflow id: ids look like 0b5d6f4e-9c1a-4e4b-8f43-2a9e1c7d3b10."
+            ),
+        )
+    })
+}
+
+async fn workflow_page(
+    State(dashboard): State<Dashboard>,
+    base: Base,
+    Path(raw): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let ctx = Ctx::new(&dashboard, base);
+    let result = async {
+        let id = workflow_id(&raw)?;
+        match dashboard.queue.workflow(id).await {
+            Ok(Some(status)) => Ok(page_response(
                 StatusCode::OK,
-                view::job::page(&ctx, &job, flash(&params(query))),
+                view::workflow::page(&ctx, &status, flash(&params(query))),
             )),
-            Ok(None) => Err(Failure::no_job(id)),
-            Err(e) => Err(Failure::backend("read the job", &e)),
+            Ok(None) => Err(Failure::no_workflow(id)),
+            Err(e) => Err(Failure::backend("read the workflow", &e)),
         }
+    };
+    respond(&ctx, result.await)
+}
+
+/// Cancels every job of a workflow or batch that has not finished.
+async fn cancel_workflow(
+    State(dashboard): State<Dashboard>,
+    base: Base,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if checked_form(&dashboard, &headers, &body).is_none() {
+        return guard::forbidden_csrf(&dashboard, &base);
+    }
+    let ctx = Ctx::new(&dashboard, base);
+    let result = async {
+        let id = workflow_id(&raw)?;
+        let queue = &dashboard.queue;
+        let failed = |e: jobs::Error| Failure::backend(format_args!("cancel workflow {id}"), &e);
+        let status = queue
+            .workflow(id)
+            .await
+            .map_err(failed)?
+            .ok_or_else(|| Failure::no_workflow(id))?;
+        let flash = if status.is_finished() {
+            Flash::WorkflowFinished
+        } else {
+            match queue.cancel_workflow(id).await {
+                Ok(n) => Flash::WorkflowCancelled(n),
+                // Gone since it was read.
+                Err(_) if matches!(queue.workflow(id).await, Ok(None)) => {
+                    return Err(Failure::no_workflow(id));
+                }
+                Err(e) => return Err(failed(e)),
+            }
+        };
+        Ok(see_other(
+            &ctx.base,
+            &format!("/workflows/{id}"),
+            Some(flash),
+        ))
     };
     respond(&ctx, result.await)
 }
@@ -292,8 +423,21 @@ async fn search(
     if raw.is_empty() {
         return see_other(&ctx.base, "/jobs", None);
     }
-    let found = job_id(raw).map(|id| see_other(&ctx.base, &format!("/jobs/{id}"), None));
-    respond(&ctx, found)
+    let id = match job_id(raw) {
+        Ok(id) => id,
+        Err(failure) => return failure.render(&ctx),
+    };
+    // A workflow's id goes to its page; any other to the job's (which
+    // says when there is no such job).
+    let queue = &dashboard.queue;
+    let workflow = WorkflowId::from(*id.as_uuid());
+    let page = match queue.get(id).await {
+        Ok(None) if matches!(queue.workflow(workflow).await, Ok(Some(_))) => {
+            format!("/workflows/{workflow}")
+        }
+        _ => format!("/jobs/{id}"),
+    };
+    see_other(&ctx.base, &page, None)
 }
 
 /// An action's form fields, or `None` when the body is no form.

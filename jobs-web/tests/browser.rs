@@ -505,4 +505,49 @@ async fn scenarios(client: Client, queue: MemoryJobQueue, base: String, flaky: J
         queue.get(xss).await.unwrap().unwrap().status,
         JobStatus::Failed
     );
+
+    // A workflow the worker ran, named with the payload: its page counts
+    // the steps and shows the names as text; the last step's job page
+    // links back to it.
+    let mut flow = jobs::workflow::Workflow::new(PAYLOAD);
+    flow.step("fetch", Job::new("fetch", json!({})), &[]);
+    let last = flow.step(PAYLOAD, Job::new("summarise", json!({})), &["fetch"]);
+    let flow = flow.enqueue(&queue).await.unwrap();
+    assert_eq!(wait_final(&queue, last.id()).await, JobStatus::Completed);
+    let flow_url = format!("{base}/workflows/{flow}");
+    client.goto(&flow_url).await.unwrap();
+    assert_eq!(text(&client, "[data-count=completed] .count").await, "2");
+    assert_eq!(text(&client, "[data-count=pending] .count").await, "0");
+    assert!(text(&client, "h1").await.contains(PAYLOAD));
+    save_screenshot(&client, "dashboard-workflow.png").await;
+    client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("table.steps tbody tr:last-child a.id"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(&client, &format!("/jobs/{}", last.id())).await;
+    let section = text(&client, "#workflow").await;
+    save_screenshot(&client, "dashboard-workflow-step.png").await;
+    assert!(section.contains(PAYLOAD), "{section}");
+    assert!(
+        section.contains("fetch") && section.contains("completed"),
+        "{section}"
+    );
+    client
+        .find(Locator::Css("a[data-field=workflow]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(&client, &format!("/workflows/{flow}")).await;
+    let pwned = client
+        .execute("return typeof window.__pwned;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(pwned, Value::from("undefined"));
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{act, get, post, run, send};
+use common::{act, finish_ready, get, post, run, send};
 use jobs::queue::Take;
 use jobs::{
     AnyQueue, Enqueue, Job, JobId, JobPriority, JobQueue, JobResult, JobStatus, MemoryJobQueue,
@@ -773,6 +773,7 @@ async fn a_backend_that_is_down_gives_a_503_page() {
         "/live".to_owned(),
         "/jobs".to_owned(),
         format!("/jobs/{}", JobId::new()),
+        format!("/workflows/{}", jobs::workflow::WorkflowId::new()),
     ] {
         let page = get(&router, &path).await;
         assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
@@ -800,4 +801,228 @@ async fn a_backend_that_is_down_gives_a_503_page() {
         "{}",
         failed.body
     );
+}
+
+/// A workflow: `extract` and `load` on their own, `report` after both, and
+/// `publish` after `report`; `extract` completed. Names are `names`'s
+/// (workflow, a step, a job) so a test can make them HTML.
+async fn nightly(
+    queue: &MemoryJobQueue,
+    names: [&str; 3],
+) -> (jobs::workflow::WorkflowId, [JobId; 4]) {
+    let [workflow, step, job] = names;
+    let mut w = jobs::workflow::Workflow::new(workflow);
+    let extract = w.step("extract", Job::new("extract_rows", json!({})), &[]);
+    let load = w.step("load", Job::new("load_rows", json!({})), &[]);
+    let report = w.step(
+        step,
+        Job::new(job.to_owned(), json!({})),
+        &["extract", "load"],
+    );
+    let publish = w.step("publish", Job::new("publish", json!({})), &[step]);
+    let id = w.enqueue(queue).await.unwrap();
+    finish_ready(
+        queue,
+        extract.id(),
+        Outcome::Completed(JobResult::success(json!(3))),
+    )
+    .await;
+    (id, [extract.id(), load.id(), report.id(), publish.id()])
+}
+
+#[tokio::test]
+async fn workflow_page_shows_counts_and_steps() {
+    let queue = MemoryJobQueue::new();
+    let (id, [extract, load, report, publish]) =
+        nightly(&queue, ["nightly", "report", "build_report"]).await;
+    let router = jobs_web::router(queue.clone());
+    let page = get(&router, &format!("/workflows/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    for (card, n) in [
+        ("total", "4"),
+        ("pending", "3"),
+        ("completed", "1"),
+        ("failed", "0"),
+        ("cancelled", "0"),
+    ] {
+        assert_eq!(page.card(card), n, "{card}");
+    }
+    let body = &page.body;
+    for expected in [
+        "nightly".to_owned(),
+        id.to_string(),
+        "workflow".to_owned(),
+        "build_report".to_owned(),
+        "<span class=\"badge s-completed\">completed</span>".to_owned(),
+        "waits for 1".to_owned(),
+        format!("href=\"/jobs/{report}\""),
+    ] {
+        assert!(body.contains(&expected), "no {expected:?} in\n{body}");
+    }
+    // One row per step, in the order stored; each dependency a link.
+    let rows: Vec<usize> = ["extract", "load", "report", "publish"]
+        .iter()
+        .map(|s| body.find(&format!("data-step=\"{s}\"")).unwrap())
+        .collect();
+    assert!(rows.windows(2).all(|w| w[0] < w[1]), "{rows:?}");
+    let report_row = &body[rows[2]..rows[3]];
+    assert!(report_row.contains(&format!(
+        "href=\"/jobs/{extract}\"><code>extract</code></a>"
+    )));
+    assert!(report_row.contains(&format!("href=\"/jobs/{load}\"><code>load</code></a>")));
+    assert!(body[rows[3]..].contains(&format!("href=\"/jobs/{publish}\"")));
+    // The cancel button, behind a confirmation.
+    assert!(body.contains(&format!("action=\"/workflows/{id}/cancel\"")));
+    assert!(body.contains("data-confirm=\"Cancel the 3 unfinished jobs of this workflow?\""));
+
+    // The search box finds a workflow by its id, and a step by its job's.
+    let found = get(&router, &format!("/search?id={id}")).await;
+    assert_eq!(found.status, StatusCode::SEE_OTHER);
+    assert_eq!(found.header(header::LOCATION), format!("/workflows/{id}"));
+    let found = get(&router, &format!("/search?id={report}")).await;
+    assert_eq!(found.header(header::LOCATION), format!("/jobs/{report}"));
+    let missing = get(
+        &router,
+        &format!("/workflows/{}", jobs::workflow::WorkflowId::new()),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("No such workflow"));
+    let malformed = get(&router, "/workflows/nope").await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert!(malformed.body.contains("is not a workflow id"));
+}
+
+#[tokio::test]
+async fn a_steps_job_page_links_its_workflow_and_dependencies() {
+    let queue = MemoryJobQueue::new();
+    let (id, [extract, load, report, _]) =
+        nightly(&queue, ["nightly", "report", "build_report"]).await;
+    let router = jobs_web::router(queue.clone());
+    let page = get(&router, &format!("/jobs/{report}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let body = &page.body;
+    let section = &body[body.find("id=\"workflow\"").expect("a workflow section")..];
+    for expected in [
+        format!("<a href=\"/workflows/{id}\" data-field=\"workflow\">nightly</a>"),
+        "<dd data-field=\"step\"><code>report</code></dd>".to_owned(),
+        "<dd data-field=\"waiting-on\">1 of 2 dependencies</dd>".to_owned(),
+        format!("href=\"/jobs/{extract}\""),
+        format!("href=\"/jobs/{load}\""),
+        "<span class=\"badge s-completed\">completed</span>".to_owned(),
+        "<span class=\"badge s-pending\">pending</span>".to_owned(),
+    ] {
+        assert!(section.contains(&expected), "no {expected:?} in\n{body}");
+    }
+    // A dependency no longer kept says so; a job on its own has no section.
+    finish_ready(
+        &queue,
+        load,
+        Outcome::Completed(JobResult::success(json!(1))),
+    )
+    .await;
+    queue.delete(extract).await.unwrap();
+    let page = get(&router, &format!("/jobs/{report}")).await;
+    assert!(page.body.contains("no longer kept"), "{}", page.body);
+    assert!(!page.body.contains("Waiting on"), "{}", page.body);
+    let alone = queue.enqueue(Job::new("alone", json!({}))).await.unwrap();
+    let page = get(&router, &format!("/jobs/{alone}")).await;
+    assert!(!page.body.contains("id=\"workflow\""), "{}", page.body);
+}
+
+#[tokio::test]
+async fn workflow_and_step_names_are_escaped() {
+    let queue = MemoryJobQueue::new();
+    let (id, [_, _, report, publish]) = nightly(&queue, [XSS, XSS, XSS]).await;
+    let router = jobs_web::router(queue.clone());
+    for path in [
+        format!("/workflows/{id}"),
+        format!("/jobs/{report}"),
+        format!("/jobs/{publish}"),
+    ] {
+        let page = get(&router, &path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        assert!(
+            !page.body.contains("<script>"),
+            "raw payload on {path}:\n{}",
+            page.body
+        );
+        assert!(
+            page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{path}: {}",
+            page.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn cancel_workflow_needs_the_token_and_cancels_what_has_not_finished() {
+    let queue = MemoryJobQueue::new();
+    let (id, [extract, load, report, publish]) =
+        nightly(&queue, ["nightly", "report", "build_report"]).await;
+    let dashboard = Dashboard::new(queue.clone());
+    let router = dashboard.clone().router();
+    let page = format!("/workflows/{id}");
+    let cancel = format!("/workflows/{id}/cancel");
+
+    // Without the token, or read-only: refused, nothing changed.
+    let token_page = get(&router, &page).await;
+    let refused = post(&router, &cancel, Some(&token_page.cookie()), "").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let read_only = dashboard.read_only(true).router();
+    let shown = get(&read_only, &page).await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(!shown.body.contains("method=\"post\""), "{}", shown.body);
+    let refused = post(
+        &read_only,
+        &cancel,
+        Some(&token_page.cookie()),
+        &format!("csrf={}", token_page.token()),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("read-only"));
+    assert_eq!(status(&queue, load).await, Some(JobStatus::Pending));
+
+    let done = act(&router, &page, &cancel, "").await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(
+        done.header(header::LOCATION),
+        format!("/workflows/{id}?flash=workflow-cancelled&n=3")
+    );
+    assert_eq!(status(&queue, extract).await, Some(JobStatus::Completed));
+    for step in [load, report, publish] {
+        assert_eq!(status(&queue, step).await, Some(JobStatus::Cancelled));
+    }
+    let after = get(&router, done.header(header::LOCATION)).await;
+    assert!(
+        after.body.contains("3 jobs were cancelled."),
+        "{}",
+        after.body
+    );
+    assert_eq!(after.card("cancelled"), "3");
+    assert!(!after.body.contains(&format!("action=\"{cancel}\"")));
+
+    // Again, on the finished workflow (the page has no button now, but
+    // the token is the dashboard's): nothing to do, and it says so.
+    let token = token_page.token();
+    let again = post(
+        &router,
+        &cancel,
+        Some(&token_page.cookie()),
+        &format!("csrf={token}"),
+    )
+    .await;
+    assert_eq!(
+        again.header(header::LOCATION),
+        format!("/workflows/{id}?flash=workflow-finished")
+    );
+    let unknown = post(
+        &router,
+        &format!("/workflows/{}/cancel", jobs::workflow::WorkflowId::new()),
+        Some(&token_page.cookie()),
+        &format!("csrf={token}"),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }

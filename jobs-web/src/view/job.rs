@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 use jobs::{Job, JobStatus};
 use maud::{Markup, html};
 
+use super::workflow::{self, StepPanel};
 use super::{Ctx, Flash, Nav, absolute, badge, duration, layout, pretty, queue_url, relative};
 
-/// The page.
-pub(crate) fn page(ctx: &Ctx, job: &Job, flash: Option<Flash>) -> Markup {
+/// The page; `step` is the workflow section of a job that is a step.
+pub(crate) fn page(ctx: &Ctx, job: &Job, step: Option<&StepPanel>, flash: Option<Flash>) -> Markup {
     let title = format!("{} {}", job.name, job.id);
     layout(
         ctx,
@@ -47,6 +48,9 @@ pub(crate) fn page(ctx: &Ctx, job: &Job, flash: Option<Flash>) -> Markup {
                     h2 { "Last error" }
                     pre.error { (error) }
                 }
+            }
+            @if let Some(step) = step {
+                (workflow::section(ctx, step))
             }
             div.detail-grid {
                 section.panel {

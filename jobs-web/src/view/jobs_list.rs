@@ -239,7 +239,7 @@ impl Filters {
 }
 
 /// The first block of a UUID: enough to tell jobs apart on a page.
-fn short_id(id: &str) -> &str {
+pub(crate) fn short_id(id: &str) -> &str {
     id.split('-').next().unwrap_or(id)
 }
 

@@ -22,6 +22,7 @@ pub(crate) mod chart;
 pub(crate) mod job;
 pub(crate) mod jobs_list;
 pub(crate) mod overview;
+pub(crate) mod workflow;
 
 /// What every page needs besides its own data.
 pub(crate) struct Ctx {
@@ -107,6 +108,8 @@ pub(crate) enum Flash {
     AlreadyPaused,
     Resumed,
     NotPaused,
+    WorkflowCancelled(u64),
+    WorkflowFinished,
 }
 
 impl Flash {
@@ -116,6 +119,7 @@ impl Flash {
             Flash::RetriedAll(n) => format!("flash=retried-all&n={n}"),
             Flash::RetriedSome(n) => format!("flash=retried-some&n={n}"),
             Flash::Purged(n) => format!("flash=purged&n={n}"),
+            Flash::WorkflowCancelled(n) => format!("flash=workflow-cancelled&n={n}"),
             other => format!("flash={}", other.code()),
         }
     }
@@ -135,6 +139,8 @@ impl Flash {
             Flash::AlreadyPaused => "already-paused",
             Flash::Resumed => "resumed",
             Flash::NotPaused => "not-paused",
+            Flash::WorkflowCancelled(_) => "workflow-cancelled",
+            Flash::WorkflowFinished => "workflow-finished",
         }
     }
 
@@ -155,6 +161,8 @@ impl Flash {
             "already-paused" => Flash::AlreadyPaused,
             "resumed" => Flash::Resumed,
             "not-paused" => Flash::NotPaused,
+            "workflow-cancelled" => Flash::WorkflowCancelled(n),
+            "workflow-finished" => Flash::WorkflowFinished,
             _ => return None,
         })
     }
@@ -206,6 +214,18 @@ impl Flash {
             Flash::AlreadyPaused => (false, "The queue was paused already.".into()),
             Flash::Resumed => (true, "The queue is resumed.".into()),
             Flash::NotPaused => (false, "The queue was not paused.".into()),
+            Flash::WorkflowCancelled(n) => (
+                true,
+                format!(
+                    "{} {} cancelled.",
+                    number(n),
+                    plural(n, "job was", "jobs were")
+                ),
+            ),
+            Flash::WorkflowFinished => (
+                false,
+                "Not cancelled: every job of it had already finished.".into(),
+            ),
         }
     }
 }
@@ -257,7 +277,7 @@ pub(crate) fn layout(
                                 }
                             }
                             form.search method="get" action=(ctx.base.url("/search")) role="search" {
-                                input type="search" name="id" placeholder="Find a job by id" aria-label="Job id" autocomplete="off" spellcheck="false";
+                                input type="search" name="id" placeholder="Find a job or workflow by id" aria-label="Job or workflow id" autocomplete="off" spellcheck="false";
                                 button.btn type="submit" { "Go" }
                             }
                         }
@@ -481,6 +501,8 @@ mod tests {
             Flash::RetriedAll(3),
             Flash::Paused,
             Flash::DeleteRunning,
+            Flash::WorkflowCancelled(4),
+            Flash::WorkflowFinished,
         ] {
             let query = flash.query();
             let params: std::collections::HashMap<String, String> =

@@ -120,3 +120,22 @@ pub async fn run<Q: JobQueue>(queue: &Q, job: Job, outcomes: Vec<Outcome>) -> Jo
     }
     id
 }
+
+/// Runs the ready job `id` to `outcome` (other ready jobs of its queue are
+/// handed back): for workflow steps, which `run` cannot enqueue.
+pub async fn finish_ready<Q: JobQueue>(queue: &Q, id: JobId, outcome: Outcome) {
+    let queue_name = queue.get(id).await.unwrap().unwrap().queue.to_string();
+    let reserved = queue
+        .reserve(
+            "test",
+            &[Take::new(queue_name, 1_000)],
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    let (mine, others): (Vec<_>, Vec<_>) = reserved.into_iter().partition(|r| r.job.id == id);
+    let others: Vec<_> = others.iter().map(|r| r.lease).collect();
+    queue.release(&others).await.unwrap();
+    let lease = mine.first().expect("the job was not ready").lease;
+    assert!(queue.finish(lease, outcome, None).await.unwrap());
+}
