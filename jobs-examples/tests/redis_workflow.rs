@@ -345,8 +345,8 @@ async fn a_dag_survives_its_worker_process_killed_mid_run() {
                 .unwrap()
         }
     };
-    for i in 0..10 {
-        assert_eq!(output(&ids[0][i]).await, 1);
+    for first in &ids[0] {
+        assert_eq!(output(first).await, 1);
     }
     let join = ids[9][0];
     let inputs = queue.dependency_results(join).await.unwrap();
