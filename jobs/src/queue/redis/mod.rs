@@ -142,6 +142,28 @@
 //! before answering; [`RedisJobQueue::repair`] re-indexes jobs that are in
 //! no index (after a key was deleted or restored by hand) and recounts.
 //!
+//! # Workflows and batches
+//!
+//! A job that is a workflow step ([`Job::step`]) carries `w` in its meta
+//! (workflow id, step name, whether it runs always), so a job that is no
+//! step costs nothing more. The enqueue script checks the steps of a call
+//! (what they depend on is a stored step or earlier in the call; what they
+//! block a stored step of the same workflow still waiting) before it
+//! writes, and stores a step that waits for unfinished jobs as `P` in no
+//! index, with its count in `deps` and its id in the `kids:<id>` list of
+//! each job it waits for. Every script that ends a step — finish, cancel,
+//! lease recovery, delete and purge by status (of a step not finished:
+//! its dependants see it cancelled) — resolves its dependants in the same
+//! call: each records the step's result in its `dres:<id>` list, then is
+//! placed (ready or delayed) after its last dependency, or cancelled,
+//! with a `Cancelled` event, and resolved in turn (a loop in the script)
+//! if a dependency did not complete and it does not run always. Scripts
+//! are atomic, so a step is released once. A workflow's record and steps
+//! go with its last step (retention, delete); purge removes them all. A
+//! waiting step is in no index, so `list` and `find_jobs` do not show it
+//! until it is ready (`counts` and [`workflow`](QueueAdmin::workflow) do).
+//! A push of more than 20,000 jobs that contains steps is refused.
+//!
 //! # Periodic tasks across processes
 //!
 //! Schedulers in several processes may run the same periodic tasks on one
