@@ -74,6 +74,12 @@ impl JobQueue for Counting {
     async fn recover_expired(&self) -> jobs::Result<usize> {
         self.queue.recover_expired().await
     }
+    async fn dependency_results(
+        &self,
+        id: JobId,
+    ) -> jobs::Result<Vec<jobs::workflow::DependencyResult>> {
+        self.queue.dependency_results(id).await
+    }
     async fn report_worker(&self, info: &jobs::WorkerInfo, ttl: Duration) -> jobs::Result<()> {
         self.queue.report_worker(info, ttl).await
     }
@@ -124,6 +130,12 @@ impl QueueAdmin for Counting {
     }
     async fn queues(&self) -> jobs::Result<Vec<jobs::QueueInfo>> {
         self.queue.queues().await
+    }
+    async fn workflow(
+        &self,
+        id: jobs::workflow::WorkflowId,
+    ) -> jobs::Result<Option<jobs::workflow::WorkflowStatus>> {
+        self.queue.workflow(id).await
     }
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<jobs::JobEvent> {
         self.queue.subscribe()

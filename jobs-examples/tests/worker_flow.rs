@@ -196,6 +196,12 @@ impl JobQueue for Spy {
     async fn recover_expired(&self) -> jobs::Result<usize> {
         self.queue.recover_expired().await
     }
+    async fn dependency_results(
+        &self,
+        id: JobId,
+    ) -> jobs::Result<Vec<jobs::workflow::DependencyResult>> {
+        self.queue.dependency_results(id).await
+    }
     async fn report_worker(&self, info: &jobs::WorkerInfo, ttl: Duration) -> jobs::Result<()> {
         self.queue.report_worker(info, ttl).await
     }
@@ -246,6 +252,12 @@ impl QueueAdmin for Spy {
     }
     async fn queues(&self) -> jobs::Result<Vec<jobs::QueueInfo>> {
         self.queue.queues().await
+    }
+    async fn workflow(
+        &self,
+        id: jobs::workflow::WorkflowId,
+    ) -> jobs::Result<Option<jobs::workflow::WorkflowStatus>> {
+        self.queue.workflow(id).await
     }
     fn subscribe(&self) -> broadcast::Receiver<jobs::JobEvent> {
         self.queue.subscribe()

@@ -42,6 +42,9 @@ pub(super) struct Encoded {
     /// The flow-control settings the scripts need (`record::meta`; empty
     /// for none).
     pub(super) meta: Vec<u8>,
+    /// A workflow step's dependencies and the steps it blocks
+    /// (`record::links`; empty for a job that is no step).
+    pub(super) links: Vec<u8>,
 }
 
 pub(super) struct FinishRequest {
@@ -122,17 +125,29 @@ impl Shared {
             first.get_or_insert(job.id);
             call.arg(job.id.to_string()).arg(&job.state);
             match mode {
-                // The check pass needs the ids only; keep the width.
-                Mode::Check => call.arg("").arg(0).arg(0).arg(""),
+                // The check pass needs the ids (and a step's links) only;
+                // keep the width.
+                Mode::Check if job.links.is_empty() => call.arg("").arg(0).arg(0).arg("").arg(""),
+                Mode::Check => call
+                    .arg("")
+                    .arg(0)
+                    .arg(0)
+                    .arg(&job.meta[..])
+                    .arg(&job.links[..]),
                 _ => call
                     .arg(&job.body[..])
                     .arg(job.due_us)
                     .arg(job.rank)
-                    .arg(&job.meta[..]),
+                    .arg(&job.meta[..])
+                    .arg(&job.links[..]),
             };
         }
         let reply: Vec<String> = self.call("enqueue", &call).await?;
         match reply.first().map(String::as_str) {
+            // A workflow step that cannot be stored: nothing was.
+            Some("bad") => Err(Error::InvalidArgument(
+                reply.get(1).cloned().unwrap_or_default(),
+            )),
             // All stored.
             Some("ok") if reply.len() == 1 => Ok(Ok(jobs.map(|_| Pushed::Stored).collect())),
             Some("ok" | "each") => Ok(Ok(reply[1..]
@@ -170,6 +185,14 @@ impl Shared {
                 .map(|(job, p)| p.enqueued(job.id))
                 .collect::<Result<Vec<_>>>()
         };
+        if jobs.len() > CHECK_CHUNK && jobs.iter().any(|j| !j.links.is_empty()) {
+            // The check pass sees each call's jobs only: a step could not be
+            // checked against the steps of an earlier call.
+            return Err(Error::InvalidArgument(format!(
+                "a workflow is enqueued in calls of at most {CHECK_CHUNK} jobs (this one has {})",
+                jobs.len()
+            )));
+        }
         if jobs.len() <= ENQUEUE_CHUNK {
             let pushed = refuse(self.enqueue_batch(jobs.iter(), Mode::All).await?)?;
             return answer(jobs, pushed);

@@ -34,6 +34,12 @@
 //! | `jobs:{NAME}:stat:<m>`  | string     | attempts ended in minute `m` (since the epoch): processed × 2³² + failed; expires after 25 h |
 //! | `jobs:{NAME}:workers`   | hash       | worker id → its latest report ([`WorkerInfo`] as JSON)      |
 //! | `jobs:{NAME}:worker_lapses` | sorted set | worker id → when its report lapses (µs, Redis clock)     |
+//! | `jobs:{NAME}:workflows` | set        | the ids of the workflows and batches stored                  |
+//! | `jobs:{NAME}:wf:<w>`    | hash       | workflow `w`'s record: name, kind, total, pending, completed, failed, cancelled |
+//! | `jobs:{NAME}:wfjobs:<w>` | sorted set | workflow `w`'s steps still kept; score = the order stored   |
+//! | `jobs:{NAME}:deps`      | hash       | step id → `<jobs still waited for>\|<due µs>`, while it waits |
+//! | `jobs:{NAME}:kids:<id>` | list       | the steps waiting for job `id` (until it ends)               |
+//! | `jobs:{NAME}:dres:<id>` | list       | what step `id`'s finished dependencies left, in that order   |
 //!
 //! # Flow control
 //!
@@ -135,6 +141,28 @@
 //! counted as what it says), which [`counts`](QueueAdmin::counts) does
 //! before answering; [`RedisJobQueue::repair`] re-indexes jobs that are in
 //! no index (after a key was deleted or restored by hand) and recounts.
+//!
+//! # Workflows and batches
+//!
+//! A job that is a workflow step ([`Job::step`]) carries `w` in its meta
+//! (workflow id, step name, whether it runs always), so a job that is no
+//! step costs nothing more. The enqueue script checks the steps of a call
+//! (what they depend on is a stored step or earlier in the call; what they
+//! block a stored step of the same workflow still waiting) before it
+//! writes, and stores a step that waits for unfinished jobs as `P` in no
+//! index, with its count in `deps` and its id in the `kids:<id>` list of
+//! each job it waits for. Every script that ends a step — finish, cancel,
+//! lease recovery, delete and purge by status (of a step not finished:
+//! its dependants see it cancelled) — resolves its dependants in the same
+//! call: each records the step's result in its `dres:<id>` list, then is
+//! placed (ready or delayed) after its last dependency, or cancelled,
+//! with a `Cancelled` event, and resolved in turn (a loop in the script)
+//! if a dependency did not complete and it does not run always. Scripts
+//! are atomic, so a step is released once. A workflow's record and steps
+//! go with its last step (retention, delete); purge removes them all. A
+//! waiting step is in no index, so `list` and `find_jobs` do not show it
+//! until it is ready (`counts` and [`workflow`](QueueAdmin::workflow) do).
+//! A push of more than 20,000 jobs that contains steps is refused.
 //!
 //! # Periodic tasks across processes
 //!
@@ -310,6 +338,11 @@ impl Keys {
             workers: key("workers"),
             worker_lapses: key("worker_lapses"),
         }
+    }
+
+    /// `jobs:{NAME}:`, the start of every key of the queue.
+    fn prefix(&self) -> &str {
+        self.jobs.strip_suffix("jobs").unwrap_or(&self.jobs)
     }
 
     /// The key of the part of a record at fault.
@@ -530,11 +563,6 @@ fn parse_id(raw: &[u8]) -> Option<JobId> {
 /// A job validated and encoded for the scripts.
 fn encode(job: &Job) -> Result<Encoded> {
     job.validate()?;
-    if job.step.is_some() {
-        return Err(Error::InvalidArgument(
-            "workflow steps are not stored by this backend yet".into(),
-        ));
-    }
     let (state, body) = record::encode(job).map_err(|e| Error::Serialize {
         name: job.name.to_string(),
         message: e.to_string(),
@@ -546,6 +574,7 @@ fn encode(job: &Job) -> Result<Encoded> {
         due_us: record::due_micros(job),
         rank: job.priority.rank(),
         meta: record::meta(job),
+        links: record::links(job),
     })
 }
 
@@ -565,12 +594,23 @@ impl Enqueue for RedisJobQueue {
     /// all that queued up while the previous call was on its way); each is
     /// still accepted or refused on its own.
     async fn push(&self, job: Job) -> Result<Enqueued> {
+        let encoded = encode(&job)?;
+        let shared = self.shared();
+        if !encoded.links.is_empty() {
+            // A workflow step is checked against the stored steps: on its
+            // own, all or nothing (the batched single enqueues take any job
+            // whose id is free).
+            return shared
+                .enqueue_all(std::slice::from_ref(&encoded))
+                .await?
+                .pop()
+                .ok_or_else(|| Error::Backend(BackendError::new("redis: no answer to enqueue")));
+        }
         let (reply, rx) = oneshot::channel();
         let request = EnqueueRequest {
-            job: encode(&job)?,
+            job: encoded,
             reply,
         };
-        let shared = self.shared();
         match self.enqueuer().send(request) {
             Ok(()) => answer(shared, "enqueue", rx).await,
             // The flusher is gone (its runtime shut down): send directly.
@@ -673,6 +713,11 @@ impl JobQueue for RedisJobQueue {
     }
 
     async fn finish(&self, lease: Lease, outcome: Outcome, next: Option<Job>) -> Result<bool> {
+        if next.as_ref().is_some_and(|n| n.step.is_some()) {
+            return Err(Error::InvalidArgument(
+                "the job that follows a finished one cannot be a workflow step".into(),
+            ));
+        }
         let next = next.as_ref().map(encode).transpose()?;
         let (patch, at_us) = match &outcome {
             Outcome::Completed(result) => (
@@ -816,11 +861,30 @@ impl JobQueue for RedisJobQueue {
         Ok(())
     }
 
+    /// The `dres:<id>` list: one entry per dependency that finished, in
+    /// that order (written by the script that finished it).
     async fn dependency_results(
         &self,
-        _id: JobId,
+        id: JobId,
     ) -> Result<Vec<crate::workflow::DependencyResult>> {
-        Ok(Vec::new())
+        let shared = self.shared();
+        let key = format!("{}dres:{id}", shared.keys.prefix());
+        let raw: Vec<Vec<u8>> = shared
+            .call(
+                "dependency_results",
+                &*redis::cmd("LRANGE").arg(&key).arg(0).arg(-1),
+            )
+            .await?;
+        raw.iter()
+            .map(|entry| {
+                record::dependency_result(entry).ok_or_else(|| {
+                    Error::Backend(BackendError::new(format!(
+                        "redis: {key} holds an entry that does not parse: {:?}",
+                        String::from_utf8_lossy(entry)
+                    )))
+                })
+            })
+            .collect()
     }
 }
 
@@ -860,11 +924,59 @@ impl QueueAdmin for RedisJobQueue {
         Ok(removed == 1)
     }
 
+    /// One script call: the record `wf:<id>` and the steps of
+    /// `wfjobs:<id>` still kept, with what each waits for.
     async fn workflow(
         &self,
-        _id: crate::workflow::WorkflowId,
+        id: crate::workflow::WorkflowId,
     ) -> Result<Option<crate::workflow::WorkflowStatus>> {
-        Ok(None)
+        use crate::workflow::{WorkflowKind, WorkflowStatus, WorkflowStep};
+        let shared = self.shared();
+        let mut call = shared.common().call(&shared.scripts.workflow);
+        call.arg(id.to_string());
+        let reply: Vec<Vec<u8>> = shared.call("workflow", &call).await?;
+        if reply.len() < 7 {
+            return Ok(None);
+        }
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let number = |b: &[u8]| {
+            std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+                .unwrap_or(0)
+                .max(0) as u64
+        };
+        let kind = match &reply[1][..] {
+            b"batch" => WorkflowKind::Batch,
+            _ => WorkflowKind::Workflow,
+        };
+        let mut status = WorkflowStatus::new(id, text(&reply[0]), kind);
+        status.total = number(&reply[2]);
+        status.pending = number(&reply[3]);
+        status.completed = number(&reply[4]);
+        status.failed = number(&reply[5]);
+        status.cancelled = number(&reply[6]);
+        let keys = &shared.keys;
+        for step in reply[7..].chunks(4) {
+            let [raw_id, state, body, waits] = step else {
+                continue;
+            };
+            let Some(job_id) = parse_id(raw_id) else {
+                continue;
+            };
+            let job = match record::decode(job_id, state, body) {
+                Ok((job, _)) => job,
+                Err(bad) => {
+                    let message = record::corrupt_message(keys.of(bad.part), job_id, &bad.reason);
+                    record::placeholder(job_id, state, body, message)
+                }
+            };
+            let waiting_on = waits.split(|b| *b == b'|').next().map_or(0, number);
+            if let Some(step) = WorkflowStep::of(&job, waiting_on) {
+                status.steps.push(step);
+            }
+        }
+        Ok(Some(status))
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>> {

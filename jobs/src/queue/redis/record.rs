@@ -30,6 +30,7 @@ use std::borrow::Cow;
 
 use crate::job::{AttemptError, Job, JobId, JobStatus};
 use crate::result::JobResult;
+use crate::workflow::DependencyResult;
 
 /// Starts each patch in a state (a control character, never raw in JSON
 /// text, nor in the header's digits).
@@ -227,10 +228,65 @@ pub(super) fn meta(job: &Job) -> Vec<u8> {
         let period = unique.period.map_or(0, micros);
         meta.insert("u".into(), serde_json::json!([unique.key, states, period]));
     }
+    if let Some(step) = &job.step {
+        meta.insert(
+            "w".into(),
+            serde_json::json!([
+                step.workflow.to_string(),
+                step.name,
+                u8::from(step.run_always)
+            ]),
+        );
+    }
     if meta.is_empty() {
         return Vec::new();
     }
     serde_json::to_vec(&meta).unwrap_or_default()
+}
+
+/// What the enqueue script needs to store a workflow step besides its
+/// meta (`w`: workflow id, step name, runs always): the workflow's name
+/// `n` and kind `k` (for its record, made by its first step), the
+/// dependencies `d` ([job id, step name] each) and the stored steps it
+/// blocks `b`. Empty for a job that is no step.
+pub(super) fn links(job: &Job) -> Vec<u8> {
+    let Some(step) = &job.step else {
+        return Vec::new();
+    };
+    let deps: Vec<(String, &str)> = step
+        .depends_on
+        .iter()
+        .map(|d| (d.job.to_string(), d.step.as_str()))
+        .collect();
+    let blocks: Vec<String> = step.blocks.iter().map(JobId::to_string).collect();
+    serde_json::to_vec(&serde_json::json!({
+        "n": step.workflow_name,
+        "k": step.kind.as_str(),
+        "d": deps,
+        "b": blocks,
+    }))
+    .unwrap_or_default()
+}
+
+/// One entry of a step's `dres:<id>` list, as the scripts write it when a
+/// dependency ends: its status letter, its job id, `|`, the byte length of
+/// its step name, `|`, the name, then the dependency's patches (its state
+/// after the header), whose last result is the dependency's result.
+pub(super) fn dependency_result(raw: &[u8]) -> Option<DependencyResult> {
+    let (&code, rest) = raw.split_first()?;
+    let status = status_of(code)?;
+    let bar = rest.iter().position(|b| *b == b'|')?;
+    let job: JobId = std::str::from_utf8(&rest[..bar]).ok()?.parse().ok()?;
+    let rest = &rest[bar + 1..];
+    let bar = rest.iter().position(|b| *b == b'|')?;
+    let len: usize = std::str::from_utf8(&rest[..bar]).ok()?.parse().ok()?;
+    let rest = &rest[bar + 1..];
+    let name = std::str::from_utf8(rest.get(..len)?).ok()?;
+    let result = patches(&rest[len..])
+        .filter_map(|p| p.result)
+        .last()
+        .map(Cow::into_owned);
+    Some(DependencyResult::new(job, name, status).with_result(result))
 }
 
 /// A duration in whole microseconds, at least 1 (and at most 2^53, which

@@ -50,6 +50,7 @@ pub(super) struct Scripts {
     pub(super) throughput: Script,
     pub(super) save_last_run: Script,
     pub(super) workers: Script,
+    pub(super) workflow: Script,
 }
 
 /// A queue script: the prelude, then the script's own file, with the
@@ -118,6 +119,7 @@ impl Scripts {
             throughput: queue_script(include_str!("lua/throughput.lua")),
             save_last_run: Script::new(include_str!("lua/save_last_run.lua")),
             workers: Script::new(include_str!("lua/workers.lua")),
+            workflow: queue_script(include_str!("lua/workflow.lua")),
         }
     }
 }
@@ -178,6 +180,10 @@ mod tests {
             include_str!("lua/delete.lua"),
             include_str!("lua/purge_status.lua"),
             include_str!("lua/throughput.lua"),
+            include_str!("lua/workflow.lua"),
+            include_str!("lua/cancel.lua"),
+            include_str!("lua/recover.lua"),
+            include_str!("lua/retry.lua"),
         ] {
             let src = join(body);
             for name in [

@@ -1,7 +1,8 @@
 -- Cancels a waiting or running job. ARGV after the common ones: the id.
 -- Returns '' if there is no such job, 'P' if a waiting job was cancelled,
 -- 'R' if a running one was, else the final status it already had (a record
--- that does not parse is quarantined: 'F').
+-- that does not parse is quarantined: 'F'). A workflow step's dependants
+-- are resolved (cancelled, in cascade, unless they run always).
 local ARG_ID = ARG_OWN
 
 local id = ARGV[ARG_ID]
@@ -32,7 +33,13 @@ count('X', 1)
 h.s = 'X'
 h.co = fmt(now)
 redis.call('HSET', K_STATE, id, state(h))
-finished({ done_entry('X', id, h.co) }, now)
+local fin = { done_entry('X', id, h.co) }
+if m and m.w then
+  -- A workflow step: it waits no more, and its dependants are resolved.
+  redis.call('HDEL', deps_key(), id)
+  resolve(ended(id, m, h), now, fin)
+end
+finished(fin, now)
 flush_counts()
 flush_active()
 publish()

@@ -3,7 +3,8 @@
 -- its limit key's held set; a finished one out of the retention list),
 -- its unique lock freed if it holds it, its records and its count gone.
 -- ARGV after the common ones: the id. Returns 'D' (deleted), 'R' (running:
--- left alone) or '' (no such job).
+-- left alone) or '' (no such job). A workflow step that had not finished
+-- is resolved as cancelled for the steps waiting for it.
 local ARG_ID = ARG_OWN
 
 local id = ARGV[ARG_ID]
@@ -34,8 +35,21 @@ end
 if lock and string.sub(lock, 1, #id + 1) == id .. '|' then
   redis.call('HDEL', K_UNIQUE, m.u[1])
 end
+if m and m.w then
+  -- A workflow step: its dependants see it as cancelled if it had not
+  -- finished; its dependency state and results go.
+  if h and not final(h.s) then
+    local now = now_us()
+    local fin = {}
+    h.s = 'X'
+    resolve(ended(id, m, h), now, fin)
+    if #fin > 0 then finished(fin, now) end
+  end
+  forget_step(id, m)
+end
 redis.call('HDEL', K_STATE, id)
 redis.call('HDEL', K_JOBS, id)
 if m then redis.call('HDEL', K_META, id) end
 flush_counts()
+publish()
 return 'D'

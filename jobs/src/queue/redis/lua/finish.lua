@@ -8,7 +8,8 @@
 -- counts; a job its concurrency key held back takes the place. A failed
 -- attempt's patch gets its attempt number and time in front (the job's
 -- errors; the oldest beyond MAX_ERRORS are dropped), and the attempts
--- settled are counted for `throughput` once per call.
+-- settled are counted for `throughput` once per call. A workflow step
+-- that ends resolves the steps waiting for it (`resolve`) in the same call.
 local ARG_ENTRIES = ARG_OWN
 local ENTRY_ID, ENTRY_TOKEN, ENTRY_STATUS, ENTRY_PATCH, ENTRY_AT, ENTRY_WIDTH = 0, 1, 2, 3, 4, 5
 local NEXT_ID, NEXT_STATE, NEXT_JSON, NEXT_DUE, NEXT_RANK, NEXT_META, NEXT_WIDTH = 5, 6, 7, 8, 9, 10, 6
@@ -37,6 +38,7 @@ if nexts then touch(K_QUEUES, 'set') end
 local hs, zrem, fin = {}, {}, {}
 local co = fmt(now)
 local running = 0
+local steps = nil
 local processed, failed = 0, 0
 for k, id in ipairs(ids) do
   local b = base[k]
@@ -71,6 +73,11 @@ for k, id in ipairs(ids) do
     else
       done = co
       fin[#fin + 1] = done_entry(st, id, co)
+      -- A workflow step's dependants are resolved below.
+      if ms[k] and ms[k].w then
+        steps = steps or {}
+        steps[#steps + 1] = { id = id, wf = ms[k].w[1], name = ms[k].w[2], s = st, p = patches }
+      end
     end
     count(st, 1)
     hs[#hs + 1] = id
@@ -98,6 +105,9 @@ for k, id in ipairs(ids) do
 end
 if #hs > 0 then redis.call('HSET', K_STATE, unpack(hs)) end
 if #zrem > 0 then redis.call('ZREM', K_RUNNING, unpack(zrem)) end
+if steps then
+  for _, d in ipairs(steps) do resolve(d, now, fin) end
+end
 count('R', -running)
 finished(fin, now)
 flush_counts()

@@ -432,6 +432,40 @@ local function variadic(cmd, key, list)
     redis.call(cmd, key, unpack(list, i, math.min(i + 3999, #list)))
   end
 end
+-- Workflows and batches (see the key layout in mod.rs). A step is a job
+-- whose meta has `w` = {workflow id, step name, 1 if it runs always}; a
+-- job without it pays nothing here. While a step waits for other jobs, it
+-- is `P` in no index and `deps` holds `<jobs still waited for>|<due us>`
+-- for it; `kids:<id>` lists the steps waiting for job `id`, `dres:<id>`
+-- what the finished dependencies of step `id` left; `wf:<wf>` is the
+-- workflow's record, `wfjobs:<wf>` its steps (score: the order stored),
+-- `workflows` the ids of those stored.
+local function wf_key(wf) return PREFIX .. 'wf:' .. wf end
+local function wfjobs_key(wf) return PREFIX .. 'wfjobs:' .. wf end
+local function kids_key(id) return PREFIX .. 'kids:' .. id end
+local function dres_key(id) return PREFIX .. 'dres:' .. id end
+local function deps_key() return PREFIX .. 'deps' end
+local function workflows_key() return PREFIX .. 'workflows' end
+-- A step left the queue (deleted, evicted, purged): its dependency state
+-- goes, and its workflow's record once none of its steps is left.
+local function forget_step(id, m)
+  local w = m.w
+  redis.call('HDEL', deps_key(), id)
+  redis.call('DEL', dres_key(id), kids_key(id))
+  local zk = wfjobs_key(w[1])
+  redis.call('ZREM', zk, id)
+  if redis.call('ZCARD', zk) == 0 then
+    redis.call('DEL', zk, wf_key(w[1]))
+    redis.call('SREM', workflows_key(), w[1])
+  end
+end
+-- The field of a workflow's record that counts a final status.
+local function wf_field(s)
+  if s == 'C' then return 'completed' elseif s == 'X' then return 'cancelled'
+  elseif s == 'F' or s == 'E' then return 'failed' end
+  return nil
+end
+
 -- The retention entry of a finished job: status letter, id, finish time.
 local function done_entry(s, id, co) return s .. id .. '|' .. co end
 -- Records finished jobs in the retention list, then keeps at most MAXF of
@@ -469,6 +503,7 @@ local function finished(entries, now)
       end
       for i, id in ipairs(ids) do
         local m = ms[i]
+        if m and m.w then forget_step(id, m) end
         if m and m.u then
           local lock = redis.call('HGET', K_UNIQUE, m.u[1])
           if lock and string.sub(lock, 1, #id + 1) == id .. '|' then
@@ -497,6 +532,78 @@ local function place(id, due, rank, now, q)
     redis.call('ZADD', ready_key(q or DEFAULT_QUEUE), back(rank, redis.call('INCR', K_SEQ)), id)
     woke(0)
   end
+end
+
+-- The words of final statuses, as `JobStatus` shows them.
+local function status_word(s)
+  return ({ C = 'completed', F = 'failed', X = 'cancelled', E = 'expired' })[s] or 'failed'
+end
+-- The error of a step cancelled because its dependency `name` ended `s`
+-- (`cancelled_by` in workflow.rs).
+local function cancelled_by(name, s) return 'dependency `' .. name .. '` ended ' .. status_word(s) end
+-- An entry of `dres:<id>` (record.rs, `dependency_result`): what dependency
+-- `id` (step `name`, final status `s`, patches `p`) left.
+local function dres_entry(s, id, name, p) return s .. id .. '|' .. #name .. '|' .. name .. p end
+-- A step ended (`d`: {id, wf, name, s = its final status letter, p = its
+-- patches}): counts it in its workflow and resolves the steps waiting for
+-- it — each records the result, and becomes ready once its last
+-- dependency ended, or is cancelled (and resolved in turn) if this one
+-- did not complete and it does not run always. Finished entries are added
+-- to `fin` (for `finished`). Call after `guard`.
+local function resolve(d, now, fin)
+  local dk = deps_key()
+  touch(dk, 'hash')
+  local stack = { d }
+  while #stack > 0 do
+    d = table.remove(stack)
+    local wk = wf_key(d.wf)
+    local f = wf_field(d.s)
+    if f and redis.call('EXISTS', wk) == 1 then
+      redis.call('HINCRBY', wk, f, 1)
+      if tonumber(redis.call('HGET', wk, 'pending') or '0') > 0 then
+        redis.call('HINCRBY', wk, 'pending', -1)
+      end
+    end
+    local kk = kids_key(d.id)
+    local kids = redis.call('LRANGE', kk, 0, -1)
+    if #kids > 0 then
+      redis.call('DEL', kk)
+      local states = redis.call('HMGET', K_STATE, unpack(kids))
+      local waits = redis.call('HMGET', dk, unpack(kids))
+      local ms = metas(kids)
+      local entry = dres_entry(d.s, d.id, d.name, d.p)
+      for j, child in ipairs(kids) do
+        local h, m = parse(states[j]), ms[j]
+        local left, due = nil, nil
+        if waits[j] then left, due = match(waits[j], '^(%d+)|(%d+)$') end
+        if h and left and m and m.w and (h.s == 'P' or h.s == 'T') then
+          left = tonumber(left) - 1
+          redis.call('RPUSH', dres_key(child), entry)
+          if d.s ~= 'C' and m.w[3] ~= 1 then
+            redis.call('HDEL', dk, child)
+            count(h.s, -1)
+            count('X', 1)
+            h.s = 'X'
+            h.co = fmt(now)
+            h.p = h.p .. patch({ last_error = cancelled_by(d.name, d.s) })
+            redis.call('HSET', K_STATE, child, state(h))
+            fin[#fin + 1] = done_entry('X', child, h.co)
+            if listen() then event('cancelled', child, redis.call('HGET', K_JOBS, child)) end
+            stack[#stack + 1] = { id = child, wf = m.w[1], name = m.w[2], s = 'X', p = h.p }
+          elseif left <= 0 then
+            redis.call('HDEL', dk, child)
+            place(child, tonumber(due), h.r, now, qname(m))
+          else
+            redis.call('HSET', dk, child, fmt(left) .. '|' .. due)
+          end
+        end
+      end
+    end
+  end
+end
+-- A step's end for `resolve`: its id, meta and new state (table).
+local function ended(id, m, h)
+  return { id = id, wf = m.w[1], name = m.w[2], s = h.s, p = h.p }
 end
 
 -- Running jobs per concurrency key (`c:<key>`) and, once a queue

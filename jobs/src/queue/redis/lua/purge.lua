@@ -23,6 +23,24 @@ local ws = redis.pcall('ZRANGE', K_WAKES, 0, -1)
 if not ws.err then
   for _, k in ipairs(ws) do doomed[#doomed + 1] = rheld_key(k) end
 end
+-- Workflows: each one's record and steps, and the dependency state of
+-- its steps.
+local wfs = redis.pcall('SMEMBERS', PREFIX .. 'workflows')
+if not wfs.err then
+  for _, wf in ipairs(wfs) do
+    doomed[#doomed + 1] = PREFIX .. 'wf:' .. wf
+    doomed[#doomed + 1] = PREFIX .. 'wfjobs:' .. wf
+    local steps = redis.pcall('ZRANGE', PREFIX .. 'wfjobs:' .. wf, 0, -1)
+    if not steps.err then
+      for _, id in ipairs(steps) do
+        doomed[#doomed + 1] = PREFIX .. 'kids:' .. id
+        doomed[#doomed + 1] = PREFIX .. 'dres:' .. id
+      end
+    end
+  end
+end
+doomed[#doomed + 1] = PREFIX .. 'workflows'
+doomed[#doomed + 1] = PREFIX .. 'deps'
 for i = 1, #doomed, 1000 do
   redis.call('UNLINK', unpack(doomed, i, math.min(i + 999, #doomed)))
 end

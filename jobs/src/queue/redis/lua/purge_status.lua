@@ -44,10 +44,27 @@ for i = 1, #ids do
 end
 guard()
 local gone, n = {}, 0
+-- Whether a workflow step's end changed other jobs of this chunk.
+local resolved = false
+local fin = {}
+local now = nil
 for i, id in ipairs(ids) do
+  local v = states[i]
+  if resolved then v = redis.call('HGET', K_STATE, id) end
   -- Only a job still of that status (a stale retention entry stays).
-  if header(states[i]) == want then
+  if header(v) == want then
     local m = ms[i]
+    if m and m.w then
+      -- As delete.lua: the steps waiting for it see it cancelled.
+      if not final(want) then
+        local h = parse(v)
+        h.s = 'X'
+        now = now or now_us()
+        resolve(ended(id, m, h), now, fin)
+        resolved = true
+      end
+      forget_step(id, m)
+    end
     if at[i] then
       redis.call('LSET', K_DONE, at[i], GONE)
     else
@@ -72,6 +89,8 @@ if n > 0 then
   if any_meta() then variadic('HDEL', K_META, gone) end
   count(want, -n)
 end
+if #fin > 0 then finished(fin, now) end
 flush_counts()
+publish()
 if nextc == nil then return { n, '' } end
 return { n, tostring(nextc) }

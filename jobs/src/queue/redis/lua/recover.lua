@@ -38,6 +38,8 @@ guard()
 local n = 0
 local lost = 0
 local fin = {}
+-- Workflow steps failed for good, whose dependants are resolved.
+local steps = nil
 for i, id in ipairs(expired) do
   redis.call('ZREM', K_RUNNING, id)
   local v = states[i]
@@ -55,6 +57,10 @@ for i, id in ipairs(expired) do
       h.s = 'F'
       h.co = fmt(now)
       fin[#fin + 1] = done_entry('F', id, h.co)
+      if ms[i] and ms[i].w then
+        steps = steps or {}
+        steps[#steps + 1] = ended(id, ms[i], h)
+      end
     else
       h.s = 'T'
       place(id, 0, h.r, now, qname(ms[i]))
@@ -75,6 +81,9 @@ for i, id in ipairs(expired) do
   else
     dirty = true
   end
+end
+if steps then
+  for _, d in ipairs(steps) do resolve(d, now, fin) end
 end
 if #fin > 0 then finished(fin, now) end
 flush_counts()

@@ -50,6 +50,8 @@ repeat
         if not running[j] then reindex[#reindex + 1] = { id, s, r, m } end
         -- Recounted below: the running jobs per queue and key.
         ran(m, 1)
+      elseif m and m.w and redis.call('HEXISTS', PREFIX .. 'deps', id) == 1 then
+        -- A workflow step waiting for its dependencies: in no index.
       elseif not delayed[j] and not redis.call('ZSCORE', ready_key(qname(m)), id)
         and not (m and m.c and redis.call('ZSCORE', held_key(m.c[1]), id))
         and not (m and m.r and redis.call('ZSCORE', rheld_key(m.r[1]), id)) then

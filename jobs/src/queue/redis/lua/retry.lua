@@ -17,6 +17,15 @@ redis.call('HSET', K_STATE, id, ARGV[ARG_STATE])
 redis.call('HSET', K_JOBS, id, ARGV[ARG_JSON])
 count(h.s, -1)
 count('P', 1)
+if m and m.w then
+  -- Its workflow counts it as not finished again.
+  local wk = wf_key(m.w[1])
+  local f = wf_field(h.s)
+  if f and redis.call('EXISTS', wk) == 1 then
+    if tonumber(redis.call('HGET', wk, f) or '0') > 0 then redis.call('HINCRBY', wk, f, -1) end
+    redis.call('HINCRBY', wk, 'pending', 1)
+  end
+end
 place(id, tonumber(ARGV[ARG_DUE]), ARGV[ARG_RANK], now_us(), qname(m))
 flush_counts()
 publish()
