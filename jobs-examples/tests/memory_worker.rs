@@ -80,6 +80,12 @@ impl JobQueue for Counting {
     async fn remove_worker(&self, id: &str) -> jobs::Result<()> {
         self.queue.remove_worker(id).await
     }
+    async fn dependency_results(
+        &self,
+        id: JobId,
+    ) -> jobs::Result<Vec<jobs::workflow::DependencyResult>> {
+        self.queue.dependency_results(id).await
+    }
 }
 
 impl QueueAdmin for Counting {
@@ -124,6 +130,12 @@ impl QueueAdmin for Counting {
     }
     async fn queues(&self) -> jobs::Result<Vec<jobs::QueueInfo>> {
         self.queue.queues().await
+    }
+    async fn workflow(
+        &self,
+        id: jobs::workflow::WorkflowId,
+    ) -> jobs::Result<Option<jobs::workflow::WorkflowStatus>> {
+        self.queue.workflow(id).await
     }
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<jobs::JobEvent> {
         self.queue.subscribe()

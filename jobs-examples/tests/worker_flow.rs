@@ -202,6 +202,12 @@ impl JobQueue for Spy {
     async fn remove_worker(&self, id: &str) -> jobs::Result<()> {
         self.queue.remove_worker(id).await
     }
+    async fn dependency_results(
+        &self,
+        id: JobId,
+    ) -> jobs::Result<Vec<jobs::workflow::DependencyResult>> {
+        self.queue.dependency_results(id).await
+    }
 }
 
 impl QueueAdmin for Spy {
@@ -246,6 +252,12 @@ impl QueueAdmin for Spy {
     }
     async fn queues(&self) -> jobs::Result<Vec<jobs::QueueInfo>> {
         self.queue.queues().await
+    }
+    async fn workflow(
+        &self,
+        id: jobs::workflow::WorkflowId,
+    ) -> jobs::Result<Option<jobs::workflow::WorkflowStatus>> {
+        self.queue.workflow(id).await
     }
     fn subscribe(&self) -> broadcast::Receiver<jobs::JobEvent> {
         self.queue.subscribe()

@@ -28,6 +28,9 @@
 //! | `throughput`       | attempts ended per minute (and shard: the counting connection), the last 24 hours |
 //! | `workers`          | each worker's latest report and when it lapses                     |
 //! | `job_seq`, `lease_tokens` | sequences: FIFO order, fencing tokens                       |
+//! | `workflows`        | per workflow or batch: its name, kind and counts (total, pending, completed, failed, cancelled) |
+//! | `job_deps`         | per (step, dependency): whether the dependency finished, and its status and result once recorded |
+//! | `jobs_workflow`    | partial index `(workflow_id, wf_seq)` of the steps: a workflow's steps in stored order |
 //! | `jobs_migrations`  | the migrations applied                                             |
 //!
 //! The columns are authoritative for the state they hold; `record` is never
@@ -136,6 +139,30 @@
 //! `unhold.sql` puts back as many held jobs per key as there are free
 //! slots, waking the workers; lease recovery also runs it, as a backstop
 //! for a hold that committed after the finish that freed its slot.
+//!
+//! # Workflows and batches
+//!
+//! A step ([`Job::step`]) is a row with `workflow_id` set; while it waits
+//! for dependencies it is pending and *held* (`held` = U+0003, a key no
+//! concurrency limit may have), so it is out of the waiting index and
+//! reserve never sees it; `waiting` counts the jobs it still waits for.
+//! Resolution is done by triggers of migration `0008_workflows`, inside the
+//! statement that makes a step final — a finish (batched with plain jobs,
+//! which the triggers' `WHEN` clauses leave alone), a cancel, a lease
+//! recovery failing the last attempt, a delete or purge of a step not
+//! finished (its dependants see it cancelled), or a cancel made by
+//! resolution itself (the cascade). Per dependant still waiting it records
+//! the dependency's status and result in `job_deps`, and decrements
+//! `waiting` with an `UPDATE .. RETURNING` on the dependant's row, whose
+//! lock serializes concurrent finishes: only the transaction that reaches
+//! 0 places it (ready or at its scheduled time, waking the workers). A
+//! step stored is checked by its insert trigger (its dependencies exist,
+//! the steps it blocks still wait), which locks each dependency's row
+//! (`FOR SHARE`) so a dependency cannot end unseen between that read and
+//! the commit; a refusal fails the whole statement: nothing stored.
+//! Resolution locks several rows (dependency, dependants, workflow), so
+//! statements ending steps of two workflows in opposite orders can
+//! deadlock; PostgreSQL then aborts one, which is sent again.
 //!
 //! # Rate limits
 //!
