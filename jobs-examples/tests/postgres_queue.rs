@@ -146,7 +146,7 @@ async fn migrations_are_idempotent() {
     .fetch_all(queue.pool())
     .await
     .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
     queue.drop_schema().await.unwrap();
 }
 

@@ -100,16 +100,20 @@ impl Shared {
             }
         }
         let next = Batch::of(&next_jobs)?;
-        let query = sqlx::query(sql::safe(&self.sql.finish))
-            .bind(&ids)
-            .bind(&tokens)
-            .bind(&codes)
-            .bind(&results)
-            .bind(&errors)
-            .bind(&ats)
-            .bind(&after);
+        // Sent again if it deadlocked: workflow steps' resolution (a
+        // trigger) locks their dependants' rows and their workflows'.
         let rows = self
-            .bounded("finish", next.bind(query).fetch_all(&self.pool))
+            .bounded_retry("finish", || {
+                let query = sqlx::query(sql::safe(&self.sql.finish))
+                    .bind(&ids)
+                    .bind(&tokens)
+                    .bind(&codes)
+                    .bind(&results)
+                    .bind(&errors)
+                    .bind(&ats)
+                    .bind(&after);
+                next.clone().bind(query).fetch_all(&self.pool)
+            })
             .await?;
         self.unhold_after(&rows).await?;
         let changed: std::collections::HashSet<uuid::Uuid> = rows

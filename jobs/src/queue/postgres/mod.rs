@@ -28,6 +28,9 @@
 //! | `throughput`       | attempts ended per minute (and shard: the counting connection), the last 24 hours |
 //! | `workers`          | each worker's latest report and when it lapses                     |
 //! | `job_seq`, `lease_tokens` | sequences: FIFO order, fencing tokens                       |
+//! | `workflows`        | per workflow or batch: its name, kind and counts (total, pending, completed, failed, cancelled) |
+//! | `job_deps`         | per (step, dependency): whether the dependency finished, and its status and result once recorded |
+//! | `jobs_workflow`    | partial index `(workflow_id, wf_seq)` of the steps: a workflow's steps in stored order |
 //! | `jobs_migrations`  | the migrations applied                                             |
 //!
 //! The columns are authoritative for the state they hold; `record` is never
@@ -137,6 +140,30 @@
 //! slots, waking the workers; lease recovery also runs it, as a backstop
 //! for a hold that committed after the finish that freed its slot.
 //!
+//! # Workflows and batches
+//!
+//! A step ([`Job::step`]) is a row with `workflow_id` set; while it waits
+//! for dependencies it is pending and *held* (`held` = U+0003, a key no
+//! concurrency limit may have), so it is out of the waiting index and
+//! reserve never sees it; `waiting` counts the jobs it still waits for.
+//! Resolution is done by triggers of migration `0008_workflows`, inside the
+//! statement that makes a step final — a finish (batched with plain jobs,
+//! which the triggers' `WHEN` clauses leave alone), a cancel, a lease
+//! recovery failing the last attempt, a delete or purge of a step not
+//! finished (its dependants see it cancelled), or a cancel made by
+//! resolution itself (the cascade). Per dependant still waiting it records
+//! the dependency's status and result in `job_deps`, and decrements
+//! `waiting` with an `UPDATE .. RETURNING` on the dependant's row, whose
+//! lock serializes concurrent finishes: only the transaction that reaches
+//! 0 places it (ready or at its scheduled time, waking the workers). A
+//! step stored is checked by its insert trigger (its dependencies exist,
+//! the steps it blocks still wait), which locks each dependency's row
+//! (`FOR SHARE`) so a dependency cannot end unseen between that read and
+//! the commit; a refusal fails the whole statement: nothing stored.
+//! Resolution locks several rows (dependency, dependants, workflow), so
+//! statements ending steps of two workflows in opposite orders can
+//! deadlock; PostgreSQL then aborts one, which is sent again.
+//!
 //! # Rate limits
 //!
 //! `rates` has a row per rate key (and per queue whose takes limit its
@@ -167,6 +194,7 @@ use super::{
 use crate::error::{BackendError, Error, Result};
 use crate::events::JobEvent;
 use crate::job::{Job, JobId, JobStatus};
+use crate::workflow::{DependencyResult, WorkflowId, WorkflowKind, WorkflowStatus, WorkflowStep};
 
 mod batch;
 mod builder;
@@ -257,6 +285,31 @@ fn backend(what: &str, e: sqlx::Error) -> Error {
     )
 }
 
+/// Whether `e` is a deadlock (or serialization failure) the database
+/// broke by aborting this statement: nothing of it was done, and sending it
+/// again is safe. Resolving workflow steps locks several rows (a
+/// dependency's, its dependants', the workflow's), so two statements ending
+/// steps of two workflows in opposite orders can deadlock.
+fn deadlocked(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "40P01" || code == "40001")
+}
+
+/// How many times a deadlocked statement is sent again.
+const DEADLOCK_RETRIES: usize = 8;
+
+/// The `InvalidArgument` error for a workflow step the database refused
+/// (SQLSTATE `JW001`, raised by `jobs_step_stored`: a dependency that does
+/// not exist, a blocked step that no longer waits).
+fn refused(e: &sqlx::Error) -> Option<Error> {
+    let db = e.as_database_error()?;
+    if db.code().as_deref() != Some("JW001") {
+        return None;
+    }
+    Some(Error::InvalidArgument(db.message().to_owned()))
+}
+
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 4)
 }
@@ -281,6 +334,24 @@ impl Shared {
         }
     }
 
+    /// Runs the future `make` makes within the timeout, again (a fresh
+    /// one) while the database aborts it for a deadlock.
+    async fn bounded_retry<T, F, Fut>(&self, what: &str, mut make: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
+    {
+        let mut tries = 0;
+        loop {
+            match tokio::time::timeout(self.timeout, make()).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) if deadlocked(&e) && tries < DEADLOCK_RETRIES => tries += 1,
+                Ok(Err(e)) => return Err(backend(what, e)),
+                Err(_) => return Err(self.timed_out(what)),
+            }
+        }
+    }
+
     /// Stores a batch on `conn` (a connection of the pool or the caller's
     /// transaction): all or none, but for unique conflicts. A batch with
     /// unique jobs takes their keys' locks first, so `conn` must be in a
@@ -301,7 +372,9 @@ impl Shared {
         let query = batch.bind(sqlx::query(sql::safe(&self.sql.enqueue)));
         match tokio::time::timeout(self.timeout, query.execute(&mut *conn)).await {
             Ok(Ok(_)) => Ok(answers),
-            Ok(Err(e)) => Err(duplicate(&e, jobs).unwrap_or_else(|| backend("enqueue", e))),
+            Ok(Err(e)) => Err(duplicate(&e, jobs)
+                .or_else(|| refused(&e))
+                .unwrap_or_else(|| backend("enqueue", e))),
             Err(_) => Err(self.timed_out("enqueue")),
         }
     }
@@ -370,8 +443,26 @@ impl Shared {
     }
 
     /// [`insert`](Self::insert) on a connection of the pool, in a
-    /// transaction if the batch has unique jobs.
+    /// transaction if the batch has unique jobs; again if a batch with
+    /// workflow steps deadlocked (their trigger locks the rows they name).
     async fn insert_pooled(&self, jobs: &[Job]) -> Result<Vec<Enqueued>> {
+        let mut tries = 0;
+        loop {
+            match self.insert_pooled_once(jobs).await {
+                Err(Error::Backend(e))
+                    if tries < DEADLOCK_RETRIES
+                        && std::error::Error::source(&e)
+                            .and_then(|s| s.downcast_ref::<sqlx::Error>())
+                            .is_some_and(deadlocked) =>
+                {
+                    tries += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn insert_pooled_once(&self, jobs: &[Job]) -> Result<Vec<Enqueued>> {
         let unique = jobs.iter().any(|j| j.unique.is_some());
         let work = async {
             let mut conn = self
@@ -696,10 +787,11 @@ impl std::fmt::Debug for PostgresJobQueue {
 
 impl Enqueue for PostgresJobQueue {
     /// Sent with the other single enqueues that come meanwhile, in one
-    /// statement (see `batch`); a unique job on its own, in a transaction.
+    /// statement (see `batch`); a unique job on its own, in a transaction,
+    /// and a workflow step on its own.
     async fn push(&self, job: Job) -> Result<Enqueued> {
         let shared = self.shared();
-        if job.unique.is_none() {
+        if job.unique.is_none() && job.step.is_none() {
             // Checked here, so a job that cannot be stored fails alone.
             Batch::of(std::slice::from_ref(&job))?;
             let (reply, answer) = tokio::sync::oneshot::channel();
@@ -888,10 +980,9 @@ impl JobQueue for PostgresJobQueue {
     async fn recover_expired(&self) -> Result<usize> {
         let shared = self.shared();
         let row = shared
-            .bounded(
-                "recover_expired",
-                sqlx::query(sql::safe(&shared.sql.recover)).fetch_one(&shared.pool),
-            )
+            .bounded_retry("recover_expired", || {
+                sqlx::query(sql::safe(&shared.sql.recover)).fetch_one(&shared.pool)
+            })
             .await?;
         let n = row.get::<i64, _>("recovered").max(0) as usize;
         // Also the backstop for a slot freed while a reserve was holding
@@ -946,11 +1037,44 @@ impl JobQueue for PostgresJobQueue {
         Ok(())
     }
 
-    async fn dependency_results(
-        &self,
-        _id: JobId,
-    ) -> Result<Vec<crate::workflow::DependencyResult>> {
-        Ok(Vec::new())
+    /// Read from `job_deps` (`dependency_results.sql`).
+    async fn dependency_results(&self, id: JobId) -> Result<Vec<DependencyResult>> {
+        let shared = self.shared();
+        let rows = shared
+            .bounded(
+                "dependency_results",
+                sqlx::query(sql::safe(&shared.sql.dependency_results))
+                    .bind(*id.as_uuid())
+                    .fetch_all(&shared.pool),
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Some(status) = row::status_of(&row.get::<String, _>("status")) else {
+                continue;
+            };
+            let result = match row.get::<Option<String>, _>("result") {
+                Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+                    Error::Backend(
+                        BackendError::new(format!(
+                            "postgres: a stored result of a dependency of job {id} does not \
+                             parse: {e}"
+                        ))
+                        .transient(false),
+                    )
+                })?),
+                None => None,
+            };
+            out.push(
+                DependencyResult::new(
+                    JobId::from(row.get::<uuid::Uuid, _>("parent")),
+                    row.get::<String, _>("step"),
+                    status,
+                )
+                .with_result(result),
+            );
+        }
+        Ok(out)
     }
 }
 
@@ -1045,12 +1169,11 @@ impl QueueAdmin for PostgresJobQueue {
     async fn delete(&self, id: JobId) -> Result<DeleteOutcome> {
         let shared = self.shared();
         let row = shared
-            .bounded(
-                "delete",
+            .bounded_retry("delete", || {
                 sqlx::query(sql::safe(&shared.sql.delete))
                     .bind(*id.as_uuid())
-                    .fetch_optional(&shared.pool),
-            )
+                    .fetch_optional(&shared.pool)
+            })
             .await?;
         Ok(match row {
             None => DeleteOutcome::NotFound,
@@ -1072,13 +1195,12 @@ impl QueueAdmin for PostgresJobQueue {
         let mut removed = 0;
         loop {
             let row = shared
-                .bounded(
-                    "purge_status",
+                .bounded_retry("purge_status", || {
                     sqlx::query(sql::safe(&shared.sql.purge_status))
                         .bind(row::status_code(status))
                         .bind(CHUNK)
-                        .fetch_one(&shared.pool),
-                )
+                        .fetch_one(&shared.pool)
+                })
                 .await?;
             let n = row.get::<i64, _>("removed").max(0);
             removed += n as u64;
@@ -1136,12 +1258,11 @@ impl QueueAdmin for PostgresJobQueue {
     async fn cancel(&self, id: JobId) -> Result<CancelOutcome> {
         let shared = self.shared();
         let rows = shared
-            .bounded(
-                "cancel",
+            .bounded_retry("cancel", || {
                 sqlx::query(sql::safe(&shared.sql.cancel))
                     .bind(*id.as_uuid())
-                    .fetch_all(&shared.pool),
-            )
+                    .fetch_all(&shared.pool)
+            })
             .await?;
         shared.unhold_after(&rows).await?;
         if let Some(row) = rows.first() {
@@ -1278,11 +1399,51 @@ impl QueueAdmin for PostgresJobQueue {
         Ok(!rows.is_empty())
     }
 
-    async fn workflow(
-        &self,
-        _id: crate::workflow::WorkflowId,
-    ) -> Result<Option<crate::workflow::WorkflowStatus>> {
-        Ok(None)
+    /// One statement (`workflow.sql`): the counts and the steps kept.
+    async fn workflow(&self, id: WorkflowId) -> Result<Option<WorkflowStatus>> {
+        let shared = self.shared();
+        let rows = shared
+            .bounded(
+                "workflow",
+                sqlx::query(sql::safe(&shared.sql.workflow))
+                    .bind(*id.as_uuid())
+                    .fetch_all(&shared.pool),
+            )
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let kind = match first.get::<String, _>("wf_kind").as_str() {
+            "batch" => WorkflowKind::Batch,
+            _ => WorkflowKind::Workflow,
+        };
+        let count = |name: &str| first.get::<i64, _>(name).max(0) as u64;
+        let mut status = WorkflowStatus::new(id, first.get::<String, _>("wf_name"), kind);
+        status.total = count("wf_total");
+        status.pending = count("wf_pending");
+        status.completed = count("wf_completed");
+        status.failed = count("wf_failed");
+        status.cancelled = count("wf_cancelled");
+        let waiting: Vec<u64> = rows
+            .iter()
+            .filter(|r| r.get::<Option<uuid::Uuid>, _>("id").is_some())
+            .map(|r| r.get::<Option<i32>, _>("waiting_on").unwrap_or(0).max(0) as u64)
+            .collect();
+        let steps: Vec<PgRow> = rows
+            .into_iter()
+            .filter(|r| r.get::<Option<uuid::Uuid>, _>("id").is_some())
+            .collect();
+        if steps.is_empty() {
+            // Its last step went (the record goes with it, in the trigger).
+            return Ok(None);
+        }
+        for (row, waiting_on) in steps.iter().zip(waiting) {
+            // A row that does not parse is left out (decode_all fails it).
+            if let Ok((job, _)) = row::decode(row) {
+                status.steps.extend(WorkflowStep::of(&job, waiting_on));
+            }
+        }
+        Ok(Some(status))
     }
 
     async fn queues(&self) -> Result<Vec<QueueInfo>> {

@@ -35,6 +35,11 @@ pub(super) fn status_of(code: &str) -> Option<JobStatus> {
     })
 }
 
+/// The `held` value of a workflow step waiting for its dependencies (the
+/// SQL's `chr(3)`): a key no concurrency limit may have, so `unhold.sql`
+/// never puts such a step back.
+pub(super) const HELD_FOR_DEPENDENCIES: &str = "\u{3}";
+
 /// `at` rounded up to a microsecond, PostgreSQL's precision (a job due at
 /// `at` is never handed out before `at`, and a series of due times keeps
 /// its spacing).
@@ -48,7 +53,7 @@ pub(super) fn ceil_micros(at: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// A batch of jobs as the parallel arrays `enqueue.sql` takes.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(super) struct Batch {
     pub(super) ids: Vec<uuid::Uuid>,
     pub(super) queues: Vec<String>,
@@ -115,16 +120,27 @@ impl Batch {
     }
 
     /// Validates `jobs` and lays them out; refuses one this backend cannot
-    /// keep its promises for yet, and ids repeated within the batch.
+    /// keep its promises for (a concurrency key it uses itself), and ids
+    /// repeated within the batch. A workflow step's dependencies are
+    /// checked by the database when it is stored (`0008_workflows.sql`).
     pub(super) fn of(jobs: &[Job]) -> Result<Batch> {
         let mut batch = Batch::default();
         let mut seen = std::collections::HashSet::with_capacity(jobs.len());
         for job in jobs {
             job.validate()?;
-            if job.step.is_some() {
-                return Err(Error::InvalidArgument(
-                    "workflow steps are not stored by this backend yet".into(),
-                ));
+            if job
+                .concurrency
+                .as_ref()
+                .is_some_and(|c| c.key == HELD_FOR_DEPENDENCIES)
+            {
+                return Err(Error::InvalidJob {
+                    id: job.id,
+                    message: format!(
+                        "job `{}`: the concurrency key U+0003 is reserved (it marks the \
+                         workflow steps waiting for their dependencies)",
+                        job.name
+                    ),
+                });
             }
             if !seen.insert(job.id) {
                 return Err(Error::Duplicate(job.id));

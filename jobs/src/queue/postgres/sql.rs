@@ -39,6 +39,11 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         include_str!("sql/migrations/0006_last_run.sql"),
     ),
     (7, "admin", include_str!("sql/migrations/0007_admin.sql")),
+    (
+        8,
+        "workflows",
+        include_str!("sql/migrations/0008_workflows.sql"),
+    ),
 ];
 
 /// The queries of one queue (one schema).
@@ -76,6 +81,8 @@ pub(super) struct Sql {
     pub(super) report_worker: Arc<str>,
     pub(super) remove_worker: Arc<str>,
     pub(super) workers: Arc<str>,
+    pub(super) workflow: Arc<str>,
+    pub(super) dependency_results: Arc<str>,
 }
 
 /// `name` as a quoted SQL identifier.
@@ -193,13 +200,17 @@ impl Sql {
             report_worker: fill_arc(include_str!("sql/report_worker.sql")),
             remove_worker: fill_arc("DELETE FROM {schema}.workers WHERE id = $1"),
             workers: fill_arc(include_str!("sql/workers.sql")),
+            workflow: fill_arc(include_str!("sql/workflow.sql")),
+            dependency_results: fill_arc(include_str!("sql/dependency_results.sql")),
         }
     }
 }
 
-/// A migration's SQL for `schema`.
+/// A migration's SQL for `schema` (and its channel, `<schema>_jobs`, for
+/// the triggers that notify).
 pub(super) fn migration(text: &str, schema: &str) -> String {
     text.replace("{schema}", &ident(schema))
+        .replace("{channel}", &literal(&format!("{schema}_jobs")))
 }
 
 /// A query of [`Sql`], for `sqlx::query` (the text is ours: the schema and

@@ -48,22 +48,37 @@ registered AS (
     SELECT DISTINCT queue FROM input
     ON CONFLICT (name) DO NOTHING
 ),
+parsed AS (
+    SELECT i.*, r.doc, r.doc->'step' AS step,
+           jsonb_array_length(coalesce(r.doc->'step'->'depends_on', '[]')) AS deps
+    FROM input i
+    CROSS JOIN LATERAL (SELECT i.record::jsonb AS doc) AS r
+    ORDER BY ord
+),
 inserted AS (
     INSERT INTO {schema}.jobs (id, queue, name, priority, status, max_retries, run_at, seq,
                                scheduled_at, created_at, record, unique_key, unique_at,
-                               conc_key, conc_max, rate_key, rate_max, rate_period_us)
-    -- nextval in the order of the input: FIFO within a batch.
+                               conc_key, conc_max, rate_key, rate_max, rate_period_us,
+                               workflow_id, wf_seq, held, waiting)
+    -- nextval in the order of the input: FIFO within a batch. A workflow
+    -- step (its record has `step`) with dependencies is stored held for
+    -- them (the jobs_step_stored trigger checks and records them).
     SELECT id, queue, name, priority, 'P', max_retries,
            greatest(coalesce(scheduled_at, now()), now()), nextval('{schema}.job_seq'),
-           scheduled_at, created_at, record::jsonb, unique_key,
+           scheduled_at, created_at, doc, unique_key,
            CASE WHEN unique_key IS NOT NULL THEN now() END, conc_key, conc_max,
-           rate_key, rate_max, rate_period_us
-    FROM input
-    RETURNING run_at
+           rate_key, rate_max, rate_period_us,
+           (step->>'workflow')::uuid,
+           CASE WHEN step IS NOT NULL THEN nextval('{schema}.wf_seq') END,
+           CASE WHEN deps > 0 THEN chr(3) END,
+           CASE WHEN deps > 0 THEN deps END
+    FROM parsed
+    RETURNING run_at, held
 )
 SELECT count(*) AS stored,
-       pg_notify({channel},
-                 CASE WHEN min(run_at) <= now() THEN 'w'
-                      ELSE 'd' || (extract(epoch FROM min(run_at)) * 1000000)::bigint
-                 END) AS woke
+       (SELECT pg_notify({channel},
+                         CASE WHEN min(run_at) <= now() THEN 'w'
+                              ELSE 'd' || (extract(epoch FROM min(run_at)) * 1000000)::bigint
+                         END)
+        FROM inserted WHERE held IS NULL HAVING count(*) > 0) AS woke
 FROM inserted
