@@ -86,12 +86,6 @@ impl JobQueue for Counting {
     async fn remove_worker(&self, id: &str) -> jobs::Result<()> {
         self.queue.remove_worker(id).await
     }
-    async fn dependency_results(
-        &self,
-        id: JobId,
-    ) -> jobs::Result<Vec<jobs::workflow::DependencyResult>> {
-        self.queue.dependency_results(id).await
-    }
 }
 
 impl QueueAdmin for Counting {
