@@ -98,11 +98,7 @@ async fn child_worker() {
         .polling_interval(Duration::from_secs(5))
         .build()
         .unwrap();
-    let running = tokio::spawn(worker.clone().run_owned());
-    println!("READY {}", std::process::id());
-    tokio::signal::ctrl_c().await.unwrap();
-    worker.stop().await;
-    running.await.unwrap().unwrap();
+    jobs_testkit::child::serve_until_interrupted(worker).await;
 }
 
 /// Two worker processes share a batch of 1,000 jobs with `on_success` and

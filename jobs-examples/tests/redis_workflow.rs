@@ -122,11 +122,7 @@ async fn child_worker() {
         .polling_interval(Duration::from_secs(5))
         .build()
         .unwrap();
-    let running = tokio::spawn(worker.clone().run_owned());
-    println!("READY {}", std::process::id());
-    tokio::signal::ctrl_c().await.unwrap();
-    worker.stop().await;
-    running.await.unwrap().unwrap();
+    jobs_testkit::child::serve_until_interrupted(worker).await;
 }
 
 /// Waits until every job of the workflow finished.

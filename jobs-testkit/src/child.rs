@@ -97,3 +97,15 @@ impl Drop for ChildProcess {
         let _ = self.child.wait();
     }
 }
+
+/// The child side of a worker process: runs `worker`, announces `READY`
+/// (what [`ChildProcess::spawn`] waits for), and stops it gracefully on
+/// Ctrl-C (SIGINT, [`ChildProcess::interrupt`]), checking that its run
+/// ended `Ok`.
+pub async fn serve_until_interrupted(worker: jobs::BackgroundJobWorker) {
+    let running = tokio::spawn(worker.clone().run_owned());
+    println!("READY {}", std::process::id());
+    tokio::signal::ctrl_c().await.unwrap();
+    worker.stop().await;
+    running.await.unwrap().unwrap();
+}
