@@ -452,7 +452,7 @@ pub(crate) async fn adding_to_a_batch_while_open<Q: JobQueue + Clone>(queue: Q) 
 }
 
 /// A workflow that cannot be stored is refused whole: a step depending on
-/// a job that does not exist, a cycle.
+/// a job that does not exist or on a plain job, a cycle.
 pub(crate) async fn bad_workflows_store_nothing<Q: JobQueue + Clone>(queue: Q) {
     let mut cyclic = Workflow::new("cyclic");
     cyclic.step("a", job("a"), &["b"]);
@@ -478,6 +478,20 @@ pub(crate) async fn bad_workflows_store_nothing<Q: JobQueue + Clone>(queue: Q) {
     assert!(e.contains("does not exist"), "{e}");
     assert_eq!(queue.counts().await.unwrap(), before, "nothing was stored");
     assert!(Workflow::extend(&queue, WorkflowId::new()).await.is_err());
+
+    // A step whose dependency is a plain job, not a step (it would wait
+    // for a finish that resolves nothing).
+    let plain = queue.enqueue(job("plain")).await.unwrap();
+    let mut flow = Workflow::new("on-plain");
+    flow.step("a", job("a"), &[]);
+    flow.step("b", job("b"), &["a"]);
+    let mut b = flow.build().unwrap().pop().expect("b comes last");
+    let step = std::sync::Arc::make_mut(b.step.as_mut().expect("a step"));
+    step.depends_on[0].job = plain;
+    let before = queue.counts().await.unwrap();
+    let e = queue.enqueue(b).await.unwrap_err().to_string();
+    assert!(e.contains("not a workflow step"), "{e}");
+    assert_eq!(queue.counts().await.unwrap(), before, "nothing was stored");
 }
 
 /// A worker that adds its dependencies' numeric outputs.

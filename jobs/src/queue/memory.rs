@@ -913,13 +913,25 @@ impl State {
         if !jobs.iter().any(|j| j.step.is_some()) {
             return Ok(());
         }
-        let mut earlier = HashSet::default();
+        let mut earlier = HashMap::default();
         for job in jobs {
             if let Some(step) = &job.step {
                 for dep in &step.depends_on {
-                    if !earlier.contains(&dep.job) && !self.jobs.contains_key(&dep.job) {
+                    let is_step = match earlier.get(&dep.job) {
+                        Some(is_step) => *is_step,
+                        None => match self.jobs.get(&dep.job) {
+                            Some(record) => record.job.step.is_some(),
+                            None => {
+                                return Err(Error::InvalidArgument(format!(
+                                    "step `{}` of workflow `{}` depends on job {} (`{}`), which does not exist",
+                                    step.name, step.workflow_name, dep.job, dep.step
+                                )));
+                            }
+                        },
+                    };
+                    if !is_step {
                         return Err(Error::InvalidArgument(format!(
-                            "step `{}` of workflow `{}` depends on job {} (`{}`), which does not exist",
+                            "step `{}` of workflow `{}` depends on job {} (`{}`), which is not a workflow step",
                             step.name, step.workflow_name, dep.job, dep.step
                         )));
                     }
@@ -940,7 +952,7 @@ impl State {
                     }
                 }
             }
-            earlier.insert(job.id);
+            earlier.insert(job.id, job.step.is_some());
         }
         Ok(())
     }

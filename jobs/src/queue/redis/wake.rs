@@ -26,22 +26,24 @@ pub(super) async fn subscribe(shared: Arc<Shared>) {
         let connected = async {
             let mut pubsub = shared.client.get_async_pubsub().await?;
             pubsub.subscribe(&shared.keys.wake).await?;
-            if shared.events_wanted.load(Ordering::Acquire) {
+            // Read once: a `subscribe` call after this read notifies
+            // `events_on`, which the loop below then answers.
+            let events = shared.events_wanted.load(Ordering::Acquire);
+            if events {
                 pubsub.subscribe(&shared.keys.events).await?;
             }
-            Ok::<_, RedisError>(pubsub)
+            Ok::<_, RedisError>((pubsub, events))
         };
         let attempt = tokio::select! {
             _ = shared.stop.cancelled() => return,
             attempt = tokio::time::timeout(shared.timeout, connected) => attempt,
         };
         match attempt {
-            Ok(Ok(pubsub)) => {
+            Ok(Ok((pubsub, mut events))) => {
                 delay = Duration::from_millis(100);
                 // Jobs may have come while we were not listening.
                 shared.wake.wake(0);
                 let (mut sink, mut messages) = pubsub.split();
-                let mut events = shared.events_wanted.load(Ordering::Acquire);
                 loop {
                     let message = tokio::select! {
                         _ = shared.stop.cancelled() => return,

@@ -205,12 +205,17 @@ DECLARE
 BEGIN
     FOR v_dep IN SELECT value FROM jsonb_array_elements(coalesce(v_step->'depends_on', '[]'))
     LOOP
-        SELECT status, result INTO v_parent
+        SELECT status, result, workflow_id INTO v_parent
         FROM {schema}.jobs WHERE id = (v_dep->>'job')::uuid
         FOR SHARE;
         IF NOT FOUND THEN
             RAISE EXCEPTION USING ERRCODE = 'JW001', MESSAGE = format(
                 'step `%s` of workflow `%s` depends on job %s (`%s`), which does not exist',
+                v_step->>'name', v_step->>'workflow_name', v_dep->>'job', v_dep->>'step');
+        END IF;
+        IF v_parent.workflow_id IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'JW001', MESSAGE = format(
+                'step `%s` of workflow `%s` depends on job %s (`%s`), which is not a workflow step',
                 v_step->>'name', v_step->>'workflow_name', v_dep->>'job', v_dep->>'step');
         END IF;
         IF v_parent.status IN ('C', 'F', 'X', 'E') THEN
