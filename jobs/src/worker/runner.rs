@@ -3,13 +3,15 @@
 //! running each one, heartbeats) and the shutdown.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::FutureExt;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -517,12 +519,22 @@ fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, slot: Slot) {
     let tasks = inner.tasks.clone();
     let inner = Arc::clone(inner);
     tasks.spawn(async move {
-        // The slot's job is the one of a one-job batch, kept where the
-        // reserve put it: a reservation is large, and moving it out of the
-        // batch and through the futures' returns would copy it each time.
+        // The slot's jobs are those of the reserve's batch, kept where the
+        // reserve put them: a reservation is large, and moving it out of
+        // the batch and through the futures' returns would copy it each
+        // time. `ahead` holds the controls of the batch's later jobs (a
+        // slot of a networked queue may reserve a few quick jobs at once).
         let (mut batch, mut control) = (vec![reservation], control);
+        let mut ahead: VecDeque<Arc<Control>> = VecDeque::new();
+        let mut at = 0;
+        // Outcomes on their way to a networked queue: the slot goes on with
+        // its next job while they are, a few at most.
+        let mut reports = FuturesUnordered::new();
+        // Whether the queue answers a finish only after a wait (a networked
+        // one): learned from the first finish.
+        let mut remote = false;
         loop {
-            let reservation = &batch[0];
+            let reservation = &batch[at];
             let span = tracing::info_span!(
                 "job",
                 id = %reservation.job.id,
@@ -531,29 +543,115 @@ fn spawn_job(inner: &Arc<Inner>, reservation: Reservation, slot: Slot) {
             );
             #[cfg(feature = "opentelemetry")]
             crate::telemetry::otel::set_parent(&span, &reservation.job);
-            run_job(&inner, &reservation.job, &control)
-                .instrument(span)
-                .await;
+            let began = remote.then(tokio::time::Instant::now);
+            let report = beside(
+                &mut reports,
+                run_job(&inner, &reservation.job, &control).instrument(span),
+            )
+            .await;
+            let quick = began.is_some_and(|b| b.elapsed() < QUICK_JOB);
+            if let Some(Report {
+                lease,
+                outcome,
+                next,
+            }) = report
+            {
+                if remote {
+                    while reports.len() >= MAX_REPORTS {
+                        reports.next().await;
+                    }
+                    reports.push(finish(&inner, lease, outcome, next));
+                } else {
+                    let mut polls = 0;
+                    let mut finishing = std::pin::pin!(finish(&inner, lease, outcome, next));
+                    std::future::poll_fn(|cx| {
+                        polls += 1;
+                        finishing.as_mut().poll(cx)
+                    })
+                    .await;
+                    remote = polls > 1;
+                }
+            }
             // A backlog of instant jobs on a queue that answers at once
             // would keep this task running for good: spend a unit of its
             // runtime budget per job, so it yields now and then and the
             // thread's other tasks (scheduler, heartbeats, the app's) run.
             tokio::task::consume_budget().await;
             // `run_job` took the job out of `running` on every path.
-            match next_in_slot(&inner, slot.lane).await {
+            at += 1;
+            if at < batch.len() {
+                let next = ahead.pop_front().expect("a control per reserved job");
+                if inner.stop.is_cancelled() {
+                    // Not started: handed back at once.
+                    hand_back(&inner, &batch[at..], next, ahead.drain(..)).await;
+                    break;
+                }
+                control = next;
+                continue;
+            }
+            let want = if remote && quick { RESERVE_AHEAD } else { 1 };
+            match beside(&mut reports, next_in_slot(&inner, slot.lane, want)).await {
                 Some(next) => {
                     // Tracked at once, with no await since the reserve.
                     control = retrack(&inner, control, &next[0]);
+                    ahead.extend(next[1..].iter().map(|r| track(&inner, r)));
                     batch = next;
+                    at = 0;
                 }
                 None => break,
             }
         }
+        // The outcomes reach the queue before the slot is free again (and
+        // before the worker's shutdown is over).
+        while reports.next().await.is_some() {}
         drop(slot);
         if inner.multi {
             inner.freed.notify_one();
         }
     });
+}
+
+/// The most outcomes of one slot on their way to the queue at once.
+const MAX_REPORTS: usize = 4;
+
+/// A job shorter than this lets its slot reserve [`RESERVE_AHEAD`] jobs
+/// at once from a networked queue (a round trip saved on all but one).
+const QUICK_JOB: Duration = Duration::from_millis(1);
+
+/// How many jobs a slot of quick jobs reserves at once.
+const RESERVE_AHEAD: usize = 4;
+
+/// An attempt's outcome, for the queue.
+struct Report {
+    lease: Lease,
+    outcome: Outcome,
+    next: Option<Box<Job>>,
+}
+
+/// Runs `work`, and meanwhile the outcomes on their way to the queue.
+async fn beside<R: Future, F: Future>(reports: &mut FuturesUnordered<R>, work: F) -> F::Output {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        while let Poll::Ready(Some(_)) = reports.poll_next_unpin(cx) {}
+        work.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// Hands back reserved jobs a slot did not start (the worker is stopping).
+async fn hand_back(
+    inner: &Inner,
+    jobs: &[Reservation],
+    first: Arc<Control>,
+    rest: impl Iterator<Item = Arc<Control>>,
+) {
+    for (reservation, control) in jobs.iter().zip(std::iter::once(first).chain(rest)) {
+        untrack(inner, reservation.job.id, &control);
+    }
+    let leases: Vec<Lease> = jobs.iter().map(|r| r.lease).collect();
+    if let Err(e) = inner.queue.release(&leases).await {
+        tracing::warn!(worker = %inner.id, error = %e, "could not hand back reserved jobs; they run again when their leases expire");
+    }
 }
 
 /// Records a reserved job as running in this worker (for heartbeats,
@@ -594,13 +692,14 @@ fn retrack(inner: &Inner, mut control: Arc<Control>, reservation: &Reservation) 
 }
 
 /// While its queue has a backlog, a slot whose job finished takes the next
-/// job of that queue itself: no hand-off to the main loop and no new task
-/// per job. Any other case (no backlog, stopping, an error) hands the slot
-/// back. Under a worker-wide cap only the first queue's slots do so: the
-/// main loop hands the others out in the queues' order.
+/// job of that queue itself (up to `want` of them, run one after the
+/// other): no hand-off to the main loop and no new task per job. Any other
+/// case (no backlog, stopping, an error) hands the slot back. Under a
+/// worker-wide cap only the first queue's slots do so: the main loop hands
+/// the others out in the queues' order.
 ///
-/// Returns the reserve's batch of one job as it came.
-async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Vec<Reservation>> {
+/// Returns the reserve's batch as it came.
+async fn next_in_slot(inner: &Inner, lane: usize, want: usize) -> Option<Vec<Reservation>> {
     let slots = &inner.lanes[lane];
     if !slots.backlog.load(Ordering::Relaxed)
         || inner.stop.is_cancelled()
@@ -608,14 +707,20 @@ async fn next_in_slot(inner: &Inner, lane: usize) -> Option<Vec<Reservation>> {
     {
         return None;
     }
-    let takes = std::slice::from_ref(&slots.take);
+    let wider;
+    let takes = if want > 1 {
+        wider = [slots.take(want)];
+        &wider[..]
+    } else {
+        std::slice::from_ref(&slots.take)
+    };
     let reserve = inner.queue.reserve(&inner.id, takes, inner.config.lease);
     let reserved = unless_cancelled(&inner.stop, reserve).await?;
     match reserved {
         Ok(mut jobs) if !jobs.is_empty() => {
             // More than asked for breaks the protocol: hand the rest back.
-            if jobs.len() > 1 {
-                let surplus: Vec<Lease> = jobs.drain(1..).map(|r| r.lease).collect();
+            if jobs.len() > want {
+                let surplus: Vec<Lease> = jobs.drain(want..).map(|r| r.lease).collect();
                 let _ = inner.queue.release(&surplus).await;
             }
             Some(jobs)
@@ -656,10 +761,11 @@ fn count(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Runs one reserved job and reports its outcome. The job is borrowed, not
+/// Runs one reserved job; returns the outcome to report (none if it
+/// stopped early: cancelled, handed back, revoked). The job is borrowed, not
 /// moved: the future is made and wrapped (in its span) before it is first
 /// polled, and a future that holds only references is cheap to move.
-async fn run_job(inner: &Inner, job: &Job, control: &Arc<Control>) {
+async fn run_job(inner: &Inner, job: &Job, control: &Arc<Control>) -> Option<Report> {
     let now = inner.config.clock.now();
     let lease = control.lease;
     let metrics = crate::telemetry::job_metrics(job);
@@ -685,8 +791,11 @@ async fn run_job(inner: &Inner, job: &Job, control: &Arc<Control>) {
                     ));
                     let outcome = decide(inner.config.clock, job, JobResult::failure(error));
                     untrack(inner, job.id, control);
-                    finish(inner, lease, outcome, None).await;
-                    return;
+                    return Some(Report {
+                        lease,
+                        outcome,
+                        next: None,
+                    });
                 }
             }
         }
@@ -701,7 +810,8 @@ async fn run_job(inner: &Inner, job: &Job, control: &Arc<Control>) {
         };
         let finished = unless_cancelled(&control.token, running).await;
         let Some(attempt) = finished else {
-            return stopped_early(inner, job, control, &metrics).await;
+            stopped_early(inner, job, control, &metrics).await;
+            return None;
         };
         if let Some(took) = attempt.result.execution_time {
             metrics.ran(took);
@@ -742,7 +852,11 @@ async fn run_job(inner: &Inner, job: &Job, control: &Arc<Control>) {
     // The attempt is over: it no longer counts as active, whatever the
     // queue says next.
     untrack(inner, job.id, control);
-    finish(inner, lease, outcome, next).await;
+    Some(Report {
+        lease,
+        outcome,
+        next,
+    })
 }
 
 /// The next run of a recurring job whose attempt ended with `outcome`: due
