@@ -1,22 +1,49 @@
-//! Throughput of `RedisJobQueue`, against the raw speed of the same Redis
-//! measured in the same run.
+//! Throughput and latency of `RedisJobQueue`, against the raw speed of the
+//! same Redis measured in the same run.
 //!
 //! ```text
-//! cargo run --release --features redis --example redis_bench -- [URL] [--jobs N] [--backlog N]
+//! cargo run --release --features redis --example redis_bench -- \
+//!     [URL] [--jobs N] [--rounds R] [--standard] [--backlog N] [--processing-only]
 //! ```
 //!
-//! - **raw**: `redis-benchmark -t lpush,lpop -q` (50 clients, no
-//!   pipelining) against the same server; if `redis-benchmark` is not on
-//!   `PATH`, the same measured here with 50 connections.
+//! **Headline, the standard setting** (what users run): a `#[job] async fn
+//! bench(name: String, id: u64)` no-op function dispatched by the
+//! `Registry`, one worker process (this program run again with
+//! `--worker`), 16 jobs at a time, default settings otherwise (retention of
+//! 10,000 finished jobs, batch size, polling); the median of R rounds
+//! (default 3), each round measuring its baselines too:
+//!
+//! - **raw**, the baselines: `redis-benchmark -c 1 -P 1 -t lpush,lpop -n
+//!   100000 -q` (one client, no pipelining) and the same with 50 clients
+//!   (`-c 50 -n 200000`) against the same server; if `redis-benchmark` is
+//!   not on `PATH`, the same measured here with 1 and 50 connections;
+//! - **processing**: N jobs (default 20,000) enqueued first (`enqueue_many`
+//!   in batches of 1,000), then the worker process starts and runs them
+//!   all (enqueued → reserved → run → completed, with status tracking):
+//!   from its start signal until none waits or runs; beside the raw
+//!   1-client and 50-client rates (the mean of LPUSH and LPOP);
+//! - **sequential producer**: one task calling `enqueue` one job at a time,
+//!   N jobs, beside the raw 1-client LPUSH rate;
+//! - **producer and worker at once**: that producer enqueuing N jobs one by
+//!   one while the worker process runs them; end to end;
+//! - **latency**: enqueue → handler start for an idle worker, 2,000 jobs
+//!   sent 1 ms apart, p50 and p99 (once, not per round), beside raw LPUSH →
+//!   BLPOP on a second connection, 2,000 values 1 ms apart. The worker runs
+//!   in this process (the handler reads the same clock as the producer);
+//!   the producer enqueues through a queue handle of its own.
+//!
+//! `--standard` runs this section only.
+//!
+//! **Other settings, labelled** (one run each; ratios to the raw 50-client
+//! rate), all with a plain `JobProcessor` (no registry) and no-op jobs with
+//! empty arguments:
+//!
 //! - **enqueue**: N jobs, one `enqueue` per job from 50 concurrent tasks;
 //!   and N jobs with `enqueue_many` in batches of 1,000.
-//! - **processing**: N no-op jobs waiting, then 1 (and then 2) worker
-//!   processes (this program run again with `--worker`; 1,024 jobs at a
-//!   time, reserving up to 256 per call) start and run them
-//!   all: enqueued → reserved → run → completed, with status tracking and
-//!   the default retention of finished jobs. Then jobs that each wait 2 ms,
-//!   32 at a time per process (the worker is the limit, not Redis), with 1
-//!   and 2 processes.
+//! - **processing**: N jobs waiting, then 1 (and then 2) worker processes,
+//!   1,024 jobs at a time, reserving up to 256 per call. Then jobs that
+//!   each wait 2 ms, 32 at a time per process (the worker is the limit,
+//!   not Redis), with 1 and 2 processes (20,000 jobs).
 //! - **flow control**: the 1-process run again with the jobs spread over
 //!   three named queues (`critical`, `default`, `mailers`; 342 slots of the
 //!   process each), each queue under a fleet-wide concurrency limit of
@@ -27,7 +54,7 @@
 //!   sliding-window rate limit of its name (100,000,000 per second), and
 //!   `mailers` under a queue rate limit of the same rate; none binds
 //!   either. Each figure is printed with its ratio to the run without flow
-//!   control.
+//!   control. `--processing-only` runs these and the 1-process run alone.
 //! - `--backlog N`: N waiting jobs, Redis memory per waiting job
 //!   (`INFO memory` before and after), then 2 worker processes run them.
 //!
@@ -39,8 +66,28 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jobs::AnyQueue;
 use jobs::prelude::*;
-use jobs_examples::bench::{Noop, noop_job, process_cpu, rate};
+use jobs_examples::bench::{self as harness, Noop, noop_job, process_cpu, rate};
+
+/// The standard job: a small typed payload, nothing to do.
+#[job]
+async fn bench(name: String, id: u64) -> Result<(), JobError> {
+    std::hint::black_box((name, id));
+    Ok(())
+}
+
+/// Records how long ago (µs, [`harness::micros_now`]) it was enqueued.
+#[job]
+async fn latency(sent_us: u64) -> Result<(), JobError> {
+    harness::record_latency(sent_us);
+    Ok(())
+}
+
+/// The `i`th job of the standard setting.
+fn standard_job(i: usize) -> Job {
+    bench::job(format!("job-{i}"), i as u64)
+}
 
 /// The named queues of the flow-control measurement.
 const FLOW_QUEUES: [&str; 3] = ["critical", "default", "mailers"];
@@ -75,6 +122,9 @@ enum Mode {
     Flow,
     /// As `Flow`, and `mailers` under a queue rate limit that does not bind.
     Limited,
+    /// The standard setting: the `Registry`, 16 at a time, defaults
+    /// otherwise (the concurrency argument is ignored).
+    Standard,
 }
 
 impl Mode {
@@ -83,6 +133,7 @@ impl Mode {
             Mode::Plain => "plain",
             Mode::Flow => "flow",
             Mode::Limited => "limited",
+            Mode::Standard => "standard",
         }
     }
 }
@@ -91,6 +142,9 @@ impl Mode {
 /// "GO" from stdin and runs until stdin closes.
 async fn worker_process(url: &str, name: &str, concurrency: usize, mode: Mode) {
     let queue = RedisJobQueue::connect(url, name).await.expect("connect");
+    if mode == Mode::Standard {
+        return harness::standard_worker_process(AnyQueue::new(queue)).await;
+    }
     let mut builder = BackgroundJobWorker::builder()
         .queue(queue)
         .processor(Noop)
@@ -122,14 +176,17 @@ async fn worker_process(url: &str, name: &str, concurrency: usize, mode: Mode) {
     running.await.unwrap().unwrap();
 }
 
-/// LPUSH and LPOP rates from `redis-benchmark`, or measured here.
-async fn raw_rates(url: &str) -> (f64, f64, &'static str) {
+/// LPUSH and LPOP rates with `clients` clients, no pipelining, `n`
+/// requests each: from `redis-benchmark`, or measured here with `clients`
+/// connections. Also says which.
+async fn raw_rates(url: &str, clients: usize, n: usize) -> (f64, f64, String) {
     let info = redis::Client::open(url).unwrap();
     let addr = info.get_connection_info().addr().to_string();
     let (host, port) = addr.rsplit_once(':').unwrap_or(("127.0.0.1", "6379"));
+    let (c, n_arg) = (clients.to_string(), n.to_string());
     let output = Command::new("redis-benchmark")
         .args(["-h", host, "-p", port, "-t", "lpush,lpop", "-q"])
-        .args(["-c", "50", "-P", "1", "-n", "200000"])
+        .args(["-c", &c, "-P", "1", "-n", &n_arg])
         .stderr(Stdio::null())
         .output();
     if let Ok(output) = output {
@@ -148,19 +205,18 @@ async fn raw_rates(url: &str) -> (f64, f64, &'static str) {
             return (
                 push,
                 pop,
-                "redis-benchmark -t lpush,lpop -q -c 50 -n 200000",
+                format!("redis-benchmark -c {clients} -P 1 -t lpush,lpop -n {n} -q"),
             );
         }
     }
-    // Fallback: 50 connections, one command at a time each.
+    // Fallback: `clients` connections, one command at a time each.
     let key = format!("bench-raw-{}", JobId::new());
     let mut rates = [0.0; 2];
     for (i, command) in ["LPUSH", "LPOP"].into_iter().enumerate() {
-        let n = 200_000;
-        let per = n / 50;
+        let per = n / clients;
         let start = Instant::now();
         let mut tasks = Vec::new();
-        for _ in 0..50 {
+        for _ in 0..clients {
             let client = info.clone();
             let key = key.clone();
             tasks.push(tokio::spawn(async move {
@@ -178,13 +234,193 @@ async fn raw_rates(url: &str) -> (f64, f64, &'static str) {
         for task in tasks {
             task.await.unwrap();
         }
-        rates[i] = rate(per * 50, start.elapsed());
+        rates[i] = rate(per * clients, start.elapsed());
     }
     (
         rates[0],
         rates[1],
-        "measured here: 50 connections, no pipelining",
+        format!("measured here: {clients} connection(s), no pipelining"),
     )
+}
+
+/// Raw LPUSH → BLPOP latency: values pushed 1 ms apart on one connection,
+/// popped by a blocking loop on another; (p50, p99) in µs.
+async fn raw_latency(url: &str) -> (u64, u64) {
+    let client = redis::Client::open(url).unwrap();
+    let key = format!("bench-raw-latency-{}", JobId::new());
+    let mut popper = client.get_multiplexed_async_connection().await.unwrap();
+    let mut pusher = client.get_multiplexed_async_connection().await.unwrap();
+    let popping = {
+        let key = key.clone();
+        tokio::spawn(async move {
+            let mut samples = Vec::with_capacity(harness::LATENCY_JOBS);
+            while samples.len() < harness::LATENCY_JOBS {
+                let (_, sent): (String, u64) = redis::cmd("BLPOP")
+                    .arg(&key)
+                    .arg(0)
+                    .query_async(&mut popper)
+                    .await
+                    .unwrap();
+                samples.push(harness::micros_now().saturating_sub(sent));
+            }
+            samples
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    for _ in 0..harness::LATENCY_JOBS {
+        tick.tick().await;
+        let _: () = redis::cmd("LPUSH")
+            .arg(&key)
+            .arg(harness::micros_now())
+            .query_async(&mut pusher)
+            .await
+            .unwrap();
+    }
+    harness::percentiles(popping.await.unwrap())
+}
+
+/// A fresh bench queue, as a `RedisJobQueue` (for [`remove`]) and as the
+/// `AnyQueue` the shared helpers take.
+async fn standard_queue(url: &str) -> (RedisJobQueue, AnyQueue) {
+    let queue = RedisJobQueue::connect(url, &format!("bench-{}", JobId::new()))
+        .await
+        .unwrap();
+    let any = AnyQueue::new(queue.clone());
+    (queue, any)
+}
+
+fn standard_worker_args(url: &str, queue: &RedisJobQueue) -> Vec<String> {
+    vec![
+        "--worker".into(),
+        url.into(),
+        queue.name().into(),
+        harness::STANDARD_IN_FLIGHT.to_string(),
+        Mode::Standard.as_str().into(),
+    ]
+}
+
+/// Standard setting: N jobs waiting, then one `Registry` worker process,
+/// 16 at a time.
+async fn standard_processing(url: &str, n: usize) -> f64 {
+    let (queue, any) = standard_queue(url).await;
+    harness::fill(&any, n, standard_job).await;
+    let args = standard_worker_args(url, &queue);
+    let d = harness::drain(&any, n, 1, &args, Duration::from_millis(5)).await;
+    remove(url, &queue).await;
+    d.rate
+}
+
+/// Standard setting: one task enqueuing N jobs one at a time.
+async fn standard_sequential(url: &str, n: usize) -> f64 {
+    let (queue, any) = standard_queue(url).await;
+    let r = harness::enqueue_sequential(&any, n, standard_job).await;
+    remove(url, &queue).await;
+    r
+}
+
+/// Standard setting: the sequential producer while one worker process
+/// runs the jobs; end to end.
+async fn standard_alongside(url: &str, n: usize) -> f64 {
+    let (queue, any) = standard_queue(url).await;
+    let args = standard_worker_args(url, &queue);
+    let producer = async {
+        harness::enqueue_sequential(&any, n, standard_job).await;
+    };
+    let d = harness::drain_alongside(&any, n, 1, &args, Duration::from_millis(5), producer).await;
+    remove(url, &queue).await;
+    d.rate
+}
+
+/// Standard setting: enqueue → handler start for an idle in-process
+/// worker; (p50, p99) in µs.
+async fn standard_latency(url: &str) -> (u64, u64) {
+    let (queue, any) = standard_queue(url).await;
+    let worker_queue = RedisJobQueue::connect(url, queue.name()).await.unwrap();
+    let r = harness::latency(AnyQueue::new(worker_queue), &any, latency::job).await;
+    remove(url, &queue).await;
+    r
+}
+
+/// What the standard section measured that later sections compare with.
+struct Raw {
+    /// Mean of LPUSH and LPOP, 50 clients (median of the rounds).
+    fifty: f64,
+}
+
+/// The headline: the standard setting beside the raw rates, `rounds`
+/// rounds.
+async fn standard(url: &str, n: usize, rounds: usize) -> Raw {
+    println!(
+        "standard setting: `#[job] async fn bench(name: String, id: u64)` (no-op) dispatched by \
+         the Registry, one worker process, {} at a time, default settings (retention of {} \
+         finished jobs, batch size); {n} jobs; median of {rounds} rounds",
+        harness::STANDARD_IN_FLIGHT,
+        jobs::queue::DEFAULT_MAX_FINISHED
+    );
+    let mut v: [Vec<f64>; 7] = Default::default();
+    let (mut how1, mut how50) = (String::new(), String::new());
+    for round in 1..=rounds {
+        let (push1, pop1, how) = raw_rates(url, 1, 100_000).await;
+        how1 = how;
+        let (push50, pop50, how) = raw_rates(url, 50, 200_000).await;
+        how50 = how;
+        let processing = standard_processing(url, n).await;
+        let sequential = standard_sequential(url, n).await;
+        let alongside = standard_alongside(url, n).await;
+        println!(
+            "  round {round}: raw 1 client LPUSH {push1:.0} LPOP {pop1:.0}, 50 clients LPUSH \
+             {push50:.0} LPOP {pop50:.0} | processing {processing:.0} | sequential producer \
+             {sequential:.0} | producer + worker {alongside:.0} jobs/s"
+        );
+        for (v, r) in v.iter_mut().zip([
+            push1, pop1, push50, pop50, processing, sequential, alongside,
+        ]) {
+            v.push(r);
+        }
+    }
+    let [
+        push1,
+        pop1,
+        push50,
+        pop50,
+        processing,
+        sequential,
+        alongside,
+    ] = v.map(harness::median);
+    let (raw1, raw50) = ((push1 + pop1) / 2.0, (push50 + pop50) / 2.0);
+    println!("medians:");
+    println!(
+        "  raw, 1 client ({how1}):    LPUSH {push1:>7.0}/s  LPOP {pop1:>7.0}/s  mean {raw1:>7.0}/s"
+    );
+    println!(
+        "  raw, 50 clients ({how50}): LPUSH {push50:>7.0}/s  LPOP {pop50:>7.0}/s  mean {raw50:>7.0}/s"
+    );
+    println!(
+        "  processing ({n} enqueued first, then 1 worker process): {processing:>7.0} jobs/s  \
+         ({:.2}× raw 1-client, {:.2}× raw 50-client)",
+        processing / raw1,
+        processing / raw50
+    );
+    println!(
+        "  sequential producer (one task, one enqueue at a time):  {sequential:>7.0} jobs/s  \
+         ({:.2}× raw 1-client LPUSH)",
+        sequential / push1
+    );
+    println!(
+        "  producer and worker at once, end to end:                {alongside:>7.0} jobs/s  \
+         ({:.2}× raw 1-client, {:.2}× raw 50-client)",
+        alongside / raw1,
+        alongside / raw50
+    );
+    let (p50, p99) = standard_latency(url).await;
+    let (raw_p50, raw_p99) = raw_latency(url).await;
+    println!(
+        "  latency, enqueue → handler start, idle in-process worker, {} jobs 1 ms apart: \
+         p50 {p50} µs, p99 {p99} µs  (raw LPUSH → BLPOP: p50 {raw_p50} µs, p99 {raw_p99} µs)",
+        harness::LATENCY_JOBS
+    );
+    Raw { fifty: raw50 }
 }
 
 async fn enqueue_single(url: &str, n: usize) -> f64 {
@@ -460,13 +696,16 @@ async fn main() {
         let mode = match args.get(4).map(String::as_str) {
             Some("flow") => Mode::Flow,
             Some("limited") => Mode::Limited,
+            Some("standard") => Mode::Standard,
             _ => Mode::Plain,
         };
         return worker_process(&args[1], &args[2], concurrency, mode).await;
     }
     let mut url =
         std::env::var("JOBS_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let mut n = 100_000;
+    let mut n = 20_000;
+    let mut rounds = 3;
+    let mut standard_only = false;
     let mut backlog_n = None;
     let mut processing_only = false;
     let mut it = args.iter();
@@ -475,11 +714,19 @@ async fn main() {
             "--jobs" => n = it.next().and_then(|v| v.parse().ok()).expect("--jobs N"),
             "--backlog" => backlog_n = it.next().and_then(|v| v.parse().ok()),
             "--processing-only" => processing_only = true,
+            "--rounds" => {
+                rounds = it
+                    .next()
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .expect("--rounds N")
+                    .max(1)
+            }
+            "--standard" => standard_only = true,
             other => url = other.to_owned(),
         }
     }
     let url = Arc::new(url);
-    println!("jobs Redis benchmark on {url}: {n} no-op jobs per measurement");
+    println!("jobs Redis benchmark on {url}: {n} jobs per measurement");
 
     if processing_only {
         let one = processing(&url, n, 1).await;
@@ -487,10 +734,14 @@ async fn main() {
         print_flow(&url, n, one).await;
         return;
     }
-    let (push, pop, how) = raw_rates(&url).await;
-    let raw = (push + pop) / 2.0;
-    println!("raw Redis ({how}): LPUSH {push:.0}/s, LPOP {pop:.0}/s, mean {raw:.0}/s");
-
+    let raw = standard(&url, n, rounds).await.fifty;
+    if standard_only {
+        return;
+    }
+    println!(
+        "\nother settings (one run each; % of the raw 50-client mean): a plain `JobProcessor` (no \
+         registry), no-op jobs with empty arguments"
+    );
     let single = enqueue_single(&url, n).await;
     println!(
         "enqueue (one job per call, 50 tasks):      {single:>8.0} jobs/s  ({:.0}% of raw)",
@@ -503,13 +754,13 @@ async fn main() {
     );
     let one = processing(&url, n, 1).await;
     println!(
-        "processing, 1 worker process:              {one:>8.0} jobs/s  ({:.0}% of raw)",
+        "processing, 1 worker process, 1,024 at a time: {one:>8.0} jobs/s  ({:.0}% of raw)",
         100.0 * one / raw
     );
     print_flow(&url, n, one).await;
     let two = processing(&url, n, 2).await;
     println!(
-        "processing, 2 worker processes:            {two:>8.0} jobs/s  ({:.0}% of raw, x{:.2} of one process)",
+        "processing, 2 worker processes, 1,024 each:    {two:>8.0} jobs/s  ({:.0}% of raw, x{:.2} of one process)",
         100.0 * two / raw,
         two / one
     );

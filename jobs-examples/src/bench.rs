@@ -3,12 +3,27 @@
 //! benchmark's own binary, and timing their run through a backlog. Written
 //! against [`AnyQueue`], so one benchmark measures every backend the same
 //! way.
+//!
+//! The *standard setting* (each benchmark's headline) is here too: a
+//! worker process with the default [`Registry`](jobs::Registry) processor,
+//! [`STANDARD_IN_FLIGHT`] jobs at a time and default settings otherwise
+//! ([`standard_worker_process`]); a producer enqueuing one job per call
+//! ([`enqueue_sequential`]), alone or while a worker runs the jobs
+//! ([`drain_alongside`]); and enqueue → handler start latency for an idle
+//! in-process worker ([`latency`], with [`record_latency`] called from the
+//! benchmark's own `#[job]`).
 
+use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use jobs::{AnyQueue, BackgroundJobWorker, Enqueue, Job, JobProcessor, JobResult, QueueAdmin};
+use parking_lot::Mutex;
+
+/// Jobs in flight in the standard setting.
+pub const STANDARD_IN_FLIGHT: usize = 16;
 
 /// Succeeds at once, or after `sleep_ms` milliseconds if its arguments say
 /// so (`{"sleep_ms": 1}`).
@@ -106,6 +121,25 @@ pub async fn worker_process(queue: AnyQueue, concurrency: usize) {
         .batch_size(concurrency.min(256))
         .build()
         .expect("worker");
+    serve(worker).await;
+}
+
+/// [`worker_process`] in the standard setting: the default processor (the
+/// `Registry` of the benchmark's `#[job]` functions),
+/// [`STANDARD_IN_FLIGHT`] jobs at a time, every other setting (batch size,
+/// polling, leases) the default.
+pub async fn standard_worker_process(queue: AnyQueue) {
+    let worker = BackgroundJobWorker::builder()
+        .queue(queue)
+        .max_concurrent_jobs(STANDARD_IN_FLIGHT)
+        .build()
+        .expect("worker");
+    serve(worker).await;
+}
+
+/// Says `READY`, runs `worker` from the first line on stdin until stdin
+/// closes, then stops it.
+async fn serve(worker: BackgroundJobWorker) {
     println!("READY");
     std::io::stdout().flush().expect("stdout");
     let mut lines = BufReader::new(std::io::stdin()).lines();
@@ -131,14 +165,30 @@ pub struct Drained {
 }
 
 /// Starts `processes` copies of this program with `worker_args` (which
-/// must make it call [`worker_process`]), lets them run the `n` jobs
-/// waiting in `queue`, and times it: from the start signal until no job
-/// waits or runs.
+/// must make it call [`worker_process`] or [`standard_worker_process`]),
+/// lets them run the `n` jobs waiting in `queue`, and times it: from the
+/// start signal until no job waits or runs. Looks at the queue's counts
+/// every `poll`.
 pub async fn drain(
     queue: &AnyQueue,
     n: usize,
     processes: usize,
     worker_args: &[String],
+    poll: Duration,
+) -> Drained {
+    drain_alongside(queue, n, processes, worker_args, poll, async {}).await
+}
+
+/// As [`drain`], and `producer` runs from the start signal on, beside the
+/// workers: the clock stops when it has finished and no job waits or runs,
+/// so `n` counts what was waiting before and what it enqueued.
+pub async fn drain_alongside(
+    queue: &AnyQueue,
+    n: usize,
+    processes: usize,
+    worker_args: &[String],
+    poll: Duration,
+    producer: impl Future<Output = ()>,
 ) -> Drained {
     let exe = std::env::current_exe().expect("this program");
     let mut children = Vec::new();
@@ -160,13 +210,13 @@ pub async fn drain(
     for child in &mut children {
         writeln!(child.stdin.as_mut().expect("piped stdin"), "GO").expect("start a worker");
     }
+    producer.await;
     loop {
         let counts = queue.counts().await.expect("counts");
         if counts.waiting() + counts.running == 0 {
             break;
         }
-        // Not too often: counting is a scan on some backends.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(poll).await;
     }
     let elapsed = start.elapsed();
     let workers_cpu =
@@ -179,6 +229,88 @@ pub async fn drain(
         rate: rate(n, elapsed),
         workers_cpu,
     }
+}
+
+/// Enqueues the `n` jobs `job` makes, one `enqueue` call at a time from
+/// one task (each waits for the one before); the rate.
+pub async fn enqueue_sequential(queue: &AnyQueue, n: usize, job: impl Fn(usize) -> Job) -> f64 {
+    let start = Instant::now();
+    for i in 0..n {
+        queue.enqueue(job(i)).await.expect("enqueue");
+    }
+    rate(n, start.elapsed())
+}
+
+// ---- latency ------------------------------------------------------------
+
+/// The instant latencies are measured from (this process only).
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+/// Enqueue → start latencies recorded so far, in microseconds.
+static LATENCIES: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+/// Microseconds since this process's benchmark epoch: what a latency job
+/// carries as its enqueue time.
+pub fn micros_now() -> u64 {
+    EPOCH.elapsed().as_micros() as u64
+}
+
+/// Records one latency: now minus `sent_us` (from [`micros_now`] at
+/// enqueue). Call it first thing in the benchmark's latency `#[job]`.
+pub fn record_latency(sent_us: u64) {
+    let waited = micros_now().saturating_sub(sent_us);
+    LATENCIES.lock().push(waited);
+}
+
+/// Jobs a [`latency`] run sends.
+pub const LATENCY_JOBS: usize = 2_000;
+
+/// Enqueue → handler start for an idle worker, in this process: a worker
+/// on `worker_queue` (the default `Registry` processor,
+/// [`STANDARD_IN_FLIGHT`] at a time, default settings) is started and left
+/// idle for half a second; then [`LATENCY_JOBS`] jobs made by `job` (from
+/// [`micros_now`]) are enqueued on `producer`, a handle of its own, 1 ms
+/// apart. The handler must call [`record_latency`]. Returns (p50, p99) in
+/// microseconds.
+pub async fn latency(
+    worker_queue: AnyQueue,
+    producer: &AnyQueue,
+    job: impl Fn(u64) -> Job,
+) -> (u64, u64) {
+    LazyLock::force(&EPOCH);
+    LATENCIES.lock().clear();
+    let worker = BackgroundJobWorker::builder()
+        .queue(worker_queue)
+        .max_concurrent_jobs(STANDARD_IN_FLIGHT)
+        .build()
+        .expect("worker");
+    let running = tokio::spawn(worker.clone().run_owned());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    for _ in 0..LATENCY_JOBS {
+        tick.tick().await;
+        producer.enqueue(job(micros_now())).await.expect("enqueue");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while LATENCIES.lock().len() < LATENCY_JOBS {
+        assert!(Instant::now() < deadline, "latency jobs did not all run");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    worker.stop().await;
+    running
+        .await
+        .expect("the worker task")
+        .expect("the worker ran");
+    percentiles(std::mem::take(&mut *LATENCIES.lock()))
+}
+
+/// (p50, p99) of `samples` (0s if empty).
+pub fn percentiles(mut samples: Vec<u64>) -> (u64, u64) {
+    if samples.is_empty() {
+        return (0, 0);
+    }
+    samples.sort_unstable();
+    let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+    (at(0.50), at(0.99))
 }
 
 /// The median of `values` (0 if empty).
