@@ -22,7 +22,7 @@ use crate::context::{HasProgress, JobContext, Progress};
 use crate::error::{Error, Result};
 use crate::job::{Job, JobId};
 use crate::processor::DynProcessor;
-use crate::queue::{Lease, Outcome, Reservation, WorkerInfo};
+use crate::queue::{Lease, Outcome, Reservation, Take, WorkerInfo};
 use crate::result::{JobError, JobResult};
 use crate::telemetry::{Finish, JobMetrics};
 
@@ -214,10 +214,8 @@ async fn take_jobs_single(inner: &Arc<Inner>) {
         }
 
         let takes = [lane.take(permits.num_permits())];
-        let reserved = tokio::select! {
-            biased;
-            _ = inner.stop.cancelled() => return,
-            reserved = inner.queue.reserve(&inner.id, &takes, inner.config.lease) => reserved,
+        let Some(reserved) = reserve_unless_stopping(inner, &takes).await else {
+            return;
         };
         match reserved {
             Ok(jobs) if jobs.is_empty() => {
@@ -415,11 +413,7 @@ async fn reserve_lanes(inner: &Arc<Inner>, plan: &[(usize, usize)]) -> Option<Re
     if takes.is_empty() {
         return Some(Ok(0));
     }
-    let reserved = tokio::select! {
-        biased;
-        _ = inner.stop.cancelled() => return None,
-        reserved = inner.queue.reserve(&inner.id, &takes, inner.config.lease) => reserved,
-    };
+    let reserved = reserve_unless_stopping(inner, &takes).await?;
     let jobs = match reserved {
         Ok(jobs) => jobs,
         Err(e) => {
@@ -714,8 +708,7 @@ async fn next_in_slot(inner: &Inner, lane: usize, want: usize) -> Option<Vec<Res
     } else {
         std::slice::from_ref(&slots.take)
     };
-    let reserve = inner.queue.reserve(&inner.id, takes, inner.config.lease);
-    let reserved = unless_cancelled(&inner.stop, reserve).await?;
+    let reserved = reserve_unless_stopping(inner, takes).await?;
     match reserved {
         Ok(mut jobs) if !jobs.is_empty() => {
             // More than asked for breaks the protocol: hand the rest back.
@@ -730,6 +723,31 @@ async fn next_in_slot(inner: &Inner, lane: usize, want: usize) -> Option<Vec<Res
             None
         }
     }
+}
+
+/// Reserves jobs, unless the worker is stopping: then `None`, and nothing
+/// stays reserved. A reserve already on its way when the stop comes may
+/// have taken jobs at the queue: its answer is awaited (up to the shutdown
+/// timeout) and the jobs handed back at once, rather than left running
+/// there until their leases expire.
+async fn reserve_unless_stopping(inner: &Inner, takes: &[Take]) -> Option<Result<Vec<Reservation>>> {
+    if inner.stop.is_cancelled() {
+        return None;
+    }
+    let mut reserve = std::pin::pin!(inner.queue.reserve(&inner.id, takes, inner.config.lease));
+    if let Some(reserved) = unless_cancelled(&inner.stop, reserve.as_mut()).await {
+        return Some(reserved);
+    }
+    let answer = tokio::time::timeout(inner.config.shutdown_timeout, reserve).await;
+    if let Ok(Ok(jobs)) = answer {
+        if !jobs.is_empty() {
+            let leases: Vec<Lease> = jobs.iter().map(|r| r.lease).collect();
+            if let Err(e) = inner.queue.release(&leases).await {
+                tracing::warn!(worker = %inner.id, error = %e, "could not hand back jobs reserved as the worker stopped; they run again when their leases expire");
+            }
+        }
+    }
+    None
 }
 
 /// `work`'s output, or `None` if `token` is cancelled first: a biased
