@@ -949,12 +949,122 @@ async fn large_enqueue_many_is_split_and_still_all_or_none() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let calls: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
-        .and_then(|rest| rest.split(',').next()?.parse().ok())
-        .unwrap_or(0);
+    // Script calls: functions (Redis 7 and later) or scripts.
+    let calls: u64 = ["cmdstat_fcall:calls=", "cmdstat_evalsha:calls="]
+        .iter()
+        .filter_map(|stat| info.lines().find_map(|l| l.strip_prefix(stat)))
+        .filter_map(|rest| rest.split(',').next()?.parse::<u64>().ok())
+        .sum();
     // Refused: one check call. Stored: one check call and three chunks.
     // Plus the two `counts`.
     assert!(calls >= 7, "{info}");
+}
+
+/// How many calls of `command` the server counted (`INFO commandstats`).
+async fn calls_of(conn: &mut ConnectionManager, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let stat = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&stat))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The queue scripts run as functions of a library the queue loads; a
+/// server that lost it (`FUNCTION FLUSH`, or a restart without
+/// persistence) gets it again on the next call, which succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_function_library_is_loaded_again() {
+    if redis_url().is_none() {
+        return;
+    }
+    let Some(server) = PrivateRedis::start().await else {
+        return;
+    };
+    let mut conn = raw_conn(&server.url()).await;
+    let queue = RedisJobQueue::connect(&server.url(), "flushed")
+        .await
+        .unwrap();
+    let first = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
+    let libraries: Vec<redis::Value> = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(libraries.len(), 1, "the queue loaded its library");
+    let _: () = redis::cmd("FUNCTION")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let second = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
+    let running = start(&queue);
+    for id in [first, second] {
+        let job = tokio::time::timeout(Duration::from_secs(10), running.worker.wait_for(id))
+            .await
+            .expect("both jobs run")
+            .unwrap();
+        assert_eq!(job.status, JobStatus::Completed);
+    }
+    let libraries: Vec<redis::Value> = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(libraries.len(), 1, "loaded again");
+    assert!(calls_of(&mut conn, "fcall").await > 0);
+    running.still_works_then_stop(&queue).await;
+}
+
+/// A server without functions (before Redis 7, or a user who may not load
+/// them: here an ACL without `FUNCTION`) runs the same scripts with
+/// `EVALSHA`: jobs run, and not one `FCALL` is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_functions_the_scripts_run_as_scripts() {
+    if redis_url().is_none() {
+        return;
+    }
+    let Some(server) = PrivateRedis::start().await else {
+        return;
+    };
+    let mut conn = raw_conn(&server.url()).await;
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "nofunctions",
+            "on",
+            "nopass",
+            "~*",
+            "&*",
+            "+@all",
+            "-function",
+        ])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let url = server
+        .url()
+        .replacen("redis://", "redis://nofunctions:any@", 1);
+    let queue = RedisJobQueue::connect(&url, "nofunctions").await.unwrap();
+    let ids = queue
+        .enqueue_many((0..20).map(|_| Job::new("ok", json!({}))).collect())
+        .await
+        .unwrap();
+    let running = start(&queue);
+    for id in ids {
+        let job = tokio::time::timeout(Duration::from_secs(10), running.worker.wait_for(id))
+            .await
+            .expect("every job runs")
+            .unwrap();
+        assert_eq!(job.status, JobStatus::Completed);
+    }
+    assert_eq!(queue.counts().await.unwrap().completed, 20);
+    // Every queue script ran, and not as a function.
+    assert_eq!(calls_of(&mut conn, "fcall").await, 0);
+    assert!(calls_of(&mut conn, "evalsha").await > 20);
+    running.still_works_then_stop(&queue).await;
 }

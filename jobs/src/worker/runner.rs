@@ -730,7 +730,10 @@ async fn next_in_slot(inner: &Inner, lane: usize, want: usize) -> Option<Vec<Res
 /// have taken jobs at the queue: its answer is awaited (up to the shutdown
 /// timeout) and the jobs handed back at once, rather than left running
 /// there until their leases expire.
-async fn reserve_unless_stopping(inner: &Inner, takes: &[Take]) -> Option<Result<Vec<Reservation>>> {
+async fn reserve_unless_stopping(
+    inner: &Inner,
+    takes: &[Take],
+) -> Option<Result<Vec<Reservation>>> {
     if inner.stop.is_cancelled() {
         return None;
     }

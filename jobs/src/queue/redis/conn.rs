@@ -2,17 +2,28 @@
 //! queue's timeout, tried once more after a refused connection; and the
 //! mapping of Redis errors to [`Error::Backend`].
 
-use redis::aio::ConnectionManager;
-use redis::{Cmd, FromRedisValue, RedisError, ScriptInvocation};
+use std::sync::atomic::Ordering;
 
-use super::{Shared, scripts};
+use redis::aio::ConnectionManager;
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ScriptInvocation, ServerErrorKind};
+
+use super::Shared;
+use super::scripts::{self, Invocation};
 use crate::error::{BackendError, Error, Result};
 
-/// What is sent: a script invocation (`EVALSHA`, loading the script if
-/// Redis lost it) or a plain command.
+/// What is sent: a queue script's call (`FCALL`, or `EVALSHA` before
+/// Redis 7; loading the library or script if Redis lost it), another
+/// script's (`EVALSHA`), or a plain command.
 pub(super) enum Request<'a> {
+    Queue(&'a Invocation<'a>),
     Script(&'a ScriptInvocation<'a>),
     Cmd(&'a Cmd),
+}
+
+impl<'a> From<&'a Invocation<'a>> for Request<'a> {
+    fn from(call: &'a Invocation<'a>) -> Self {
+        Request::Queue(call)
+    }
 }
 
 impl<'a> From<&'a ScriptInvocation<'a>> for Request<'a> {
@@ -27,9 +38,22 @@ impl<'a> From<&'a Cmd> for Request<'a> {
     }
 }
 
+/// Whether the server runs functions (`Shared::functions`): not known yet.
+pub(super) const FUNCTIONS_UNKNOWN: u8 = 0;
+/// The server runs functions (Redis 7 and later).
+const FUNCTIONS: u8 = 1;
+/// The server has no functions (before Redis 7, or the user may not use
+/// them): queue scripts go as scripts.
+const NO_FUNCTIONS: u8 = 2;
+
 impl Request<'_> {
-    async fn send<T: FromRedisValue>(&self, conn: &mut ConnectionManager) -> redis::RedisResult<T> {
+    async fn send<T: FromRedisValue>(
+        &self,
+        shared: &Shared,
+        conn: &mut ConnectionManager,
+    ) -> redis::RedisResult<T> {
         match self {
+            Request::Queue(call) => shared.send_queue_call(call, conn).await,
             Request::Script(call) => call.invoke_async(conn).await,
             Request::Cmd(cmd) => cmd.query_async(conn).await,
         }
@@ -37,6 +61,76 @@ impl Request<'_> {
 }
 
 impl Shared {
+    /// Sends a queue script's call: as a function of the library where the
+    /// server has functions (loading the library on first use, or when
+    /// Redis lost it: a restart without persistence, `FUNCTION FLUSH`),
+    /// else as a script.
+    async fn send_queue_call<T: FromRedisValue>(
+        &self,
+        call: &Invocation<'_>,
+        conn: &mut ConnectionManager,
+    ) -> redis::RedisResult<T> {
+        let library = &self.scripts.library;
+        if let Some(function) = &call.script.function {
+            if self.functions.load(Ordering::Relaxed) == FUNCTIONS_UNKNOWN {
+                self.load_library(conn).await?;
+            }
+            if self.functions.load(Ordering::Relaxed) == FUNCTIONS {
+                let mut fcall = redis::cmd("FCALL");
+                fcall
+                    .arg(function)
+                    .arg(call.keys.len())
+                    .arg(&call.keys)
+                    .arg(&call.args);
+                return match fcall.query_async(conn).await {
+                    Err(e) if function_missing(&e) => {
+                        tracing::debug!(library = %library.name, "redis lost the function library; loading it again");
+                        self.load_library(conn).await?;
+                        fcall.query_async(conn).await
+                    }
+                    other => other,
+                };
+            }
+        }
+        let script = &call.script.script;
+        let mut eval = redis::cmd("EVALSHA");
+        eval.arg(script.get_hash())
+            .arg(call.keys.len())
+            .arg(&call.keys)
+            .arg(&call.args);
+        match eval.query_async(conn).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                script.load_async(conn).await?;
+                eval.query_async(conn).await
+            }
+            other => other,
+        }
+    }
+
+    /// Loads the function library (`FUNCTION LOAD REPLACE`) and records
+    /// whether the server has functions at all.
+    async fn load_library(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+        let library = &self.scripts.library;
+        let loaded: redis::RedisResult<String> = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(&library.source)
+            .query_async(conn)
+            .await;
+        match loaded {
+            Ok(_) => {
+                self.functions.store(FUNCTIONS, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) if no_functions(&e) => {
+                tracing::debug!(error = %e, "redis runs no functions; the queue scripts go as scripts");
+                self.functions.store(NO_FUNCTIONS, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sends `request` under the timeout. A call refused because the
     /// connection was down (so it never reached Redis) is tried once more,
     /// on the fresh connection the refusal set up: the first call after an
@@ -50,7 +144,7 @@ impl Shared {
         let mut retried = false;
         loop {
             let mut conn = self.conn.clone();
-            match tokio::time::timeout(self.timeout, request.send(&mut conn)).await {
+            match tokio::time::timeout(self.timeout, request.send(self, &mut conn)).await {
                 Ok(Err(e)) if !retried && e.is_connection_refusal() => retried = true,
                 Ok(result) => return result.map_err(backend),
                 Err(_) => return Err(self.timed_out(what)),
@@ -106,4 +200,17 @@ pub(super) fn backend(e: RedisError) -> Error {
             .with_source(e)
             .transient(transient),
     )
+}
+
+/// Whether `FCALL` failed because the server lost the library.
+fn function_missing(e: &RedisError) -> bool {
+    e.detail()
+        .is_some_and(|d| d.starts_with("Function not found"))
+}
+
+/// Whether `FUNCTION LOAD` failed because the server has no functions
+/// (before Redis 7: an unknown command) or the user may not load them.
+fn no_functions(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm)
+        || e.detail().is_some_and(|d| d.starts_with("unknown command"))
 }

@@ -273,7 +273,9 @@ struct Shared {
     keys: Keys,
     client: Client,
     conn: ConnectionManager,
-    scripts: Scripts,
+    scripts: &'static Scripts,
+    /// Whether the server runs functions (`conn.rs`), learned on first use.
+    functions: std::sync::atomic::AtomicU8,
     timeout: Duration,
     max_finished: u64,
     finished_ttl_us: i64,

@@ -11,12 +11,19 @@
 -- showed, and the values `INCRBY`/`HINCRBY` will work on, and only then
 -- writes.
 
+-- The prelude is loaded two ways (scripts.rs). On Redis 7 and later, once,
+-- as the top of a function library whose functions are the scripts: the
+-- helpers' closures are made at load time, not on every call (making the
+-- prelude's seventy-odd closures was most of a small call's cost). Before
+-- Redis 7, in front of each script's own file, run whole on every call.
+-- Either way a call starts with `begin`, which takes the call's keys and
+-- arguments and resets the state kept per call (the locals declared bare
+-- below; their initial values are in `begin`, at the end).
+local KEYS, ARGV
+
 -- The keys, the channels and the default queue's name are not locals: each
 -- line `--! NAME = EXPR` below makes scripts.rs write EXPR in place of every
--- NAME when it joins the scripts. (Every local a helper uses costs each
--- script call a walk of Lua's list of open upvalues when the helper's
--- closure is made; the keys, used everywhere, made that walk the biggest
--- cost of a call.)
+-- NAME when it joins the scripts.
 --! K_JOBS = KEYS[1]
 --! K_STATE = KEYS[2]
 --! K_READY = KEYS[3]
@@ -39,18 +46,17 @@
 --! EVENTS = ARGV[2]
 -- `jobs:{NAME}:`, the start of the keys made per named queue or limit key
 -- (all in the same hash slot as the fixed ones).
-local PREFIX = string.sub(K_READY, 1, #K_READY - 5)
+local PREFIX
 
 -- ARGV positions every queue script shares; its own arguments start at ARG_OWN.
 local ARG_MAX_FINISHED, ARG_FINISHED_TTL, ARG_OWN = 3, 4, 5
-local MAXF = tonumber(ARGV[ARG_MAX_FINISHED])
-local TTL = tonumber(ARGV[ARG_FINISHED_TTL])
+local MAXF, TTL
 
 -- The counts hash holds this field while its figures may be off (a job
 -- whose state was edited by hand was quarantined): `counts` recounts first.
 local DIRTY = '!'
 
--- (Tables built at the top cost every call of every script: the lookups
+-- (Tables built in `begin` cost every call of every script: the lookups
 -- below are functions or are built on first use.)
 -- Whether a status letter is final (the job will not run again).
 local function final(s) return s == 'C' or s == 'F' or s == 'X' or s == 'E' end
@@ -67,7 +73,9 @@ local function u32(x) return #x < 10 or (#x == 10 and x <= U32_MAX) end
 -- started, completed, and the position where the patches start. (On the
 -- hot path of reserve and finish: the status letters as a character class,
 -- the common short numbers checked by length alone.)
-local match = string.match
+-- (`string.match`, set by `begin`: a library's top may not read the
+-- globals at load time.)
+local match
 local function header(v)
   if not v then return nil end
   local s, r, a, m, t, st, co, pos =
@@ -187,13 +195,10 @@ local function front(rank, seq) return fmt((num(rank) * 2 + 1) * BAND - seq) end
 -- What a job's key must hold (or not exist): the fixed keys, then those
 -- of flow control, in pairs.
 -- (The queues set is checked by the scripts that write it, with `touch`.)
-local FIXED_TYPES = { K_JOBS, 'hash', K_STATE, 'hash', K_READY, 'zset', K_DELAYED, 'zset',
-  K_RUNNING, 'zset', K_DONE, 'list', K_SEQ, 'string', K_COUNTS, 'hash' }
-local FLOW_TYPES = { K_META, 'hash', K_PAUSED, 'set', K_ACTIVE, 'hash', K_WAKES, 'zset',
-  K_UNIQUE, 'hash', K_KEYS, 'set' }
+local FIXED_TYPES, FLOW_TYPES
 -- The type of every key met so far (built on first use; `touch` adds the
 -- keys made per named queue or limit key).
-local types_of = nil
+local types_of
 local function types()
   if not types_of then
     types_of = {}
@@ -221,7 +226,7 @@ end
 -- (Asking which of them exist costs more than reading them: an EXISTS
 -- that names each key a different power of two times, so that its count
 -- tells, takes longer than the reads it saves.)
-local flow = nil
+local flow
 local function any_flow()
   if flow == nil then
     flow = redis.call('EXISTS', K_META, K_PAUSED, K_ACTIVE, K_WAKES, K_UNIQUE, K_KEYS) > 0
@@ -230,8 +235,7 @@ local function any_flow()
 end
 -- Keys a successful read of this script call showed to be of their type
 -- (or absent), so `guard` need not ask again.
-local verified = {}
-local guarded = false
+local verified, guarded
 -- Checks every key of the queue before the first write of a script, so
 -- that no command can fail half-way on a key of the wrong type, a sequence
 -- that is no integer or a count that is none. Raises an error naming the key
@@ -314,7 +318,7 @@ local function expect(k, t)
   if not verified[k] then types()[k] = t end
 end
 -- The keys made per limit key, added to the keys set once per call.
-local kept = {}
+local kept
 local function keep(k)
   if not kept[k] then
     kept[k] = true
@@ -329,7 +333,7 @@ end
 -- or 0} the unique settings. Jobs without one pay nothing while no
 -- flow-control key exists (`any_flow`); once one does, their metas are
 -- read (and found missing) with those of the others.
-local has_meta = nil
+local has_meta
 local function any_meta()
   if has_meta == nil then has_meta = any_flow() end
   return has_meta
@@ -391,7 +395,7 @@ end
 -- Events for `subscribe`, published as one message per call (a JSON array
 -- of [kind, id, name, progress JSON]) on the events channel, and only
 -- while someone listens there.
-local listening = nil
+local listening
 local function listen()
   if listening == nil then listening = redis.call('PUBSUB', 'NUMSUB', EVENTS)[2] > 0 end
   return listening
@@ -405,7 +409,7 @@ local function name_of(body)
   if ok and type(j) == 'table' and type(j.name) == 'string' then return j.name end
   return ''
 end
-local evs = nil
+local evs
 local function event(kind, id, body, progress)
   evs = evs or {}
   evs[#evs + 1] = { kind, id, name_of(body), progress }
@@ -416,9 +420,9 @@ local function event_of(s)
     S = 'snoozed' })[s]
 end
 
-local delta = {}
+local delta
 local function count(s, n) delta[s] = (delta[s] or 0) + n end
-local dirty = false
+local dirty
 local function flush_counts()
   for s, n in pairs(delta) do
     if n ~= 0 then redis.call('HINCRBY', K_COUNTS, s, n) end
@@ -517,7 +521,7 @@ local function finished(entries, now)
     variadic('HDEL', K_STATE, ids)
   end
 end
-local wake = nil
+local wake
 local function woke(due) if wake == nil or due < wake then wake = due end end
 local function publish()
   if wake then redis.call('PUBLISH', CHANNEL, fmt(wake)) end
@@ -610,7 +614,7 @@ end
 -- concurrency limit was used (`counting_queues`), per named queue
 -- (`q:<queue>`) in the active hash: changes gathered here, written by
 -- `flush_active`.
-local active = {}
+local active
 local function bump(f, n) active[f] = (active[f] or 0) + n end
 -- The active hash's field that says the running jobs of every named queue
 -- are counted. Set by the first reserve under a queue concurrency limit
@@ -618,7 +622,7 @@ local function bump(f, n) active[f] = (active[f] or 0) + n end
 -- with the active hash (purge; repair sets it again), so the counts stay
 -- right when the limit goes away and comes back.
 local COUNTING = '!q'
-local counting = nil
+local counting
 local function counting_queues()
   if counting == nil then counting = any_flow() and read('HEXISTS', K_ACTIVE, COUNTING) == 1 end
   return counting
@@ -736,7 +740,7 @@ end
 -- job back and knows better).
 -- Leaves in `next_rate_wake` the earliest wake left (false: none), or nil
 -- where it changed.
-local next_rate_wake = nil
+local next_rate_wake
 local function promote_wakes(now)
   if not any_flow() then
     next_rate_wake = false
@@ -826,4 +830,22 @@ local function recount()
   if #flat > 0 then redis.call('HSET', K_COUNTS, unpack(flat)) end
   delta = {}
   dirty = false
+end
+
+-- Starts a call: its keys and arguments, and the state kept per call
+-- afresh (in a function library the locals above outlive a call).
+local function begin(keys, args)
+  KEYS, ARGV = keys, args
+  match = string.match
+  PREFIX = string.sub(K_READY, 1, #K_READY - 5)
+  MAXF = tonumber(ARGV[ARG_MAX_FINISHED])
+  TTL = tonumber(ARGV[ARG_FINISHED_TTL])
+  FIXED_TYPES = { K_JOBS, 'hash', K_STATE, 'hash', K_READY, 'zset', K_DELAYED, 'zset',
+    K_RUNNING, 'zset', K_DONE, 'list', K_SEQ, 'string', K_COUNTS, 'hash' }
+  FLOW_TYPES = { K_META, 'hash', K_PAUSED, 'set', K_ACTIVE, 'hash', K_WAKES, 'zset',
+    K_UNIQUE, 'hash', K_KEYS, 'set' }
+  types_of, flow, has_meta, listening, evs, wake, counting, next_rate_wake =
+    nil, nil, nil, nil, nil, nil, nil, nil
+  verified, kept, delta, active = {}, {}, {}, {}
+  guarded, dirty = false, false
 end
