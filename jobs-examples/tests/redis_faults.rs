@@ -1068,3 +1068,60 @@ async fn without_functions_the_scripts_run_as_scripts() {
     assert!(calls_of(&mut conn, "evalsha").await > 20);
     running.still_works_then_stop(&queue).await;
 }
+
+/// A single enqueue with none on its way is sent at once; many at the same
+/// moment share script calls (all that queued up while the previous call
+/// was on its way go in the next), each still answered on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_single_enqueues_share_script_calls() {
+    if redis_url().is_none() {
+        return;
+    }
+    let Some(server) = PrivateRedis::start().await else {
+        return;
+    };
+    let mut conn = raw_conn(&server.url()).await;
+    let queue = RedisJobQueue::connect(&server.url(), "together")
+        .await
+        .unwrap();
+    queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
+    }
+    assert_eq!(calls_of(&mut conn, "fcall").await, 10, "one call each");
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let n = 500;
+    let taken = JobId::new();
+    let sends = (0..n).map(|i| {
+        let queue = queue.clone();
+        let mut job = Job::new("ok", json!({ "i": i }));
+        if i % 100 == 7 {
+            job.id = taken;
+        }
+        tokio::spawn(async move { queue.enqueue(job).await })
+    });
+    let mut refused = 0;
+    for send in sends.collect::<Vec<_>>() {
+        match send.await.unwrap() {
+            Ok(_) => {}
+            Err(jobs::Error::Duplicate(id)) if id == taken => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(refused, 4, "the taken id is refused four times out of five");
+    assert_eq!(queue.counts().await.unwrap().pending, 11 + n - 4);
+    let calls = calls_of(&mut conn, "fcall").await;
+    assert!(
+        calls < n as u64 / 2,
+        "{calls} script calls for {n} enqueues"
+    );
+}

@@ -1,8 +1,10 @@
 //! Batching: finish reports, and single enqueues, that arrive while the
-//! previous script call is on its way are sent together in the next one;
-//! and `enqueue_many` split into bounded script calls.
+//! previous script call is on its way are sent together in the next one
+//! (a single enqueue with nothing on its way goes at once); and
+//! `enqueue_many` split into bounded script calls.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -21,6 +23,34 @@ pub(super) const ENQUEUE_CHUNK: usize = 2_000;
 /// The most ids checked per call in the first pass of a chunked
 /// `enqueue_many` (one `HEXISTS` each).
 const CHECK_CHUNK: usize = 20_000;
+
+/// One of the enqueue calls on their way to Redis (a single enqueue sent
+/// at once, or a flusher's batch), counted in `Shared::enqueues_on_the_way`
+/// until dropped.
+pub(super) struct OnTheWay<'a>(&'a AtomicUsize);
+
+impl<'a> OnTheWay<'a> {
+    /// Counts a call, if none is on its way: a single enqueue then goes at
+    /// once, from its own task; else to the flusher, to travel with others.
+    pub(super) fn alone(count: &'a AtomicUsize) -> Option<Self> {
+        count
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()
+            .map(|_| OnTheWay(count))
+    }
+
+    /// Counts a call.
+    fn join(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        OnTheWay(count)
+    }
+}
+
+impl Drop for OnTheWay<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// One finish report, encoded for the script.
 pub(super) struct FinishEntry {
@@ -289,9 +319,12 @@ pub(super) async fn flush_enqueues(
 ) {
     let mut batch: Vec<EnqueueRequest> = Vec::new();
     while next_batch(&shared, &mut rx, &mut batch).await {
-        let result = shared
-            .enqueue_batch(batch.iter().map(|r| &r.job), Mode::Each)
-            .await;
+        let result = {
+            let _on_the_way = OnTheWay::join(&shared.enqueues_on_the_way);
+            shared
+                .enqueue_batch(batch.iter().map(|r| &r.job), Mode::Each)
+                .await
+        };
         match result {
             Ok(Ok(pushed)) => {
                 for (request, pushed) in batch.drain(..).zip(pushed) {

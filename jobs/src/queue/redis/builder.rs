@@ -124,6 +124,7 @@ impl RedisJobQueueBuilder {
                 client,
                 conn,
                 scripts: Scripts::get(),
+                enqueues_on_the_way: std::sync::atomic::AtomicUsize::new(0),
                 functions: std::sync::atomic::AtomicU8::new(super::conn::FUNCTIONS_UNKNOWN),
                 timeout: self.timeout,
                 max_finished: self.max_finished,

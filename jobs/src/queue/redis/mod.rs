@@ -274,6 +274,8 @@ struct Shared {
     client: Client,
     conn: ConnectionManager,
     scripts: &'static Scripts,
+    /// Single enqueues on their way to Redis (`batch::OnTheWay`).
+    enqueues_on_the_way: std::sync::atomic::AtomicUsize,
     /// Whether the server runs functions (`conn.rs`), learned on first use.
     functions: std::sync::atomic::AtomicU8,
     timeout: Duration,
@@ -592,9 +594,10 @@ async fn answer<T>(shared: &Shared, what: &str, rx: oneshot::Receiver<Result<T>>
 }
 
 impl Enqueue for RedisJobQueue {
-    /// Concurrent single enqueues are sent together (one script call for
-    /// all that queued up while the previous call was on its way); each is
-    /// still accepted or refused on its own.
+    /// A single enqueue goes at once when no other is on its way;
+    /// concurrent ones are sent together (one script call for all that
+    /// queued up while the previous call was on its way); each is still
+    /// accepted or refused on its own.
     async fn push(&self, job: Job) -> Result<Enqueued> {
         let encoded = encode(&job)?;
         let shared = self.shared();
@@ -607,6 +610,24 @@ impl Enqueue for RedisJobQueue {
                 .await?
                 .pop()
                 .ok_or_else(|| Error::Backend(BackendError::new("redis: no answer to enqueue")));
+        }
+        if let Some(_on_the_way) = batch::OnTheWay::alone(&shared.enqueues_on_the_way) {
+            // Nothing on its way: sent at once, from this task.
+            let id = encoded.id;
+            return match shared
+                .enqueue_batch(std::iter::once(&encoded), batch::Mode::Each)
+                .await?
+            {
+                Ok(pushed) => pushed.first().map_or_else(
+                    || {
+                        Err(Error::Backend(BackendError::new(
+                            "redis: no answer to enqueue",
+                        )))
+                    },
+                    |p| p.enqueued(id),
+                ),
+                Err(taken) => Err(Error::Duplicate(taken)),
+            };
         }
         let (reply, rx) = oneshot::channel();
         let request = EnqueueRequest {
