@@ -21,7 +21,9 @@
 //!   in batches of 1,000), then the worker process starts and runs them
 //!   all (enqueued → reserved → run → completed, with status tracking):
 //!   from its start signal until none waits or runs; beside the raw
-//!   1-client and 50-client rates (the mean of LPUSH and LPOP);
+//!   1-client and 50-client rates (the mean of LPUSH and LPOP), and the
+//!   Redis server's CPU time per job (`used_cpu_user` + `used_cpu_sys`
+//!   of `INFO cpu`, before and after; likewise for the producer below);
 //! - **sequential producer**: one task calling `enqueue` one job at a time,
 //!   N jobs, beside the raw 1-client LPUSH rate;
 //! - **producer and worker at once**: that producer enqueuing N jobs one by
@@ -302,21 +304,27 @@ fn standard_worker_args(url: &str, queue: &RedisJobQueue) -> Vec<String> {
 
 /// Standard setting: N jobs waiting, then one `Registry` worker process,
 /// 16 at a time.
-async fn standard_processing(url: &str, n: usize) -> f64 {
+/// Returns the rate and the Redis server's CPU time per job (µs).
+async fn standard_processing(url: &str, n: usize) -> (f64, f64) {
     let (queue, any) = standard_queue(url).await;
     harness::fill(&any, n, standard_job).await;
     let args = standard_worker_args(url, &queue);
+    let cpu = redis_cpu(url).await;
     let d = harness::drain(&any, n, 1, &args, Duration::from_millis(5)).await;
+    let cpu = (redis_cpu(url).await - cpu) * 1e6 / n as f64;
     remove(url, &queue).await;
-    d.rate
+    (d.rate, cpu)
 }
 
 /// Standard setting: one task enqueuing N jobs one at a time.
-async fn standard_sequential(url: &str, n: usize) -> f64 {
+/// Returns the rate and the Redis server's CPU time per job (µs).
+async fn standard_sequential(url: &str, n: usize) -> (f64, f64) {
     let (queue, any) = standard_queue(url).await;
+    let cpu = redis_cpu(url).await;
     let r = harness::enqueue_sequential(&any, n, standard_job).await;
+    let cpu = (redis_cpu(url).await - cpu) * 1e6 / n as f64;
     remove(url, &queue).await;
-    r
+    (r, cpu)
 }
 
 /// Standard setting: the sequential producer while one worker process
@@ -358,23 +366,32 @@ async fn standard(url: &str, n: usize, rounds: usize) -> Raw {
         harness::STANDARD_IN_FLIGHT,
         jobs::queue::DEFAULT_MAX_FINISHED
     );
-    let mut v: [Vec<f64>; 7] = Default::default();
+    let mut v: [Vec<f64>; 9] = Default::default();
     let (mut how1, mut how50) = (String::new(), String::new());
     for round in 1..=rounds {
         let (push1, pop1, how) = raw_rates(url, 1, 100_000).await;
         how1 = how;
         let (push50, pop50, how) = raw_rates(url, 50, 200_000).await;
         how50 = how;
-        let processing = standard_processing(url, n).await;
-        let sequential = standard_sequential(url, n).await;
+        let (processing, processing_cpu) = standard_processing(url, n).await;
+        let (sequential, sequential_cpu) = standard_sequential(url, n).await;
         let alongside = standard_alongside(url, n).await;
         println!(
             "  round {round}: raw 1 client LPUSH {push1:.0} LPOP {pop1:.0}, 50 clients LPUSH \
-             {push50:.0} LPOP {pop50:.0} | processing {processing:.0} | sequential producer \
-             {sequential:.0} | producer + worker {alongside:.0} jobs/s"
+             {push50:.0} LPOP {pop50:.0} | processing {processing:.0} (Redis CPU \
+             {processing_cpu:.1} µs/job) | sequential producer {sequential:.0} (Redis CPU \
+             {sequential_cpu:.1} µs/job) | producer + worker {alongside:.0} jobs/s"
         );
         for (v, r) in v.iter_mut().zip([
-            push1, pop1, push50, pop50, processing, sequential, alongside,
+            push1,
+            pop1,
+            push50,
+            pop50,
+            processing,
+            sequential,
+            alongside,
+            processing_cpu,
+            sequential_cpu,
         ]) {
             v.push(r);
         }
@@ -387,6 +404,8 @@ async fn standard(url: &str, n: usize, rounds: usize) -> Raw {
         processing,
         sequential,
         alongside,
+        processing_cpu,
+        sequential_cpu,
     ] = v.map(harness::median);
     let (raw1, raw50) = ((push1 + pop1) / 2.0, (push50 + pop50) / 2.0);
     println!("medians:");
@@ -398,13 +417,13 @@ async fn standard(url: &str, n: usize, rounds: usize) -> Raw {
     );
     println!(
         "  processing ({n} enqueued first, then 1 worker process): {processing:>7.0} jobs/s  \
-         ({:.2}× raw 1-client, {:.2}× raw 50-client)",
+         ({:.2}× raw 1-client, {:.2}× raw 50-client); Redis CPU {processing_cpu:.1} µs per job",
         processing / raw1,
         processing / raw50
     );
     println!(
         "  sequential producer (one task, one enqueue at a time):  {sequential:>7.0} jobs/s  \
-         ({:.2}× raw 1-client LPUSH)",
+         ({:.2}× raw 1-client LPUSH); Redis CPU {sequential_cpu:.1} µs per job",
         sequential / push1
     );
     println!(

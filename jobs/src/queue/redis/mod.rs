@@ -123,7 +123,8 @@
 //! Redis is unreachable, calls fail with [`Error::Backend`] instead of
 //! hanging, the worker backs off, logs and reports itself unhealthy in
 //! `health_check`, and the connection is re-established on its own when
-//! Redis is back (scripts are reloaded if Redis lost them).
+//! Redis is back (the scripts' function library, or on servers without
+//! functions the scripts, are loaded again if Redis lost them).
 //!
 //! Redis does not roll back a script that fails half-way, so every script
 //! reads and checks before its first write: the type of every key of the
