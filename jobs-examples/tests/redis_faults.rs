@@ -1121,7 +1121,7 @@ async fn concurrent_single_enqueues_share_script_calls() {
     assert_eq!(queue.counts().await.unwrap().pending, 11 + n - 4);
     let calls = calls_of(&mut conn, "fcall").await;
     assert!(
-        calls < n as u64 / 2,
+        calls < n / 2,
         "{calls} script calls for {n} enqueues"
     );
 }
