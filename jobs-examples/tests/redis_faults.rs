@@ -1120,8 +1120,5 @@ async fn concurrent_single_enqueues_share_script_calls() {
     assert_eq!(refused, 4, "the taken id is refused four times out of five");
     assert_eq!(queue.counts().await.unwrap().pending, 11 + n - 4);
     let calls = calls_of(&mut conn, "fcall").await;
-    assert!(
-        calls < n / 2,
-        "{calls} script calls for {n} enqueues"
-    );
+    assert!(calls < n / 2, "{calls} script calls for {n} enqueues");
 }
