@@ -3,15 +3,21 @@
 //!
 //! Each queue script is `lua/prelude.lua` (the keys, the common arguments,
 //! the state parser and builder, the key guard, the counts and retention
-//! helpers) followed by the script's own file, joined when the queue is
-//! built; the keys and a few constants are written out in place of their
-//! names then (the prelude's `--! NAME = EXPR` lines), since a local that
-//! the helpers capture costs every call. Every queue script gets the same
-//! fifteen keys and the same first four arguments ([`Common::call`]); each
-//! names the positions of its own arguments at its top. See the module
-//! docs of [`super`] for the key layout and [`super::record`] for the state
-//! format. Times are microseconds of the Redis server's clock (`TIME`), so
-//! the leases of workers on different machines are compared on one clock.
+//! helpers) and the script's own file, which starts by calling the
+//! prelude's `begin` with the call's keys and arguments. On Redis 7 and
+//! later they are one function library ([`Library`]): the prelude once,
+//! then a function per script, so the prelude's closures are made once,
+//! when the library is loaded, instead of on every call (most of a small
+//! call's cost before). On older servers each script is the prelude
+//! followed by its file, run whole by `EVALSHA` ([`QueueScript`]). Either
+//! way the keys and a few constants are written out in place of their
+//! names (the prelude's `--! NAME = EXPR` lines). Every queue script gets
+//! the same fifteen keys and the same first four arguments
+//! ([`Common::call`]); each names the positions of its own arguments at its
+//! top. See the module docs of [`super`] for the key layout and
+//! [`super::record`] for the state format. Times are microseconds of the
+//! Redis server's clock (`TIME`), so the leases of workers on different
+//! machines are compared on one clock.
 //!
 //! A script that fails half-way is not rolled back by Redis, so each one
 //! reads first, then checks every key it may write (`guard` in the
