@@ -33,6 +33,9 @@
 //!   BLPOP on a second connection, 2,000 values 1 ms apart. The worker runs
 //!   in this process (the handler reads the same clock as the producer);
 //!   the producer enqueues through a queue handle of its own.
+//! - **a critical job mid-run**: 100,000 normal jobs waiting, an in-process
+//!   worker at work on them; once a tenth is done, 200 critical-priority
+//!   jobs are sent 5 ms apart: enqueue → handler start, p50 and p99.
 //!
 //! `--standard` runs this section only.
 //!
@@ -350,6 +353,49 @@ async fn standard_latency(url: &str) -> (u64, u64) {
     r
 }
 
+/// Jobs waiting when the critical jobs of [`standard_critical`] arrive.
+const CRITICAL_BACKLOG: usize = 100_000;
+
+/// Critical jobs sent in the middle of the run, 5 ms apart.
+const CRITICAL_JOBS: usize = 200;
+
+/// Standard setting: enqueue → handler start of a critical-priority job
+/// sent while an in-process worker works through [`CRITICAL_BACKLOG`]
+/// normal jobs; (p50, p99) in µs, and how many normal jobs were still
+/// waiting when the last critical one started.
+async fn standard_critical(url: &str) -> (u64, u64, u64) {
+    let (queue, any) = standard_queue(url).await;
+    harness::fill(&any, CRITICAL_BACKLOG, standard_job).await;
+    let worker_queue = RedisJobQueue::connect(url, queue.name()).await.unwrap();
+    let worker = BackgroundJobWorker::builder()
+        .queue(worker_queue)
+        .max_concurrent_jobs(harness::STANDARD_IN_FLIGHT)
+        .build()
+        .unwrap();
+    harness::micros_now();
+    harness::take_latencies();
+    let running = tokio::spawn(worker.clone().run_owned());
+    // Under way: a tenth of the backlog done.
+    while queue.counts().await.unwrap().completed < CRITICAL_BACKLOG as u64 / 10 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    for _ in 0..CRITICAL_JOBS {
+        tick.tick().await;
+        let job = latency::job(harness::micros_now()).priority(JobPriority::Critical);
+        any.enqueue(job).await.unwrap();
+    }
+    while harness::latencies_recorded() < CRITICAL_JOBS {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let left = queue.counts().await.unwrap().pending;
+    worker.stop().await;
+    running.await.unwrap().unwrap();
+    remove(url, &queue).await;
+    let (p50, p99) = harness::percentiles(harness::take_latencies());
+    (p50, p99, left)
+}
+
 /// What the standard section measured that later sections compare with.
 struct Raw {
     /// Mean of LPUSH and LPOP, 50 clients (median of the rounds).
@@ -438,6 +484,12 @@ async fn standard(url: &str, n: usize, rounds: usize) -> Raw {
         "  latency, enqueue → handler start, idle in-process worker, {} jobs 1 ms apart: \
          p50 {p50} µs, p99 {p99} µs  (raw LPUSH → BLPOP: p50 {raw_p50} µs, p99 {raw_p99} µs)",
         harness::LATENCY_JOBS
+    );
+    let (c50, c99, left) = standard_critical(url).await;
+    println!(
+        "  critical-priority job sent mid-run ({CRITICAL_JOBS} of them 5 ms apart, \
+         {CRITICAL_BACKLOG} normal jobs waiting at the start, in-process worker): enqueue → \
+         handler start p50 {c50} µs, p99 {c99} µs ({left} normal jobs still waiting after)"
     );
     Raw { fifty: raw50 }
 }

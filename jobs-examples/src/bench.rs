@@ -261,6 +261,16 @@ pub fn record_latency(sent_us: u64) {
     LATENCIES.lock().push(waited);
 }
 
+/// Takes the latencies recorded so far (and clears them).
+pub fn take_latencies() -> Vec<u64> {
+    std::mem::take(&mut *LATENCIES.lock())
+}
+
+/// How many latencies are recorded so far.
+pub fn latencies_recorded() -> usize {
+    LATENCIES.lock().len()
+}
+
 /// Jobs a [`latency`] run sends.
 pub const LATENCY_JOBS: usize = 2_000;
 
