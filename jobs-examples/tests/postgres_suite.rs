@@ -66,6 +66,7 @@ cases! {
     retry_failed_job,
     expired_job_does_not_run,
     graceful_stop_hands_back_abandoned_jobs,
+    stop_mid_backlog_leaves_nothing_running,
     stats_are_exact,
     unknown_job_name_fails,
     bad_input_is_an_error,

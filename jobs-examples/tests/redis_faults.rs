@@ -37,6 +37,16 @@ async fn raw_conn(url: &str) -> ConnectionManager {
         .unwrap()
 }
 
+/// A private Redis (started from `PATH`), a raw connection to it and the
+/// queue `name` on it; `None` (the test skips) without `JOBS_REDIS_URL`.
+async fn private_queue(name: &str) -> Option<(PrivateRedis, ConnectionManager, RedisJobQueue)> {
+    redis_url()?;
+    let server = PrivateRedis::start().await?;
+    let conn = raw_conn(&server.url()).await;
+    let queue = RedisJobQueue::connect(&server.url(), name).await.unwrap();
+    Some((server, conn, queue))
+}
+
 fn key(name: &str, suffix: &str) -> String {
     format!("jobs:{{{name}}}:{suffix}")
 }
@@ -917,16 +927,9 @@ async fn repair_reindexes_jobs_in_no_index() {
 /// calls; still all or none when an id is taken, even in the last chunk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_enqueue_many_is_split_and_still_all_or_none() {
-    if redis_url().is_none() {
-        return;
-    }
-    let Some(server) = PrivateRedis::start().await else {
+    let Some((_server, mut conn, queue)) = private_queue("large").await else {
         return;
     };
-    let mut conn = raw_conn(&server.url()).await;
-    let queue = RedisJobQueue::connect(&server.url(), "large")
-        .await
-        .unwrap();
     let taken = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
     let mut jobs: Vec<Job> = (0..5_000).map(|_| Job::new("ok", json!({}))).collect();
     jobs[4_999].id = taken;
@@ -979,16 +982,9 @@ async fn calls_of(conn: &mut ConnectionManager, command: &str) -> u64 {
 /// persistence) gets it again on the next call, which succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_function_library_is_loaded_again() {
-    if redis_url().is_none() {
-        return;
-    }
-    let Some(server) = PrivateRedis::start().await else {
+    let Some((_server, mut conn, queue)) = private_queue("flushed").await else {
         return;
     };
-    let mut conn = raw_conn(&server.url()).await;
-    let queue = RedisJobQueue::connect(&server.url(), "flushed")
-        .await
-        .unwrap();
     let first = queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
     let libraries: Vec<redis::Value> = redis::cmd("FUNCTION")
         .arg("LIST")
@@ -1074,16 +1070,9 @@ async fn without_functions_the_scripts_run_as_scripts() {
 /// was on its way go in the next), each still answered on its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_single_enqueues_share_script_calls() {
-    if redis_url().is_none() {
-        return;
-    }
-    let Some(server) = PrivateRedis::start().await else {
+    let Some((_server, mut conn, queue)) = private_queue("together").await else {
         return;
     };
-    let mut conn = raw_conn(&server.url()).await;
-    let queue = RedisJobQueue::connect(&server.url(), "together")
-        .await
-        .unwrap();
     queue.enqueue(Job::new("ok", json!({}))).await.unwrap();
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")

@@ -781,47 +781,6 @@ async fn stop_hands_jobs_back_at_once() {
     cleanup(&url, &name).await;
 }
 
-/// A slot of quick jobs reserves a few at once and reports their outcomes
-/// without waiting for each acknowledgement; stopping the worker mid-run
-/// still leaves nothing behind: every outcome it counted is recorded, the
-/// jobs it had reserved but not started are handed back at once, nothing is
-/// left running until its lease expires. Stopped three times, so that at
-/// least one stop lands while the slot holds jobs it has not started.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stop_mid_backlog_leaves_nothing_running() {
-    let Some(url) = redis_url() else { return };
-    let name = unique("stop-backlog");
-    let queue = RedisJobQueue::connect(&url, &name).await.unwrap();
-    let n = 3_000;
-    queue
-        .enqueue_many((0..n).map(|_| jobs_examples::bench::noop_job()).collect())
-        .await
-        .unwrap();
-    let mut counted = 0;
-    for round in 1..=3u64 {
-        let worker = BackgroundJobWorker::builder()
-            .queue(queue.clone())
-            .processor(jobs_examples::bench::Noop)
-            .max_concurrent_jobs(1)
-            .build()
-            .unwrap();
-        let running = tokio::spawn(worker.clone().run_owned());
-        eventually("some jobs ran", Duration::from_secs(10), || async {
-            queue.counts().await.unwrap().completed >= 200 * round
-        })
-        .await;
-        let report = worker.stop().await;
-        running.await.unwrap().unwrap();
-        assert!(report.abandoned.is_empty(), "{:?}", report.abandoned);
-        counted += worker.worker_stats().jobs_processed;
-        let counts = queue.counts().await.unwrap();
-        assert_eq!(counts.running, 0, "round {round}: {counts:?}");
-        assert_eq!(counts.completed, counted, "round {round}: {counts:?}");
-        assert_eq!(counts.pending + counts.completed, n as u64, "{counts:?}");
-    }
-    cleanup(&url, &name).await;
-}
-
 /// Concurrent single enqueues travel together, yet each is accepted or
 /// refused on its own: a duplicate id fails only that enqueue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -734,6 +734,8 @@ async fn reserve_unless_stopping(
     inner: &Inner,
     takes: &[Take],
 ) -> Option<Result<Vec<Reservation>>> {
+    // Stopping already: send nothing (past this point a reserve that was
+    // never polled would be sent below only to be handed back).
     if inner.stop.is_cancelled() {
         return None;
     }
